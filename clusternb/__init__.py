@@ -1,0 +1,62 @@
+"""clusternb: see and query the cluster you compute on, from Jupyter.
+
+>>> import clusternb
+>>> clusternb.workers()          # one row per node, a pandas DataFrame
+>>> clusternb.metrics("30m")     # time series of every node
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from clusternb._version import __version__
+from clusternb.config import ClusterNB, load_config
+from clusternb.model import SCHEMA_VERSION, GPUStat, NodeSnapshot, SchemaError
+from clusternb.queries import Client, connect, get_client
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Client",
+    "ClusterNB",
+    "GPUStat",
+    "NodeSnapshot",
+    "SchemaError",
+    "__version__",
+    "alerts",
+    "cluster_status",
+    "connect",
+    "get_client",
+    "load_config",
+    "metrics",
+    "workers",
+]
+
+
+def cluster_status() -> pd.DataFrame:
+    """One-row cluster summary: node counts by status, CPU/memory totals and use, health."""
+    return get_client().cluster_status()
+
+
+def workers() -> pd.DataFrame:
+    """One row per node, indexed by node name (see README for the columns)."""
+    return get_client().workers()
+
+
+def metrics(
+    since: Any = "15m",
+    until: Any = None,
+    node: str | Sequence[str] | None = None,
+    fields: str | Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Time series, one row per node per sample: ``metrics("1h", node="gpu-3", fields=["cpu_percent"])``."""
+    return get_client().metrics(since=since, until=until, node=node, fields=fields)
+
+
+def alerts(
+    active: bool = True, since: Any = None, severity: str | None = None, node: str | None = None
+) -> pd.DataFrame:
+    """Alerts as a DataFrame, newest first."""
+    return get_client().alerts(active=active, since=since, severity=severity, node=node)

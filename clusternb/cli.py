@@ -1,0 +1,199 @@
+"""The ``clusternb`` command: the same queries as the Python API, as readable tables or ``--json``.
+
+Errors a user can fix (a bad ``--since``, an unknown node, an invalid setting) print one line on stderr and
+exit with status 2; they never print a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from clusternb import frames
+from clusternb._version import __version__
+from clusternb.config import ClusterNB, load_config
+from clusternb.queries import Client
+
+EPILOG = """\
+Settings, highest priority first: options such as --redis; clusternb_config.py/json in Jupyter's config
+path (or the file named by $CLUSTERNB_CONFIG); CLUSTERNB_* environment variables (CLUSTERNB_REDIS_URL,
+CLUSTERNB_INTERVAL, ...); built-in defaults. `clusternb config` lists every setting.
+"""
+
+
+def _human_bytes(value: Any) -> str:
+    if value is None or pd.isna(value):
+        return "-"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(value)  # pragma: no cover - loop always returns
+
+
+def _human_rate(value: Any) -> str:
+    return "-" if value is None or pd.isna(value) else _human_bytes(value) + "/s"
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None or pd.isna(value) else f"{float(value):.1f}%"
+
+
+def _table(df: pd.DataFrame, columns: dict[str, Callable[[Any], str] | None]) -> str:
+    view = df.reset_index()[[c for c in columns if c in df.reset_index().columns]].copy()
+    for name, fmt in columns.items():
+        if fmt is not None and name in view:
+            view[name] = view[name].map(fmt)
+    return view.to_string(index=False) if len(view) else "(no rows)"
+
+
+def _json(df: pd.DataFrame) -> str:
+    """Records with ISO-8601 UTC times; NaN/NA become null."""
+    out = df.reset_index() if df.index.name else df
+    text = out.to_json(orient="records", date_format="iso", date_unit="us")
+    return orjson.dumps(orjson.loads(text), option=orjson.OPT_INDENT_2).decode()
+
+
+def _cmd_status(client: Client, args: argparse.Namespace) -> str:
+    df = client.cluster_status()
+    if args.json:
+        return _json(df)
+    row = df.iloc[0]
+    lines = [
+        f"health       {row['health']}  (as of {row['as_of']:%Y-%m-%d %H:%M:%S} UTC, "
+        f"data {row['data_age_s']:.1f} s old)",
+        f"nodes        {row['nodes_total']} total: {row['nodes_online']} online, {row['nodes_stale']} stale, "
+        f"{row['nodes_offline']} offline, {row['nodes_left']} left",
+        f"cpu          {row['cpu_percent']:.1f}% of {row['cpu_count']} CPUs",
+        f"memory       {_human_bytes(row['mem_used_bytes'])} of {_human_bytes(row['mem_total_bytes'])} "
+        f"({row['mem_used_percent']:.1f}%)",
+        f"gpus         {row['gpu_count']}",
+        f"alerts       {row['alerts_firing']} firing, {row['alerts_critical']} critical",
+    ]
+    return "\n".join(lines)
+
+
+def _cmd_workers(client: Client, args: argparse.Namespace) -> str:
+    df = client.workers()
+    if args.json:
+        return _json(df)
+    return _table(
+        df,
+        {
+            "node": None,
+            "status": None,
+            "age_s": lambda v: f"{v:.1f}s",
+            "cpu_count": None,
+            "cpu_percent": _pct,
+            "load_1": lambda v: f"{v:.2f}",
+            "mem_used_bytes": _human_bytes,
+            "mem_total_bytes": _human_bytes,
+            "mem_used_percent": _pct,
+            "disk_used_percent": _pct,
+            "net_rx_bps": _human_rate,
+            "net_tx_bps": _human_rate,
+            "gpu_count": None,
+        },
+    )
+
+
+def _cmd_metrics(client: Client, args: argparse.Namespace) -> str:
+    fields = [f.strip() for f in args.fields.split(",")] if args.fields else None
+    df = client.metrics(since=args.since, until=args.until, node=args.node or None, fields=fields)
+    if args.json:
+        return _json(df)
+    formats: dict[str, Callable[[Any], str] | None] = {"time": lambda t: f"{t:%H:%M:%S}", "node": None}
+    for name in df.columns[2:]:
+        formats[name] = (
+            _human_rate if name.endswith("_bps")
+            else _human_bytes if name.endswith("_bytes")
+            else _pct if name.endswith("_percent")
+            else None
+        )  # fmt: skip
+    return _table(df.tail(args.tail) if args.tail else df, formats)
+
+
+def _cmd_alerts(client: Client, args: argparse.Namespace) -> str:
+    df = client.alerts(active=not args.all, severity=args.severity, node=args.node)
+    return _json(df) if args.json else _table(df, {c: None for c in df.columns})
+
+
+def _cmd_config(settings: ClusterNB, args: argparse.Namespace) -> str:
+    data = settings.settings()
+    if args.json:
+        return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+    width = max(len(k) for k in data)
+    traits = settings.traits(config=True)
+    return "\n".join(
+        f"{k:<{width}}  {data[k]!r:<28}  CLUSTERNB_{k.upper()}: {traits[k].help.splitlines()[0]}" for k in data
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clusternb",
+        description="Cluster monitoring for Jupyter users: the state of this host, of nodes running "
+        "`clusternb agent`, and of Dask schedulers, as tables or JSON.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"clusternb {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+        p.add_argument("--json", action="store_true", help="print JSON for scripts instead of a table")
+        p.add_argument("--redis", metavar="URL", help="Redis URL of the cluster (default: $CLUSTERNB_REDIS_URL)")
+        return p
+
+    add("status", "One-line-per-topic cluster summary: health, node counts, CPU and memory use.")
+    add("workers", "One row per node: status, age of its last sample, CPU, memory, disk, network, GPUs.")
+    p = add("metrics", "Time series of every node (one row per node per sample).")
+    p.add_argument("--since", default="15m", help="duration ('15m', '2h') or ISO time; default 15m")
+    p.add_argument("--until", default=None, help="duration or ISO time; default now")
+    p.add_argument("--node", action="append", help="only this node (repeat for several)")
+    p.add_argument("--fields", help=f"comma-separated subset of: {', '.join(frames.METRIC_FIELDS)}")
+    p.add_argument("--tail", type=int, default=0, help="only the last N rows of the table")
+    p = add("alerts", "Active alerts (or all recent ones with --all).")
+    p.add_argument("--all", action="store_true", help="include resolved alerts")
+    p.add_argument("--severity", choices=frames.SEVERITY_ORDER, help="only this severity")
+    p.add_argument("--node", help="only alerts about this node")
+    add("config", "Every setting with its current value and environment variable.")
+    return parser
+
+
+COMMANDS: dict[str, Callable[[Client, argparse.Namespace], str]] = {
+    "status": _cmd_status,
+    "workers": _cmd_workers,
+    "metrics": _cmd_metrics,
+    "alerts": _cmd_alerts,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {"redis_url": args.redis} if getattr(args, "redis", None) else {}
+    try:
+        settings = load_config(**overrides)
+        if args.command == "config":
+            print(_cmd_config(settings, args))
+            return 0
+        with Client(settings) as client:
+            print(COMMANDS[args.command](client, args))
+    except ValueError as exc:
+        print(f"clusternb {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

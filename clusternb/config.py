@@ -1,0 +1,213 @@
+"""The one configuration object: every clusternb setting, its default, its help and its environment variable.
+
+Precedence, highest first: keyword arguments (``clusternb.connect(interval=1)``), traitlets config
+(``c.ClusterNB.interval = 1`` in ``jupyter_server_config.py`` or ``clusternb_config.py``), environment variables
+(``CLUSTERNB_INTERVAL=1``), then the defaults below. The kernel, the server extension and the CLI all build
+their settings through :func:`load_config`, so a setting means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import orjson
+from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, default, validate
+from traitlets.config import Config, Configurable
+from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
+
+ENV_PREFIX = "CLUSTERNB_"
+
+#: Default time-to-live, in seconds, of each query namespace in the cache.
+DEFAULT_TTLS: dict[str, float] = {"cluster": 30.0, "workers": 20.0, "metrics": 15.0, "alerts": 10.0}
+
+
+class ClusterNB(Configurable):
+    """Settings shared by the kernel API, the agent, the CLI and the Jupyter server extension."""
+
+    # -- sampling ---------------------------------------------------------------------------------------
+    interval = Float(2.0, help="Seconds between two samples of a node (local sampler and agent).").tag(config=True)
+    node_name = Unicode(
+        help="Name this host reports under. Defaults to the host name; must be unique in a cluster."
+    ).tag(config=True)
+    disk_path = Unicode("/", help="Filesystem path whose disk size and use are reported.").tag(config=True)
+    labels = Dict(
+        value_trait=Unicode(),
+        key_trait=Unicode(),
+        help="Free-form key=value labels attached to this node's snapshots (e.g. rack, role).",
+    ).tag(config=True)
+
+    net_exclude = List(
+        Unicode(),
+        default_value=["lo"],
+        help="Network interfaces left out of net_rx_bps/net_tx_bps (loopback is a host talking to itself).",
+    ).tag(config=True)
+
+    # -- state ------------------------------------------------------------------------------------------
+    history_window = Float(3600.0, help="Seconds of per-node history kept for metrics().").tag(config=True)
+    history_max_samples = Int(
+        20_000,
+        help="Hard cap on samples kept per node, so memory stays flat even if clocks jump.",
+    ).tag(config=True)
+    stale_after = Float(
+        0.0, help="Seconds without a sample before a node is 'stale'. 0 means 2 x the node's interval."
+    ).tag(config=True)
+    offline_after = Float(
+        0.0, help="Seconds without a sample before a node is 'offline'. 0 means 3 x the node's interval."
+    ).tag(config=True)
+
+    # -- Redis and the cache ----------------------------------------------------------------------------
+    redis_url = Unicode(
+        "",
+        help="Redis URL (redis://, rediss:// or unix://). Empty: embedded mode, state and cache in memory.",
+    ).tag(config=True)
+    redis_socket_timeout = Float(
+        0.25, help="Seconds a Redis command may take before the cache falls back to memory."
+    ).tag(config=True)
+    redis_connect_timeout = Float(0.5, help="Seconds to wait for a Redis connection.").tag(config=True)
+    cache_enabled = Bool(True, help="Cache query results (set False to always recompute).").tag(config=True)
+    cache_ttls = Dict(
+        value_trait=Float(),
+        key_trait=Unicode(),
+        help=f"Seconds each query namespace stays cached, merged over the defaults {DEFAULT_TTLS}.",
+    ).tag(config=True)
+    cache_max_entries = Int(2048, help="Entries the in-memory cache holds before evicting (LRU).").tag(config=True)
+
+    @validate("interval")
+    def _check_interval(self, proposal: Any) -> float:
+        value = float(proposal["value"])
+        if not 0.05 <= value <= 3600:
+            raise TraitError(f"interval must be between 0.05 and 3600 seconds, got {value}")
+        return value
+
+    @validate("history_window", "stale_after", "offline_after", "redis_socket_timeout", "redis_connect_timeout")
+    def _check_non_negative(self, proposal: Any) -> float:
+        value = float(proposal["value"])
+        if value < 0:
+            raise TraitError(f"{proposal['trait'].name} must be >= 0, got {value}")
+        return value
+
+    @validate("history_max_samples", "cache_max_entries")
+    def _check_positive_int(self, proposal: Any) -> int:
+        value = int(proposal["value"])
+        if value < 1:
+            raise TraitError(f"{proposal['trait'].name} must be >= 1, got {value}")
+        return value
+
+    @validate("cache_ttls")
+    def _check_ttls(self, proposal: Any) -> dict[str, float]:
+        value: dict[str, float] = dict(proposal["value"])
+        for name, ttl in value.items():
+            if ttl < 0:
+                raise TraitError(f"cache_ttls[{name!r}] must be >= 0 seconds, got {ttl}")
+        return value
+
+    @default("node_name")
+    def _node_name_default(self) -> str:
+        return socket.gethostname()
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._apply_env(explicit=set(kwargs) | set(self.config.get(type(self).__name__, {})))
+
+    def _apply_env(self, explicit: set[str]) -> None:
+        """Fill every setting not given explicitly from its ``CLUSTERNB_*`` environment variable."""
+        for name, trait in self.traits(config=True).items():
+            env = ENV_PREFIX + name.upper()
+            raw = os.environ.get(env)
+            if raw is None or name in explicit:
+                continue
+            try:
+                value = _parse_env(trait, raw)
+                setattr(self, name, value)
+            except (TraitError, ValueError) as exc:
+                raise ValueError(f"environment variable {env}={raw!r} is invalid: {exc}") from None
+
+    def ttl(self, namespace: str) -> float:
+        """The configured TTL of a cache namespace (default 15 s for namespaces without one)."""
+        return float(self.cache_ttls.get(namespace, DEFAULT_TTLS.get(namespace, 15.0)))
+
+    def thresholds(self, node_interval: float) -> tuple[float, float]:
+        """(stale_after, offline_after) in seconds for a node sampled every ``node_interval`` seconds."""
+        stale = self.stale_after or 2.0 * node_interval
+        offline = self.offline_after or 3.0 * node_interval
+        return stale, max(offline, stale)
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting as plain data, for ``clusternb config`` and logs. The Redis password is masked."""
+        out = {name: getattr(self, name) for name in sorted(self.traits(config=True))}
+        out["redis_url"] = mask_url(self.redis_url)
+        return out
+
+
+def _parse_env(trait: Any, raw: str) -> Any:
+    if isinstance(trait, List):
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    if isinstance(trait, Dict):
+        raw = raw.strip()
+        if raw.startswith("{"):
+            return orjson.loads(raw)
+        pairs = [p for p in raw.split(",") if p.strip()]
+        out: dict[str, Any] = {}
+        for pair in pairs:
+            key, sep, value = pair.partition("=")
+            if not sep:
+                raise ValueError("expected JSON or comma-separated key=value pairs")
+            out[key.strip()] = value.strip()
+        return out
+    return trait.from_string(raw)
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a URL so it can be logged or shown (``redis://:***@host``)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def config_files() -> list[Path]:
+    """Where ``clusternb_config.{json,py}`` is looked for: Jupyter's config path, then ``$CLUSTERNB_CONFIG``."""
+    from jupyter_core.paths import jupyter_config_path
+
+    found: list[Path] = []
+    for directory in reversed(jupyter_config_path()):  # lowest priority first, as Jupyter applies them
+        for ext in ("json", "py"):
+            path = Path(directory) / f"clusternb_config.{ext}"
+            if path.is_file():
+                found.append(path)
+    extra = os.environ.get(ENV_PREFIX + "CONFIG")
+    if extra:
+        path = Path(extra)
+        if not path.is_file():
+            raise ValueError(f"CLUSTERNB_CONFIG={extra!r} is not a file")
+        found.append(path)
+    return found
+
+
+def load_config(config: Config | None = None, **overrides: Any) -> ClusterNB:
+    """Build settings from config files, an optional traitlets ``Config``, env vars and keyword overrides."""
+    merged = Config()
+    for path in config_files():
+        loader_cls = JSONFileConfigLoader if path.suffix == ".json" else PyFileConfigLoader
+        merged.merge(loader_cls(path.name, path=str(path.parent)).load_config())
+    if config is not None:
+        merged.merge(config)
+    unknown = set(overrides) - set(ClusterNB.class_trait_names(config=True))
+    if unknown:
+        allowed = ", ".join(sorted(ClusterNB.class_trait_names(config=True)))
+        raise ValueError(f"unknown setting(s) {sorted(unknown)}; allowed: {allowed}")
+    try:
+        return ClusterNB(config=merged, **overrides)
+    except TraitError as exc:
+        raise ValueError(str(exc)) from None

@@ -1,0 +1,376 @@
+"""Pure shaping of snapshots into pandas frames, with the documented schema of every column.
+
+Nothing here does I/O or reads a clock: ``now`` is always an argument, so the frames are reproducible in
+tests. The column tables below are the single source of truth for dtypes, the README and the REST schema.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from operator import attrgetter
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clusternb.model import NodeSnapshot
+
+STATUS_ORDER = ["online", "stale", "offline", "left"]
+SEVERITY_ORDER = ["info", "warning", "critical"]
+HEALTH_ORDER = ["healthy", "degraded", "critical"]
+ALERT_STATE_ORDER = ["pending", "firing", "resolved"]
+
+STATUS_DTYPE = pd.CategoricalDtype(STATUS_ORDER, ordered=True)
+SEVERITY_DTYPE = pd.CategoricalDtype(SEVERITY_ORDER, ordered=True)
+HEALTH_DTYPE = pd.CategoricalDtype(HEALTH_ORDER, ordered=True)
+ALERT_STATE_DTYPE = pd.CategoricalDtype(ALERT_STATE_ORDER, ordered=True)
+TIME_DTYPE = pd.DatetimeTZDtype("ns", "UTC")
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One documented column: name (unit in the name), pandas dtype, and what it means."""
+
+    name: str
+    dtype: Any
+    doc: str
+
+
+def _cols(*specs: tuple[str, Any, str]) -> tuple[Column, ...]:
+    return tuple(Column(*s) for s in specs)
+
+
+WORKER_COLUMNS = _cols(
+    ("status", STATUS_DTYPE, "online / stale / offline from last_seen, or left after a clean exit"),
+    ("last_seen", TIME_DTYPE, "time of the node's newest sample (UTC)"),
+    ("age_s", "float64", "seconds between last_seen and the query's as-of time"),
+    ("host", "string", "host name"),
+    ("ip", "string", "primary IPv4 address"),
+    ("source", "string", "local, agent or dask"),
+    ("cpu_count", "Int64", "logical CPUs of the host"),
+    ("cpu_limit", "float64", "CPU cores granted by a container quota (NaN: none)"),
+    ("threads", "Int64", "worker threads (Dask workers)"),
+    ("cpu_percent", "float64", "CPU busy over the last interval, 0-100 across all CPUs"),
+    ("load_1", "float64", "1-minute load average"),
+    ("load_5", "float64", "5-minute load average"),
+    ("load_15", "float64", "15-minute load average"),
+    ("mem_total_bytes", "Int64", "host memory (MemTotal)"),
+    ("mem_used_bytes", "Int64", "host memory in use (total - available)"),
+    ("mem_available_bytes", "Int64", "host memory available to new work"),
+    ("mem_used_percent", "float64", "memory in use, of the container limit when one applies"),
+    ("mem_limit_bytes", "Int64", "container memory limit (<NA>: none)"),
+    ("swap_total_bytes", "Int64", "swap size"),
+    ("swap_used_bytes", "Int64", "swap in use"),
+    ("swap_used_percent", "float64", "swap in use, percent"),
+    ("disk_path", "string", "path whose filesystem is reported"),
+    ("disk_total_bytes", "Int64", "filesystem size"),
+    ("disk_used_bytes", "Int64", "filesystem space used"),
+    ("disk_used_percent", "float64", "filesystem used, percent"),
+    ("disk_read_bps", "float64", "disk reads, bytes/s"),
+    ("disk_write_bps", "float64", "disk writes, bytes/s"),
+    ("net_rx_bps", "float64", "network received (loopback excluded), bytes/s"),
+    ("net_tx_bps", "float64", "network sent (loopback excluded), bytes/s"),
+    ("gpu_count", "Int64", "GPUs NVML reports"),
+    ("gpu_util_percent", "float64", "mean GPU utilisation (NaN: no GPU)"),
+    ("gpu_mem_used_bytes", "Int64", "GPU memory in use, all GPUs"),
+    ("gpu_mem_total_bytes", "Int64", "GPU memory, all GPUs"),
+    ("gpu_temperature_c", "float64", "hottest GPU, degrees Celsius"),
+    ("uptime_s", "float64", "seconds since the host booted"),
+    ("interval_s", "float64", "seconds between this node's samples"),
+    ("labels", "string", "the node's labels as sorted key=value pairs joined by commas"),
+)
+
+#: Numeric per-sample fields that metrics() can return (``fields=`` picks among these).
+METRIC_COLUMNS = _cols(
+    ("cpu_percent", "float64", "CPU busy, percent"),
+    ("load_1", "float64", "1-minute load average"),
+    ("load_5", "float64", "5-minute load average"),
+    ("load_15", "float64", "15-minute load average"),
+    ("mem_used_bytes", "Int64", "memory in use"),
+    ("mem_available_bytes", "Int64", "memory available"),
+    ("mem_used_percent", "float64", "memory in use, percent"),
+    ("swap_used_bytes", "Int64", "swap in use"),
+    ("swap_used_percent", "float64", "swap in use, percent"),
+    ("disk_used_bytes", "Int64", "filesystem space used"),
+    ("disk_used_percent", "float64", "filesystem used, percent"),
+    ("disk_read_bps", "float64", "disk reads, bytes/s"),
+    ("disk_write_bps", "float64", "disk writes, bytes/s"),
+    ("net_rx_bps", "float64", "network received, bytes/s"),
+    ("net_tx_bps", "float64", "network sent, bytes/s"),
+    ("gpu_util_percent", "float64", "mean GPU utilisation"),
+    ("gpu_mem_used_bytes", "Int64", "GPU memory in use"),
+    ("gpu_temperature_c", "float64", "hottest GPU"),
+)
+METRIC_FIELDS = tuple(c.name for c in METRIC_COLUMNS)
+
+STATUS_COLUMNS = _cols(
+    ("as_of", TIME_DTYPE, "when the summary was computed (UTC)"),
+    ("newest_sample", TIME_DTYPE, "time of the newest sample of any node"),
+    ("data_age_s", "float64", "seconds between newest_sample and as_of"),
+    ("health", HEALTH_DTYPE, "healthy / degraded / critical, from the active alerts"),
+    ("nodes_total", "int64", "nodes known (left nodes included)"),
+    ("nodes_online", "int64", "nodes with a recent sample"),
+    ("nodes_stale", "int64", "nodes late by more than stale_after"),
+    ("nodes_offline", "int64", "nodes silent for more than offline_after"),
+    ("nodes_left", "int64", "nodes whose agent stopped cleanly"),
+    ("cpu_count", "int64", "logical CPUs of the online nodes"),
+    ("cpu_percent", "float64", "CPU busy across online nodes, weighted by their CPU counts"),
+    ("mem_total_bytes", "int64", "memory of the online nodes"),
+    ("mem_used_bytes", "int64", "memory in use on the online nodes"),
+    ("mem_used_percent", "float64", "memory in use, percent of the online nodes' total"),
+    ("gpu_count", "int64", "GPUs of the online nodes"),
+    ("alerts_firing", "int64", "alerts firing now"),
+    ("alerts_critical", "int64", "critical alerts firing now"),
+)
+
+ALERT_COLUMNS = _cols(
+    ("alert_id", "string", "stable id: rule and node"),
+    ("rule", "string", "rule name"),
+    ("node", "string", "node the alert is about"),
+    ("severity", SEVERITY_DTYPE, "info / warning / critical"),
+    ("state", ALERT_STATE_DTYPE, "pending / firing / resolved"),
+    ("metric", "string", "snapshot field the rule watches"),
+    ("value", "float64", "value that triggered (or last held) the alert"),
+    ("threshold", "float64", "the rule's threshold"),
+    ("message", "string", "rendered message"),
+    ("started_at", TIME_DTYPE, "when the condition first held"),
+    ("fired_at", TIME_DTYPE, "when it became firing (NaT while pending)"),
+    ("ended_at", TIME_DTYPE, "when it resolved (NaT while active)"),
+    ("acknowledged", "bool", "acknowledged by a person"),
+)
+
+
+# -- time arguments ---------------------------------------------------------------------------------------
+
+
+def parse_time(value: Any, now: float, arg: str) -> float:
+    """Turn a ``since``/``until`` argument into epoch seconds.
+
+    Accepts a duration before ``now`` ("15m", "2h30m", "90s", ``timedelta``, seconds as a number) or an
+    absolute time (``datetime``, ``pd.Timestamp``, ISO string; naive values are taken as UTC).
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{arg}: expected a duration or a time, got {value!r}")
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{arg}: a number means seconds ago and must be >= 0, got {value!r}")
+        return now - float(value)
+    if isinstance(value, timedelta):  # pd.Timedelta is a timedelta
+        seconds = value.total_seconds()
+        if seconds < 0:
+            raise ValueError(f"{arg}: duration must not be negative, got {value!r}")
+        return now - seconds
+    if isinstance(value, datetime):  # pd.Timestamp is a datetime
+        return _timestamp_seconds(pd.Timestamp(value))
+    if isinstance(value, str):
+        text = value.strip().lower()
+        match = _DURATION.fullmatch(text)
+        if match and text:
+            seconds = sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(text))
+            return now - seconds
+        if text and not text.startswith("-"):
+            try:
+                return _timestamp_seconds(pd.Timestamp(value.strip()))
+            except ValueError:
+                pass
+    raise ValueError(
+        f"{arg}: could not understand {value!r}; use a duration like '15m', '2h', '90s', "
+        "a number of seconds, a datetime/pandas.Timestamp or an ISO time like '2026-01-31T12:00Z'"
+    )
+
+
+_UNITS = {
+    "ms": 0.001, "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
+    "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
+    "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
+    "d": 86400, "day": 86400, "days": 86400, "w": 604800, "week": 604800, "weeks": 604800,
+}  # fmt: skip
+_PART = r"(\d+(?:\.\d+)?)\s*(" + "|".join(sorted(_UNITS, key=len, reverse=True)) + r")"
+_DURATION_PART = re.compile(_PART)
+_DURATION = re.compile(rf"(?:{_PART}\s*)+")
+
+
+def _timestamp_seconds(ts: pd.Timestamp) -> float:
+    if pd.isna(ts):
+        raise ValueError("NaT")
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")
+    return float(ts.timestamp())
+
+
+def check_fields(fields: Sequence[str] | str | None) -> tuple[str, ...]:
+    """Validate a ``fields=`` argument against :data:`METRIC_FIELDS`."""
+    if fields is None:
+        return METRIC_FIELDS
+    if isinstance(fields, str):
+        fields = [fields]
+    chosen = tuple(fields)
+    unknown = [f for f in chosen if f not in METRIC_FIELDS]
+    if unknown or not chosen:
+        raise ValueError(f"fields: unknown field(s) {unknown or chosen!r}; allowed: {', '.join(METRIC_FIELDS)}")
+    return tuple(dict.fromkeys(chosen))  # keep order, drop repeats
+
+
+# -- frames -----------------------------------------------------------------------------------------------
+
+
+def node_status(age: float, stale_after: float, offline_after: float) -> str:
+    """online / stale / offline from the age of a node's newest sample."""
+    if age > offline_after:
+        return "offline"
+    if age > stale_after:
+        return "stale"
+    return "online"
+
+
+def _gpu_summary(s: NodeSnapshot) -> tuple[int, float, int | None, int | None, float]:
+    if not s.gpus:
+        return 0, math.nan, None, None, math.nan
+    utils = [g.util_percent for g in s.gpus if g.util_percent is not None]
+    used = [g.mem_used_bytes for g in s.gpus if g.mem_used_bytes is not None]
+    total = [g.mem_total_bytes for g in s.gpus if g.mem_total_bytes is not None]
+    temps = [g.temperature_c for g in s.gpus if g.temperature_c is not None]
+    return (
+        len(s.gpus),
+        sum(utils) / len(utils) if utils else math.nan,
+        sum(used) if used else None,
+        sum(total) if total else None,
+        max(temps) if temps else math.nan,
+    )
+
+
+_RAW_WORKER = (
+    "host", "ip", "source", "cpu_count", "cpu_limit", "threads", "cpu_percent", "load_1", "load_5", "load_15",
+    "mem_total_bytes", "mem_used_bytes", "mem_available_bytes", "mem_used_percent", "mem_limit_bytes",
+    "swap_total_bytes", "swap_used_bytes", "swap_used_percent", "disk_path", "disk_total_bytes",
+    "disk_used_bytes", "disk_used_percent", "disk_read_bps", "disk_write_bps", "net_rx_bps", "net_tx_bps",
+    "uptime_s", "interval_s",
+)  # fmt: skip
+_get_worker = attrgetter(*_RAW_WORKER)
+
+
+def workers_frame(
+    snapshots: Iterable[NodeSnapshot],
+    now: float,
+    thresholds: Any,
+    departed: Mapping[str, float] | None = None,
+) -> pd.DataFrame:
+    """One row per node, indexed by node name, sorted by name; see :data:`WORKER_COLUMNS`.
+
+    ``thresholds(interval_s) -> (stale_after, offline_after)`` decides liveness from each node's own
+    interval, so a node sampled every 10 s is not called stale by a reader that samples every 2 s.
+    """
+    snaps = sorted(snapshots, key=attrgetter("node"))
+    departed = departed or {}
+    rows = [_get_worker(s) for s in snaps]
+    data: dict[str, Any] = dict(zip(_RAW_WORKER, zip(*rows, strict=True), strict=True)) if rows else {}
+    times = np.array([s.time for s in snaps], dtype="float64")
+    statuses = []
+    for s in snaps:
+        if s.node in departed:
+            statuses.append("left")
+        else:
+            stale, offline = thresholds(s.interval_s)
+            statuses.append(node_status(now - s.time, stale, offline))
+    gpu = [_gpu_summary(s) for s in snaps]
+    data["status"] = statuses
+    data["last_seen"] = _to_times(times)
+    data["age_s"] = np.round(now - times, 3)
+    data["gpu_count"] = [g[0] for g in gpu]
+    data["gpu_util_percent"] = [g[1] for g in gpu]
+    data["gpu_mem_used_bytes"] = [g[2] for g in gpu]
+    data["gpu_mem_total_bytes"] = [g[3] for g in gpu]
+    data["gpu_temperature_c"] = [g[4] for g in gpu]
+    data["labels"] = [",".join(f"{k}={v}" for k, v in sorted(s.labels.items())) for s in snaps]
+    index = pd.Index([s.node for s in snaps], dtype="string", name="node")
+    return _typed(data, WORKER_COLUMNS, index)
+
+
+def metrics_frame(snapshots: Iterable[NodeSnapshot], fields: Sequence[str]) -> pd.DataFrame:
+    """Tidy time series: one row per node per sample, columns ``time``, ``node`` then ``fields``."""
+    snaps = sorted(snapshots, key=attrgetter("time", "node"))
+    data: dict[str, Any] = {
+        "time": _to_times(np.array([s.time for s in snaps], dtype="float64")),
+        "node": [s.node for s in snaps],
+    }
+    gpu = [_gpu_summary(s) for s in snaps] if any(f.startswith("gpu_") for f in fields) else []
+    gpu_pos = {"gpu_util_percent": 1, "gpu_mem_used_bytes": 2, "gpu_temperature_c": 4}
+    for name in fields:
+        if name in gpu_pos:
+            data[name] = [g[gpu_pos[name]] for g in gpu]
+        else:
+            data[name] = [getattr(s, name) for s in snaps]
+    chosen = [c for c in METRIC_COLUMNS if c.name in fields]
+    chosen.sort(key=lambda c: fields.index(c.name))
+    head = _cols(("time", TIME_DTYPE, ""), ("node", "string", ""))
+    return _typed(data, head + tuple(chosen), pd.RangeIndex(len(snaps)))
+
+
+def status_frame(
+    workers: pd.DataFrame,
+    now: float,
+    alerts: pd.DataFrame,
+) -> pd.DataFrame:
+    """The one-row cluster summary (see :data:`STATUS_COLUMNS`), computed from a workers frame."""
+    online = workers[workers["status"] == "online"]
+    counts = workers["status"].value_counts()
+    cpu_total = int(online["cpu_count"].sum())
+    cpu_percent = float((online["cpu_percent"] * online["cpu_count"]).sum() / cpu_total) if cpu_total else 0.0
+    mem_total = int(online["mem_total_bytes"].sum())
+    mem_used = int(online["mem_used_bytes"].sum())
+    active = alerts[alerts["state"] == "firing"] if len(alerts) else alerts
+    critical = int((active["severity"] == "critical").sum()) if len(active) else 0
+    newest = workers["last_seen"].max() if len(workers) else None
+    row = {
+        "as_of": _to_times(np.array([now])),
+        "newest_sample": [newest],
+        "data_age_s": [round(now - newest.timestamp(), 3) if newest is not None else math.nan],
+        "health": [health_from(len(active), critical)],
+        "nodes_total": [len(workers)],
+        **{f"nodes_{s}": [int(counts.get(s, 0))] for s in STATUS_ORDER},
+        "cpu_count": [cpu_total],
+        "cpu_percent": [round(cpu_percent, 2)],
+        "mem_total_bytes": [mem_total],
+        "mem_used_bytes": [mem_used],
+        "mem_used_percent": [round(100.0 * mem_used / mem_total, 2) if mem_total else 0.0],
+        "gpu_count": [int(online["gpu_count"].sum())],
+        "alerts_firing": [len(active)],
+        "alerts_critical": [critical],
+    }
+    return _typed(row, STATUS_COLUMNS, pd.RangeIndex(1))
+
+
+def health_from(firing: int, critical: int) -> str:
+    """Cluster health from the number of firing alerts and how many of them are critical."""
+    if critical:
+        return "critical"
+    return "degraded" if firing else "healthy"
+
+
+def empty_alerts_frame() -> pd.DataFrame:
+    return _typed({}, ALERT_COLUMNS, pd.RangeIndex(0))
+
+
+def _to_times(epoch_seconds: np.ndarray) -> pd.DatetimeIndex:
+    # Microsecond precision: float seconds carry no more, and it keeps round trips exact.
+    micros = np.round(epoch_seconds * 1e6).astype("int64")
+    return pd.to_datetime(micros, unit="us", utc=True).as_unit("ns")
+
+
+def _typed(data: Mapping[str, Any], columns: Sequence[Column], index: pd.Index) -> pd.DataFrame:
+    """Build a frame whose columns and dtypes are exactly ``columns``, whatever ``data`` held."""
+    out = {}
+    for col in columns:
+        values = data.get(col.name, [])
+        out[col.name] = pd.Series(values, dtype=col.dtype if not _is_time(col.dtype) else None, index=index)
+        if _is_time(col.dtype):
+            out[col.name] = pd.Series(pd.to_datetime(values, utc=True), index=index).astype(TIME_DTYPE)
+    return pd.DataFrame(out, index=index)
+
+
+def _is_time(dtype: Any) -> bool:
+    return isinstance(dtype, pd.DatetimeTZDtype)

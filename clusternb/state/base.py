@@ -1,0 +1,45 @@
+"""The state store interface every reader depends on: latest snapshot per node, bounded history, a generation.
+
+The ``generation`` is a counter bumped by every write. The query cache puts it in its keys, so a cached result
+is never older than the newest sample the store holds, while unchanged state is still served from the cache.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Mapping
+
+from clusternb.model import NodeSnapshot
+
+
+class StateStore(ABC):
+    """Latest snapshot per node, per-node history bounded by a time window, and departures."""
+
+    @abstractmethod
+    def put(self, snapshot: NodeSnapshot) -> None:
+        """Record a sample: it becomes the node's latest and joins its history."""
+
+    @abstractmethod
+    def latest(self) -> list[NodeSnapshot]:
+        """The newest snapshot of every known node (departed nodes included, see :meth:`departed`)."""
+
+    @abstractmethod
+    def history(
+        self, since: float, until: float | None = None, nodes: Collection[str] | None = None
+    ) -> list[NodeSnapshot]:
+        """Samples with ``since <= time <= until`` (epoch seconds), optionally of some nodes only."""
+
+    @abstractmethod
+    def leave(self, node: str, when: float) -> None:
+        """Record that a node left cleanly (its agent stopped on purpose) at ``when``."""
+
+    @abstractmethod
+    def departed(self) -> Mapping[str, float]:
+        """Nodes that left cleanly and have not published since, with the time they left."""
+
+    @abstractmethod
+    def generation(self) -> int:
+        """A number that changes whenever the stored state changes."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing to release
+        """Release connections; the default store holds none."""

@@ -1,0 +1,58 @@
+"""Test helpers shared by every suite: snapshot factories and real-process fixtures' plumbing."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from typing import Any
+
+from clusternb.model import GPUStat, NodeSnapshot
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_snapshot(node: str = "n1", time: float = 1_700_000_000.0, **changes: Any) -> NodeSnapshot:
+    """A plausible snapshot; override any field by keyword."""
+    base = NodeSnapshot(
+        node=node,
+        host=node,
+        ip="10.0.0.1",
+        time=time,
+        cpu_count=8,
+        cpu_percent=12.5,
+        load_1=0.5,
+        load_5=0.4,
+        load_15=0.3,
+        mem_total_bytes=16 * 2**30,
+        mem_used_bytes=4 * 2**30,
+        mem_available_bytes=12 * 2**30,
+        swap_total_bytes=2 * 2**30,
+        swap_used_bytes=0,
+        disk_path="/",
+        disk_total_bytes=100 * 2**30,
+        disk_used_bytes=40 * 2**30,
+        disk_read_bps=1000.0,
+        disk_write_bps=2000.0,
+        net_rx_bps=3000.0,
+        net_tx_bps=4000.0,
+        uptime_s=3600.0,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def make_gpu(index: int = 0, **changes: Any) -> GPUStat:
+    base = GPUStat(
+        index=index,
+        name="Fake A100",
+        uuid=f"GPU-{index}",
+        util_percent=50.0,
+        mem_total_bytes=40 * 2**30,
+        mem_used_bytes=10 * 2**30,
+        temperature_c=60.0,
+        power_w=250.0,
+    )
+    return dataclasses.replace(base, **changes)

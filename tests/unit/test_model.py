@@ -1,0 +1,70 @@
+"""Snapshots round-trip losslessly through JSON and reject what this schema version did not write."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from clusternb.model import SCHEMA_VERSION, NodeSnapshot, SchemaError
+from tests.helpers import make_gpu, make_snapshot
+
+
+def test_round_trip_through_json_is_lossless() -> None:
+    snap = make_snapshot(
+        labels={"rack": "a1", "role": "gpu"},
+        gpus=(make_gpu(0), make_gpu(1, power_w=None)),
+        cpu_limit=1.5,
+        mem_limit_bytes=2**30,
+        mem_cgroup_used_bytes=2**29,
+        threads=4,
+        time=1_700_000_000.123456,
+    )
+    again = NodeSnapshot.from_dict(orjson.loads(orjson.dumps(snap.to_dict())))
+    assert again == snap
+    assert again.to_dict() == snap.to_dict()
+
+
+def test_every_record_carries_the_schema_version() -> None:
+    assert make_snapshot().to_dict()["schema"] == SCHEMA_VERSION
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"schema": SCHEMA_VERSION + 1}, "schema"),
+        ({"cpu_percent": "high"}, "cpu_percent"),
+        ({"cpu_count": True}, "cpu_count"),
+        ({"cpu_count": 2.5}, "cpu_count"),
+        ({"labels": {"a": 1}}, "labels"),
+        ({"gpus": "none"}, "gpus"),
+        ({"gpus": [{"index": 0}]}, "name"),
+        ({"evil": "__import__('os')"}, "unknown"),
+        ({"load_1": float("nan")}, "finite"),
+    ],
+)
+def test_foreign_or_corrupt_records_raise_schema_error(change: dict[str, object], message: str) -> None:
+    data = make_snapshot().to_dict()
+    data.update(change)
+    with pytest.raises(SchemaError, match=message):
+        NodeSnapshot.from_dict(data)
+
+
+def test_missing_required_field_is_named() -> None:
+    data = make_snapshot().to_dict()
+    del data["mem_total_bytes"]
+    with pytest.raises(SchemaError, match="mem_total_bytes"):
+        NodeSnapshot.from_dict(data)
+
+
+@pytest.mark.parametrize("garbage", [None, [], "x", 3])
+def test_non_mapping_is_rejected(garbage: object) -> None:
+    with pytest.raises(SchemaError):
+        NodeSnapshot.from_dict(garbage)  # type: ignore[arg-type]
+
+
+def test_derived_percentages_use_the_container_limit_when_present() -> None:
+    host = make_snapshot(mem_total_bytes=100, mem_used_bytes=25, mem_available_bytes=75)
+    assert host.mem_used_percent == 25.0
+    limited = make_snapshot(mem_total_bytes=100, mem_used_bytes=25, mem_limit_bytes=50, mem_cgroup_used_bytes=40)
+    assert limited.mem_used_percent == 80.0
+    assert make_snapshot(swap_total_bytes=0, swap_used_bytes=0).swap_used_percent == 0.0
