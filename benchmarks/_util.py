@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 
@@ -50,3 +50,45 @@ def table(title: str, results: list[Result], baseline: str | None = None) -> str
         ratio = f" {r.median_s / base.median_s:.2f} |" if base else ""
         lines.append(f"| {r.name} | {fmt_time(r.median_s)} | {fmt_time(r.p99_s)} | {r.runs} |{ratio} {r.note} |")
     return "\n".join(lines)
+
+
+def interleaved(cases: dict[str, Callable[[], object]], runs: int, rounds: int = 10) -> list[Result]:
+    """Measure several cases in alternating rounds, so machine noise hits every case alike."""
+    samples: dict[str, list[int]] = {name: [] for name in cases}
+    clock = time.perf_counter_ns
+    for fn in cases.values():
+        for _ in range(200):
+            fn()
+    per_round = max(runs // rounds, 1)
+    for _ in range(rounds):
+        for name, fn in cases.items():
+            bucket = samples[name]
+            for _ in range(per_round):
+                start = clock()
+                fn()
+                bucket.append(clock() - start)
+    return [_result(name, s) for name, s in samples.items()]
+
+
+async def ainterleaved(cases: dict[str, Callable[[], Awaitable[object]]], runs: int, rounds: int = 10) -> list[Result]:
+    """The asyncio twin of :func:`interleaved` (each call awaited in the running loop)."""
+    samples: dict[str, list[int]] = {name: [] for name in cases}
+    clock = time.perf_counter_ns
+    for fn in cases.values():
+        for _ in range(200):
+            await fn()
+    per_round = max(runs // rounds, 1)
+    for _ in range(rounds):
+        for name, fn in cases.items():
+            bucket = samples[name]
+            for _ in range(per_round):
+                start = clock()
+                await fn()
+                bucket.append(clock() - start)
+    return [_result(name, s) for name, s in samples.items()]
+
+
+def _result(name: str, samples: list[int]) -> Result:
+    samples.sort()
+    p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+    return Result(name, statistics.median(samples) / 1e9, p99 / 1e9, len(samples))

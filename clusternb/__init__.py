@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from clusternb._version import __version__
+from clusternb.cache import cached
 from clusternb.config import ClusterNB, load_config
 from clusternb.model import SCHEMA_VERSION, GPUStat, NodeSnapshot, SchemaError
 from clusternb.queries import Client, connect, get_client
@@ -26,6 +27,8 @@ __all__ = [
     "SchemaError",
     "__version__",
     "alerts",
+    "cache_status",
+    "cached",
     "cluster_status",
     "connect",
     "get_client",
@@ -60,3 +63,8 @@ def alerts(
 ) -> pd.DataFrame:
     """Alerts as a DataFrame, newest first."""
     return get_client().alerts(active=active, since=since, severity=severity, node=node)
+
+
+def cache_status() -> pd.DataFrame:
+    """The query cache: active backend (redis/memory), Redis health, hits, misses and timings per namespace."""
+    return get_client().cache_status()

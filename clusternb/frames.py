@@ -374,3 +374,52 @@ def _typed(data: Mapping[str, Any], columns: Sequence[Column], index: pd.Index) 
 
 def _is_time(dtype: Any) -> bool:
     return isinstance(dtype, pd.DatetimeTZDtype)
+
+
+CACHE_COLUMNS = _cols(
+    ("backend", "string", "backend serving calls now: redis or memory"),
+    ("configured", "string", "backend asked for: redis (with memory fallback) or memory"),
+    ("redis_state", "string", "connected / unreachable (<NA> without Redis)"),
+    ("hits", "int64", "lookups that found an entry (a cached None or empty frame counts)"),
+    ("misses", "int64", "lookups that found none"),
+    ("hit_rate", "float64", "hits / (hits + misses)"),
+    ("loads", "int64", "times the cached function actually ran"),
+    ("errors", "int64", "undecodable entries, refused writes, uncacheable values"),
+    ("entries", "int64", "entries stored now"),
+    ("bytes", "int64", "bytes stored now"),
+    ("mean_get_us", "float64", "mean time of a lookup, microseconds"),
+    ("p99_get_us", "float64", "99th percentile time of a lookup, microseconds"),
+    ("ttl_s", "float64", "time-to-live of the namespace"),
+    ("fallbacks", "int64", "times Redis failed and memory took over"),
+    ("last_failure", TIME_DTYPE, "when Redis last failed"),
+    ("last_recovery", TIME_DTYPE, "when Redis last came back"),
+    ("uptime_s", "float64", "seconds since this process's cache started"),
+)
+
+
+def cache_status_frame(status: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per namespace plus an ``(all)`` row of totals; connection state repeated on every row."""
+    spaces = dict(status["namespaces"])
+    total: dict[str, Any] = {k: sum(ns[k] for ns in spaces.values()) for k in ("hits", "misses", "loads", "errors")}
+    total["entries"] = sum(ns["entries"] for ns in spaces.values())
+    total["bytes"] = sum(ns["bytes"] for ns in spaces.values())
+    looked = total["hits"] + total["misses"]
+    total["hit_rate"] = total["hits"] / looked if looked else 0.0
+    total["mean_get_us"] = (
+        sum(ns["mean_get_us"] * (ns["hits"] + ns["misses"]) for ns in spaces.values()) / looked if looked else 0.0
+    )
+    total["p99_get_us"] = max((ns["p99_get_us"] for ns in spaces.values()), default=0.0)
+    total["ttl_s"] = math.nan
+    rows = {"(all)": total, **spaces}
+    shared = {k: status[k] for k in ("backend", "configured", "redis_state", "fallbacks", "uptime_s")}
+    data: dict[str, list[Any]] = {c.name: [] for c in CACHE_COLUMNS}
+    for row in rows.values():
+        merged = {**row, **shared}
+        for col in CACHE_COLUMNS:
+            if col.name in ("last_failure", "last_recovery"):
+                when = status[col.name]
+                data[col.name].append(None if when is None else pd.Timestamp(when, unit="s", tz="UTC"))
+            else:
+                data[col.name].append(merged[col.name])
+    index = pd.Index(list(rows), dtype="string", name="namespace")
+    return _typed(data, CACHE_COLUMNS, index)

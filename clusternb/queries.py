@@ -2,6 +2,12 @@
 
 A :class:`Client` owns one state store, one sampler (in embedded mode) and one cache. The module-level
 functions use a default client created on first use or by :func:`connect`, so a notebook needs no setup.
+
+Every query is cached under its namespace with a key made of its normalised arguments and a freshness
+token: the state store's generation plus the current interval bucket. A new sample therefore means a new
+key (the cache never hides it), and derived values such as ``status`` and ``age_s`` are never older than
+one sampling interval, whatever the TTL. Arguments are validated before the cache is consulted, so bad
+input raises at once and is never cached.
 """
 
 from __future__ import annotations
@@ -9,13 +15,17 @@ from __future__ import annotations
 import atexit
 import threading
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import pandas as pd
 from traitlets.config import Config
 
 from clusternb import frames
+from clusternb.cache import Cache, build_cache
+from clusternb.cache.codec import make_entry
+from clusternb.cache.decorators import argument_digest, set_default_cache_provider
 from clusternb.config import ClusterNB, load_config
 from clusternb.sampler import Sampler
 from clusternb.sources.local import LocalSampler
@@ -24,6 +34,16 @@ from clusternb.state.memory import MemoryStateStore
 
 #: How long the first query of a fresh process waits for the sampler's first sample.
 FIRST_SAMPLE_TIMEOUT = 5.0
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    """A query's value with the content hash consumers use to tell whether it changed (ETag, WebSocket)."""
+
+    value: Any
+    content_hash: str
+    created: float
 
 
 class Client:
@@ -38,6 +58,7 @@ class Client:
         self.settings = settings or load_config()
         s = self.settings
         self.store = store or MemoryStateStore(window=s.history_window, max_samples=s.history_max_samples)
+        self.cache: Cache = build_cache(s)
         self.sampler: Sampler | None = None
         if sample_local:
             local = LocalSampler(
@@ -55,8 +76,7 @@ class Client:
 
     def workers(self) -> pd.DataFrame:
         """One row per node, indexed by node name. Columns and dtypes: :data:`clusternb.frames.WORKER_COLUMNS`."""
-        self._ready()
-        return self._workers(time.time())
+        return self._frame("workers")
 
     def metrics(
         self,
@@ -71,21 +91,11 @@ class Client:
         ``node``: a node name or a list of them (default: all). ``fields``: metric names
         (default: all of :data:`clusternb.frames.METRIC_FIELDS`).
         """
-        now = time.time()
-        start = frames.parse_time(since, now, "since")
-        end = None if until is None else frames.parse_time(until, now, "until")
-        if end is not None and end < start:
-            raise ValueError(f"until ({until!r}) is before since ({since!r})")
-        chosen = frames.check_fields(fields)
-        self._ready()
-        nodes = self._check_nodes(node)
-        return frames.metrics_frame(self.store.history(start, end, nodes), chosen)
+        return self._frame("metrics", since=since, until=until, node=node, fields=fields)
 
     def cluster_status(self) -> pd.DataFrame:
         """A one-row summary: node counts by status, CPU and memory totals and use, health."""
-        self._ready()
-        now = time.time()
-        return frames.status_frame(self._workers(now), now, self.alerts(active=True))
+        return self._frame("cluster")
 
     def alerts(
         self,
@@ -95,11 +105,94 @@ class Client:
         node: str | None = None,
     ) -> pd.DataFrame:
         """Alerts as a frame (:data:`clusternb.frames.ALERT_COLUMNS`); empty until alert rules run."""
+        return self._frame("alerts", active=active, since=since, severity=severity, node=node)
+
+    def cache_status(self) -> pd.DataFrame:
+        """The cache's state: active backend, Redis health, per-namespace hits, misses, sizes and timings."""
+        return self.cache.status_frame()
+
+    def _frame(self, name: str, **params: Any) -> pd.DataFrame:
+        value = self.query(name, **params).value
+        assert isinstance(value, pd.DataFrame)
+        return value
+
+    def query(self, name: str, **params: Any) -> QueryResult:
+        """Run a query by name (cluster, workers, metrics, alerts) through the cache, with its content hash."""
+        builder = self._builders.get(name)
+        if builder is None:
+            raise ValueError(f"query: unknown query {name!r}; known: {sorted(self._builders)}")
+        self._ready()
+        now = time.time()
+        key_params, compute = builder(self, now, **params)
+        return self._cached(name, key_params, compute)
+
+    # -- query builders: validate now, compute later ------------------------------------------------------------
+
+    def _build_workers(self, now: float) -> tuple[Any, Callable[[], pd.DataFrame]]:
+        return (), lambda: self._workers(time.time())
+
+    def _build_cluster(self, now: float) -> tuple[Any, Callable[[], pd.DataFrame]]:
+        def compute() -> pd.DataFrame:
+            at = time.time()
+            return frames.status_frame(self.workers(), at, self.alerts(active=True))
+
+        return (), compute
+
+    def _build_metrics(
+        self, now: float, since: Any = "15m", until: Any = None, node: Any = None, fields: Any = None
+    ) -> tuple[Any, Callable[[], pd.DataFrame]]:
+        start = frames.parse_time(since, now, "since")
+        end = None if until is None else frames.parse_time(until, now, "until")
+        if end is not None and end < start:
+            raise ValueError(f"until ({until!r}) is before since ({since!r})")
+        chosen = frames.check_fields(fields)
+        nodes = self._check_nodes(node)
+        # The key holds the arguments as given ("15m" stays "15m"): relative windows share one entry per
+        # freshness bucket instead of one per microsecond.
+        key = (_plain(since), _plain(until), nodes, chosen)
+
+        def compute() -> pd.DataFrame:
+            at = time.time()
+            lo = frames.parse_time(since, at, "since")
+            hi = None if until is None else frames.parse_time(until, at, "until")
+            return frames.metrics_frame(self.store.history(lo, hi, nodes), chosen)
+
+        return key, compute
+
+    def _build_alerts(
+        self, now: float, active: bool = True, since: Any = None, severity: str | None = None, node: Any = None
+    ) -> tuple[Any, Callable[[], pd.DataFrame]]:
+        if not isinstance(active, bool):
+            raise ValueError(f"active: expected True or False, got {active!r}")
         if severity is not None and severity not in frames.SEVERITY_ORDER:
             raise ValueError(f"severity: {severity!r} is not one of {frames.SEVERITY_ORDER}")
         if since is not None:
-            frames.parse_time(since, time.time(), "since")
-        return frames.empty_alerts_frame()
+            frames.parse_time(since, now, "since")
+        if node is not None and not isinstance(node, str):
+            raise ValueError(f"node: expected a node name, got {node!r}")
+        return (active, _plain(since), severity, node), frames.empty_alerts_frame
+
+    _builders: dict[str, Callable[..., tuple[Any, Callable[[], pd.DataFrame]]]] = {
+        "cluster": _build_cluster,
+        "workers": _build_workers,
+        "metrics": _build_metrics,
+        "alerts": _build_alerts,
+    }
+
+    def _cached(self, namespace: str, key_params: Any, compute: Callable[[], T]) -> QueryResult:
+        if not self.settings.cache_enabled:
+            value = compute()
+            fresh = make_entry(value, time.time())
+            return QueryResult(value, fresh.content_hash, fresh.created)
+        key = f"{self.cache.namespace_prefix(namespace)}q:{argument_digest(key_params, {})}:{self._freshness()}"
+        value, entry = self.cache.get_or_compute(namespace, key, compute)
+        if entry is None:  # uncacheable (counted as a cache error); still give consumers a hash
+            return QueryResult(value, argument_digest((repr(value),), {}), time.time())
+        return QueryResult(value, entry.content_hash, entry.created)
+
+    def _freshness(self) -> str:
+        """Changes with every write to the store and at every interval boundary (see module docstring)."""
+        return f"{self.store.generation()}.{int(time.time() // self.settings.interval)}"
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 
@@ -112,6 +205,7 @@ class Client:
             self.sampler.stop()
             self._local.close()
         self.store.close()
+        self.cache.close()
 
     def __enter__(self) -> Client:
         return self
@@ -143,6 +237,15 @@ class Client:
         return wanted
 
 
+def _plain(value: Any) -> Any:
+    """A JSON-able, process-independent form of a time argument for cache keys."""
+    if value is None or isinstance(value, str | int | float):
+        return value
+    if isinstance(value, pd.Timestamp | pd.Timedelta):
+        return value.isoformat()
+    return repr(value)
+
+
 _default: Client | None = None
 _default_lock = threading.Lock()
 
@@ -168,6 +271,9 @@ def get_client() -> Client:
         if _default is None or _default._closed:
             _default = Client()
         return _default
+
+
+set_default_cache_provider(lambda: get_client().cache)
 
 
 @atexit.register

@@ -1,0 +1,50 @@
+"""The query cache: Redis with automatic memory fallback, namespaces, TTLs, decorators, statistics.
+
+    Cache ─ namespacing, TTLs, encoding, stats, single-flight (core.py)
+      └─ Backend ─ MemoryBackend (memory.py)
+                 ├ RedisBackend  (redis.py)
+                 └ FallbackBackend(RedisBackend, MemoryBackend)  (fallback.py)
+
+Exceptions: ``BackendUnavailable`` (a backend's server is unreachable: fall back), ``DecodeError`` (bytes
+that are not our entry: a miss and an error count), ``EncodeError`` (a value that cannot be cached safely).
+None of them ever reaches the caller of a cached function.
+"""
+
+from __future__ import annotations
+
+from clusternb.cache.base import Backend, BackendUnavailable
+from clusternb.cache.codec import DecodeError, EncodeError, Entry
+from clusternb.cache.core import Cache
+from clusternb.cache.decorators import cached
+from clusternb.cache.fallback import FallbackBackend
+from clusternb.cache.memory import MemoryBackend
+from clusternb.cache.redis import RedisBackend
+from clusternb.config import DEFAULT_TTLS, ClusterNB
+
+__all__ = [
+    "Backend",
+    "BackendUnavailable",
+    "Cache",
+    "DecodeError",
+    "EncodeError",
+    "Entry",
+    "FallbackBackend",
+    "MemoryBackend",
+    "RedisBackend",
+    "build_cache",
+    "cached",
+]
+
+
+def build_cache(settings: ClusterNB) -> Cache:
+    """The cache the settings describe: memory only, or Redis with memory fallback when ``redis_url`` is set."""
+    memory = MemoryBackend(max_entries=settings.cache_max_entries)
+    backend: Backend = memory
+    if settings.redis_url:
+        redis = RedisBackend(
+            settings.redis_url,
+            socket_timeout=settings.redis_socket_timeout,
+            connect_timeout=settings.redis_connect_timeout,
+        )
+        backend = FallbackBackend(redis, memory)
+    return Cache(backend, ttls={**DEFAULT_TTLS, **settings.cache_ttls})

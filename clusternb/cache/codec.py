@@ -1,0 +1,163 @@
+"""Safe, versioned encoding of cache entries: JSON (orjson) for plain data, Arrow IPC for pandas objects.
+
+Layout of an encoded entry (all that is ever stored in Redis)::
+
+    b"CNB" | format version (1 byte) | kind (1 byte) | created (8-byte float, big-endian) |
+    content hash (16 bytes, BLAKE2b of the payload) | payload
+
+Nothing here can execute code: JSON and Arrow IPC are data formats, and the header is checked before the
+payload is touched. Anything that does not match (garbage, a pickle, another format version, a value
+written by another program) raises :class:`DecodeError`, which the cache counts as an error and a miss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+import pandas as pd
+import pyarrow as pa
+
+MAGIC: Final = b"CNB"
+FORMAT_VERSION: Final = 1
+_HEADER = struct.Struct(">3sBcd16s")  # magic, version, kind, created, digest
+KIND_JSON: Final = b"j"
+KIND_FRAME: Final = b"f"
+KIND_SERIES: Final = b"s"
+_IMMUTABLE = (type(None), bool, int, float, str)
+#: Marks an entry whose value is rebuilt from the payload for each caller.
+UNSET: Final[Any] = type("Unset", (), {"__repr__": lambda self: "UNSET"})()
+
+
+class DecodeError(ValueError):
+    """Bytes that are not a cache entry of this format version."""
+
+
+class EncodeError(TypeError):
+    """A value the cache cannot store safely (not JSON data and not a pandas object)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One cached result: the value, its encoded payload and the hash consumers use to detect change.
+
+    ``value`` is kept for values that are safe to hand out directly (immutable scalars) or cheap to copy
+    (pandas objects); other values are rebuilt from ``payload`` for each caller so nobody can mutate what
+    the next caller gets.
+    """
+
+    kind: bytes
+    payload: bytes
+    content_hash: str
+    created: float
+    value: Any = UNSET
+
+    def value_for_caller(self) -> Any:
+        """A value the caller may mutate freely without changing the cache."""
+        if self.value is UNSET:  # mutable JSON, or a frame fetched from Redis: a fresh decode per caller
+            return _decode_payload(self.kind, self.payload)
+        if self.kind == KIND_JSON:
+            return self.value  # immutable scalars only
+        return self.value.copy(deep=True)
+
+    def to_bytes(self) -> bytes:
+        digest = bytes.fromhex(self.content_hash)
+        return _HEADER.pack(MAGIC, FORMAT_VERSION, self.kind, self.created, digest) + self.payload
+
+    @property
+    def size(self) -> int:
+        return _HEADER.size + len(self.payload)
+
+
+def make_entry(value: Any, created: float) -> Entry:
+    """Encode ``value``; raises :class:`EncodeError` for values that cannot be stored safely."""
+    keep: Any
+    if isinstance(value, pd.DataFrame):
+        kind, payload, keep = KIND_FRAME, _frame_bytes(value), value.copy(deep=True)
+    elif isinstance(value, pd.Series):
+        kind, payload, keep = KIND_SERIES, _frame_bytes(value.to_frame(name=_series_name(value))), value.copy()
+    else:
+        try:
+            payload = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+        except TypeError as exc:
+            raise EncodeError(f"cannot cache a {type(value).__name__}: {exc}") from None
+        kind, keep = KIND_JSON, value if isinstance(value, _IMMUTABLE) else UNSET
+    digest = hashlib.blake2b(payload, digest_size=16).hexdigest()
+    return Entry(kind, payload, digest, created, keep)
+
+
+def entry_from_bytes(data: bytes | str, decode: bool = False) -> Entry:
+    """Check the header and wrap the payload; with ``decode`` the value is decoded now (and validated)."""
+    if not isinstance(data, bytes) or len(data) < _HEADER.size:
+        raise DecodeError("not a clusternb cache entry (too short)")
+    magic, version, kind, created, digest = _HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise DecodeError("not a clusternb cache entry (bad magic)")
+    if version != FORMAT_VERSION:
+        raise DecodeError(f"cache entry format {version} is not {FORMAT_VERSION}")
+    if kind not in (KIND_JSON, KIND_FRAME, KIND_SERIES):
+        raise DecodeError(f"unknown cache entry kind {kind!r}")
+    payload = bytes(data[_HEADER.size :])
+    if hashlib.blake2b(payload, digest_size=16).digest() != digest:
+        raise DecodeError("cache entry payload does not match its hash (truncated or corrupted)")
+    value: Any = UNSET
+    if decode or kind == KIND_JSON:
+        value = _decode_payload(kind, payload)  # validates the payload now, not in the caller's hands
+        if kind == KIND_JSON and not isinstance(value, _IMMUTABLE):
+            value = UNSET  # rebuilt per caller from the payload
+    return Entry(kind, payload, digest.hex(), created, value)
+
+
+def _decode_payload(kind: bytes, payload: bytes) -> Any:
+    try:
+        if kind == KIND_JSON:
+            return orjson.loads(payload)
+        table = pa.ipc.open_stream(payload).read_all()
+        frame: pd.DataFrame = table.to_pandas()
+        meta = table.schema.metadata or {}
+        if meta.get(_INDEX_DTYPE) == b"string":
+            frame.index = frame.index.astype("string")  # Arrow would hand back pandas' default str dtype
+        for column, (categories, ordered) in orjson.loads(meta.get(_CATEGORIES, b"{}")).items():
+            # An empty frame carries no dictionary batch, so Arrow alone would lose unused categories.
+            frame[column] = frame[column].astype(pd.CategoricalDtype(categories, ordered=ordered))
+        if kind == KIND_SERIES:
+            series: pd.Series = frame.iloc[:, 0]
+            if series.name == _NO_NAME:
+                series.name = None
+            return series
+        return frame
+    except (orjson.JSONDecodeError, pa.ArrowException, ValueError, IndexError) as exc:
+        raise DecodeError(f"cache entry payload does not decode: {exc}") from None
+
+
+_NO_NAME = "__clusternb_unnamed__"
+_INDEX_DTYPE = b"clusternb.index_dtype"
+_CATEGORIES = b"clusternb.categories"
+
+
+def _series_name(series: pd.Series) -> Any:
+    return _NO_NAME if series.name is None else series.name
+
+
+def _frame_bytes(frame: pd.DataFrame) -> bytes:
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=True)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise EncodeError(f"cannot cache this DataFrame safely: {exc}") from None
+    meta = dict(table.schema.metadata or {})
+    meta[_INDEX_DTYPE] = str(frame.index.dtype).encode()
+    categories = {
+        str(name): [dtype.categories.tolist(), bool(dtype.ordered)]
+        for name, dtype in frame.dtypes.items()
+        if isinstance(dtype, pd.CategoricalDtype)
+    }
+    if categories:
+        meta[_CATEGORIES] = orjson.dumps(categories, option=orjson.OPT_SERIALIZE_NUMPY)
+    table = table.replace_schema_metadata(meta)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())

@@ -1,0 +1,326 @@
+"""The query cache: namespacing, TTLs, encoding, statistics and single-flight, once, over any backend.
+
+Keys look like ``clusternb:cache:v1:0.1.0:workers:<function>:<argument digest>[:<freshness token>]``, so
+they never collide between namespaces, functions, arguments, entry formats or clusternb versions, and one
+namespace can be cleared with a prefix scan.
+
+Single-flight: concurrent misses of one key compute once per process (a Future per key for threads, one
+per key and event loop for tasks). With Redis as the active backend, the computing process also takes a
+short lease (``SET NX PX``); other processes poll for the result during the lease instead of recomputing.
+Whatever happens in the cache, the caller gets the function's result: cache failures are counted, logged
+once per kind and never raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+import pandas as pd
+
+from clusternb._version import __version__
+from clusternb.cache.base import Backend, BackendUnavailable
+from clusternb.cache.codec import FORMAT_VERSION, DecodeError, EncodeError, Entry, make_entry
+from clusternb.cache.fallback import FallbackBackend
+from clusternb.cache.redis import RedisBackend
+from clusternb.cache.stats import NamespaceStats
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: How long, at most, a process waits for another process's lease before computing the value itself.
+LEASE_SECONDS = 5.0
+_LEASE_POLL = 0.02
+
+
+class Cache:
+    """A cache over one backend (memory, Redis, or Redis with memory fallback)."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        ttls: Mapping[str, float] | None = None,
+        default_ttl: float = 15.0,
+        prefix: str = "clusternb",
+        lease_seconds: float = LEASE_SECONDS,
+    ) -> None:
+        self.backend = backend
+        self.ttls = dict(ttls or {})
+        self.default_ttl = default_ttl
+        self.key_prefix = f"{prefix}:cache:v{FORMAT_VERSION}:{__version__}:"
+        self.lease_seconds = lease_seconds
+        self.stats: dict[str, NamespaceStats] = {}
+        self.started = time.time()
+        self._inflight: dict[str, concurrent.futures.Future[tuple[Entry | None, Any]]] = {}
+        self._ainflight: dict[tuple[int, str], asyncio.Future[tuple[Entry | None, Any]]] = {}
+        self._lock = threading.Lock()
+        self._logged: set[str] = set()
+
+    # -- keys and TTLs ----------------------------------------------------------------------------------------
+
+    def namespace_prefix(self, namespace: str) -> str:
+        if not namespace or ":" in namespace:
+            raise ValueError(f"namespace: {namespace!r} must be a non-empty name without ':'")
+        return f"{self.key_prefix}{namespace}:"
+
+    def ttl(self, namespace: str) -> float:
+        return self.ttls.get(namespace, self.default_ttl)
+
+    def stats_for(self, namespace: str) -> NamespaceStats:
+        stats = self.stats.get(namespace)
+        if stats is None:
+            stats = self.stats.setdefault(namespace, NamespaceStats())
+        return stats
+
+    # -- the two halves of a cached call ------------------------------------------------------------------------
+
+    def lookup(self, stats: NamespaceStats, key: str) -> Entry | None:
+        """Get an entry, recording hit/miss/error and the time taken. Never raises."""
+        start = time.perf_counter_ns()
+        try:
+            entry = self.backend.get(key)
+        except (DecodeError, BackendUnavailable) as exc:
+            self._error(stats, "get", exc)
+            entry = None
+        stats.get_ns.append(time.perf_counter_ns() - start)
+        if entry is None:
+            stats.misses += 1
+        else:
+            stats.hits += 1
+        return entry
+
+    def compute(self, stats: NamespaceStats, key: str, ttl: float, fn: Callable[[], T]) -> tuple[T, Entry | None]:
+        """Run ``fn`` once per key across this process's threads (and, with Redis, across processes)."""
+        with self._lock:
+            future = self._inflight.get(key)
+            leader = future is None
+            if future is None:
+                future = self._inflight[key] = concurrent.futures.Future()
+        if not leader:
+            entry, value = future.result()
+            return (entry.value_for_caller() if entry is not None else value), entry
+        try:
+            entry = self._peek(stats, key)  # another thread may have stored it just before we became leader
+            if entry is not None:
+                future.set_result((entry, None))
+                return entry.value_for_caller(), entry
+            value, entry = self._load(stats, key, ttl, fn)
+            future.set_result((entry, value))
+            return value, entry
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        finally:
+            with self._lock:
+                self._inflight.pop(key, None)
+
+    async def acompute(
+        self, stats: NamespaceStats, key: str, ttl: float, fn: Callable[[], Awaitable[T]]
+    ) -> tuple[T, Entry | None]:
+        """The asyncio twin of :meth:`compute`: one run per key and event loop."""
+        loop = asyncio.get_running_loop()
+        slot = (id(loop), key)
+        future = self._ainflight.get(slot)
+        if future is not None:
+            entry, value = await asyncio.shield(future)
+            return (entry.value_for_caller() if entry is not None else value), entry
+        future = self._ainflight[slot] = loop.create_future()
+        try:
+            entry = await self._apeek(stats, key)
+            if entry is not None:
+                future.set_result((entry, None))
+                return entry.value_for_caller(), entry
+            value = await fn()
+            stats.loads += 1
+            entry = self._encode(stats, value)
+            if entry is not None:
+                try:
+                    await self.backend.aset(key, entry, ttl)
+                except Exception as exc:
+                    self._error(stats, "set", exc)
+            future.set_result((entry, value))
+            return value, entry
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: followers re-raise it, nobody else must log it
+            raise
+        finally:
+            self._ainflight.pop(slot, None)
+
+    async def alookup(self, stats: NamespaceStats, key: str) -> Entry | None:
+        start = time.perf_counter_ns()
+        try:
+            entry = await self.backend.aget(key)
+        except (DecodeError, BackendUnavailable) as exc:
+            self._error(stats, "get", exc)
+            entry = None
+        stats.get_ns.append(time.perf_counter_ns() - start)
+        if entry is None:
+            stats.misses += 1
+        else:
+            stats.hits += 1
+        return entry
+
+    # -- direct use -------------------------------------------------------------------------------------------
+
+    def get_or_compute(
+        self, namespace: str, key: str, fn: Callable[[], T], ttl: float | None = None
+    ) -> tuple[T, Entry | None]:
+        """``(value, entry)`` for a full key under ``namespace``; ``entry`` is None if the value is uncacheable."""
+        stats = self.stats_for(namespace)
+        entry = self.lookup(stats, key)
+        if entry is not None:
+            return entry.value_for_caller(), entry
+        return self.compute(stats, key, self.ttl(namespace) if ttl is None else ttl, fn)
+
+    def invalidate(self, namespace: str) -> int:
+        """Drop every entry of one namespace (in Redis: for every process). Returns how many were dropped."""
+        prefix = self.namespace_prefix(namespace)  # a bad name is the caller's error: raise it
+        try:
+            return self.backend.clear(prefix)
+        except Exception as exc:
+            self._error(self.stats_for(namespace), "invalidate", exc)
+            return 0
+
+    def clear(self) -> int:
+        """Drop every entry of this clusternb version."""
+        try:
+            return self.backend.clear(self.key_prefix)
+        except Exception as exc:
+            self._error(self.stats_for("(all)"), "clear", exc)
+            return 0
+
+    async def aclose(self) -> None:
+        """Close the running event loop's connections (before the loop ends)."""
+        await self.backend.aclose()
+
+    def close(self) -> None:
+        self.backend.close()
+
+    # -- status -----------------------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """Plain-JSON status: active backend, Redis health, per-namespace statistics."""
+        backend = self.backend
+        active = backend.active.name if isinstance(backend, FallbackBackend) else backend.name
+        health = backend.health if isinstance(backend, FallbackBackend) else None
+        redis_url = backend.primary.safe_url if isinstance(backend, FallbackBackend) else None
+        namespaces = {}
+        for name, stats in sorted(self.stats.items()):
+            try:
+                entries, size = backend.usage(self.namespace_prefix(name)) if name != "(all)" else (0, 0)
+            except Exception:
+                entries, size = 0, 0
+            mean_us, p99_us = stats.get_times_us()
+            namespaces[name] = {
+                "hits": stats.hits,
+                "misses": stats.misses,
+                "hit_rate": round(stats.hit_rate, 4),
+                "loads": stats.loads,
+                "errors": stats.errors,
+                "entries": entries,
+                "bytes": size,
+                "mean_get_us": round(mean_us, 2),
+                "p99_get_us": round(p99_us, 2),
+                "ttl_s": self.ttl(name),
+            }
+        return {
+            "backend": active,
+            "configured": "redis" if redis_url else backend.name,
+            "redis_url": redis_url,
+            "redis_state": health.redis_state if health else None,
+            "last_failure": health.last_failure if health else None,
+            "last_failure_reason": health.last_failure_reason if health else None,
+            "last_recovery": health.last_recovery if health else None,
+            "fallbacks": health.fallbacks if health else 0,
+            "uptime_s": round(time.time() - self.started, 3),
+            "namespaces": namespaces,
+        }
+
+    def status_frame(self) -> pd.DataFrame:
+        """``cache_status()``: one row per namespace (plus ``(all)``), the connection state on every row."""
+        from clusternb.frames import cache_status_frame
+
+        return cache_status_frame(self.status())
+
+    # -- internals --------------------------------------------------------------------------------------------
+
+    def _peek(self, stats: NamespaceStats, key: str) -> Entry | None:
+        try:
+            return self.backend.get(key)
+        except (DecodeError, BackendUnavailable):
+            return None
+
+    async def _apeek(self, stats: NamespaceStats, key: str) -> Entry | None:
+        try:
+            return await self.backend.aget(key)
+        except (DecodeError, BackendUnavailable):
+            return None
+
+    def _load(self, stats: NamespaceStats, key: str, ttl: float, fn: Callable[[], T]) -> tuple[T, Entry | None]:
+        redis = self._redis_active()
+        token = None
+        if redis is not None:
+            try:
+                token = redis.acquire_lease(key, self.lease_seconds)
+                if token is None:  # another process is computing it: wait for its result a little while
+                    entry = self._wait_for_other_process(redis, key)
+                    if entry is not None:
+                        return entry.value_for_caller(), entry
+            except Exception as exc:  # unreachable, or refusing writes (OOM): compute without a lease
+                self._error(stats, "lease", exc)
+                token = None
+        try:
+            value = fn()
+            stats.loads += 1
+            entry = self._encode(stats, value)
+            if entry is not None:
+                try:
+                    self.backend.set(key, entry, ttl)
+                except Exception as exc:  # a full Redis refusing the write: the caller still gets the value
+                    self._error(stats, "set", exc)
+            return value, entry
+        finally:
+            if token is not None and redis is not None:
+                try:
+                    redis.release_lease(key, token)
+                except Exception as exc:  # the lease expires on its own
+                    self._error(stats, "lease", exc)
+
+    def _wait_for_other_process(self, redis: RedisBackend, key: str) -> Entry | None:
+        deadline = time.monotonic() + self.lease_seconds
+        while time.monotonic() < deadline:
+            time.sleep(_LEASE_POLL)
+            try:
+                entry = redis.get(key)
+            except DecodeError:
+                return None
+            if entry is not None:
+                return entry
+        return None
+
+    def _redis_active(self) -> RedisBackend | None:
+        backend = self.backend
+        if isinstance(backend, FallbackBackend):
+            active = backend.active
+            return active if isinstance(active, RedisBackend) else None
+        return backend if isinstance(backend, RedisBackend) else None
+
+    def _encode(self, stats: NamespaceStats, value: Any) -> Entry | None:
+        try:
+            return make_entry(value, time.time())
+        except EncodeError as exc:
+            self._error(stats, "encode", exc)
+            return None
+
+    def _error(self, stats: NamespaceStats, op: str, exc: BaseException) -> None:
+        stats.errors += 1
+        kind = f"{op}:{type(exc).__name__}"
+        if kind not in self._logged:  # once per kind of failure, not once per call
+            self._logged.add(kind)
+            log.warning("clusternb cache %s failed (counted in cache_status, not logged again): %s", op, exc)

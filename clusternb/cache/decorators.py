@@ -1,0 +1,141 @@
+"""``@cached``: the decorator for sync and async functions, with the hit path kept as short as possible.
+
+The hit path is: build the key (memoised per argument tuple), one backend get, a stats bump, and a copy
+for the caller where the value is mutable. Everything else (encoding, single-flight, leases, fallback)
+happens only on a miss. ``fn.with_entry(...)`` returns ``(value, entry)`` for consumers that need the
+content hash (REST ETags, the WebSocket, panels).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import orjson
+
+from clusternb.cache.codec import Entry
+from clusternb.cache.core import Cache
+
+F = TypeVar("F", bound=Callable[..., Any])
+CacheProvider = Callable[[], Cache]
+
+_default_provider: CacheProvider | None = None
+
+
+def set_default_cache_provider(provider: CacheProvider) -> None:
+    """Where ``@cached`` without ``cache=`` finds its cache (clusternb points it at the default client)."""
+    global _default_provider  # noqa: PLW0603 - one provider per process, set once at import
+    _default_provider = provider
+
+
+def _default_cache() -> Cache:
+    if _default_provider is None:
+        raise RuntimeError("no default cache: pass cache= to @cached or import clusternb first")
+    return _default_provider()
+
+
+def argument_digest(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """A stable digest of call arguments: the same across processes for the same JSON-able arguments."""
+    payload = orjson.dumps(
+        [_tag(args), _tag(dict(sorted(kwargs.items())))],
+        default=lambda o: f"{type(o).__module__}.{type(o).__qualname__}:{o!r}",
+        option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS,
+    )
+    return hashlib.blake2b(payload, digest_size=16).hexdigest()
+
+
+_TUPLE = "\x00tuple"
+
+
+def _tag(value: Any) -> Any:
+    """Keep tuples apart from lists (JSON has only arrays): ``f((1,))`` and ``f([1])`` get different keys."""
+    if isinstance(value, tuple):
+        return {_TUPLE: [_tag(v) for v in value]}
+    if isinstance(value, list):
+        return [_tag(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _tag(v) for k, v in value.items()}
+    return value
+
+
+def cached(
+    namespace: str,
+    ttl: float | None = None,
+    cache: Cache | CacheProvider | None = None,
+    token: Callable[[], object] | None = None,
+) -> Callable[[F], F]:
+    """Cache a function's results in ``namespace`` for ``ttl`` seconds (default: the namespace's TTL).
+
+    ``cache``: a :class:`Cache` or a callable returning one (default: clusternb's default client's cache).
+    ``token``: a callable whose value joins the key, so a new token means a new entry; clusternb's queries
+    pass the state store's generation so a cached result is never older than the newest sample.
+    Results must be JSON data or pandas objects; anything else is returned uncached and counted as an error.
+    """
+
+    def decorate(fn: F) -> F:
+        name = f"{fn.__module__}.{fn.__qualname__}"
+        get_cache: CacheProvider
+        if isinstance(cache, Cache):
+            fixed = cache
+            get_cache = lambda: fixed  # noqa: E731
+        else:
+            get_cache = cache or _default_cache
+
+        @functools.lru_cache(maxsize=4096)
+        def _memo_key(prefix: str, args: tuple[Any, ...], kw_items: tuple[tuple[str, Any], ...]) -> str:
+            return prefix + argument_digest(args, dict(kw_items))
+
+        def key_for(c: Cache, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+            prefix = f"{c.namespace_prefix(namespace)}{name}:"
+            try:
+                key = _memo_key(prefix, args, tuple(kwargs.items()))
+            except TypeError:  # unhashable arguments (lists, dicts): no memo, same digest
+                key = prefix + argument_digest(args, kwargs)
+            return key if token is None else f"{key}:{token()}"
+
+        if inspect.iscoroutinefunction(fn):
+
+            async def awith_entry(*args: Any, **kwargs: Any) -> tuple[Any, Entry | None]:
+                c = get_cache()
+                stats = c.stats_for(namespace)
+                key = key_for(c, args, kwargs)
+                entry = await c.alookup(stats, key)
+                if entry is not None:
+                    return entry.value_for_caller(), entry
+                return await c.acompute(
+                    stats, key, c.ttl(namespace) if ttl is None else ttl, lambda: fn(*args, **kwargs)
+                )
+
+            @functools.wraps(fn)
+            async def awrapper(*args: Any, **kwargs: Any) -> Any:
+                return (await awith_entry(*args, **kwargs))[0]
+
+            awrapper.with_entry = awith_entry  # type: ignore[attr-defined]
+            return cast(F, awrapper)
+
+        def with_entry(*args: Any, **kwargs: Any) -> tuple[Any, Entry | None]:
+            c = get_cache()
+            stats = c.stats_for(namespace)
+            key = key_for(c, args, kwargs)
+            entry = c.lookup(stats, key)
+            if entry is not None:
+                return entry.value_for_caller(), entry
+            return c.compute(stats, key, c.ttl(namespace) if ttl is None else ttl, lambda: fn(*args, **kwargs))
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            c = get_cache()
+            stats = c.stats_for(namespace)
+            key = key_for(c, args, kwargs)
+            entry = c.lookup(stats, key)
+            if entry is not None:
+                return entry.value_for_caller()
+            return c.compute(stats, key, c.ttl(namespace) if ttl is None else ttl, lambda: fn(*args, **kwargs))[0]
+
+        wrapper.with_entry = with_entry  # type: ignore[attr-defined]
+        return cast(F, wrapper)
+
+    return decorate

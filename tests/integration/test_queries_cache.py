@@ -1,0 +1,65 @@
+"""Every query goes through the cache, and the cache never hides a new sample."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from clusternb.config import load_config
+from clusternb.queries import Client
+from clusternb.state.memory import MemoryStateStore
+from tests.helpers import make_snapshot
+from tests.redis_server import RedisServer
+
+
+def _client(**settings: object) -> Client:
+    return Client(load_config(**settings), store=MemoryStateStore(), sample_local=False)  # type: ignore[arg-type]
+
+
+def test_queries_are_cached_per_namespace() -> None:
+    with _client(interval=3600) as c:
+        c.store.put(make_snapshot("a", time=pd.Timestamp.now("UTC").timestamp(), interval_s=3600))
+        for _ in range(3):
+            c.workers(), c.metrics("1h"), c.cluster_status(), c.alerts()
+        status = c.cache_status()
+        for ns in ("workers", "metrics", "cluster", "alerts"):
+            assert status.loc[ns, "loads"] == 1, ns
+            assert status.loc[ns, "hits"] >= 2, ns
+        assert status.loc["workers", "ttl_s"] == 20.0 and status.loc["cluster", "ttl_s"] == 30.0
+
+
+def test_a_new_sample_is_never_hidden_by_the_ttl() -> None:
+    with _client(interval=3600, cache_ttls={"workers": 3600, "metrics": 3600}) as c:
+        now = pd.Timestamp.now("UTC").timestamp()
+        c.store.put(make_snapshot("a", time=now, interval_s=3600))
+        assert list(c.workers().index) == ["a"]
+        c.store.put(make_snapshot("b", time=now, interval_s=3600))
+        assert list(c.workers().index) == ["a", "b"]
+        assert len(c.metrics("1h")) == 2
+        c.store.put(make_snapshot("a", time=now + 1, interval_s=3600, cpu_percent=99.0))
+        assert c.workers().loc["a", "cpu_percent"] == 99.0
+
+
+def test_content_hash_is_stable_until_data_changes() -> None:
+    with _client(interval=3600) as c:
+        now = pd.Timestamp.now("UTC").timestamp()
+        c.store.put(make_snapshot("a", time=now, interval_s=3600))
+        h1 = c.query("metrics", since="1h").content_hash
+        assert c.query("metrics", since="1h").content_hash == h1
+        c.store.put(make_snapshot("a", time=now + 1, interval_s=3600))
+        assert c.query("metrics", since="1h").content_hash != h1
+
+
+def test_cache_can_be_disabled() -> None:
+    with _client(cache_enabled=False) as c:
+        c.store.put(make_snapshot("a", time=pd.Timestamp.now("UTC").timestamp()))
+        c.workers(), c.workers()
+        assert c.cache_status().loc["(all)", "hits"] == 0
+
+
+def test_redis_url_puts_the_cache_in_redis(redis_server: RedisServer) -> None:
+    with _client(redis_url=redis_server.url, interval=3600) as c:
+        c.store.put(make_snapshot("a", time=pd.Timestamp.now("UTC").timestamp(), interval_s=3600))
+        c.workers(), c.workers()
+        status = c.cache_status()
+        assert status.loc["workers", "backend"] == "redis" and status.loc["workers", "hits"] == 1
+        assert any(b":workers:" in k for k in redis_server.client().keys("clusternb:cache:*"))

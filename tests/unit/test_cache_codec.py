@@ -1,0 +1,88 @@
+"""Cache entries round-trip values and dtypes, and refuse anything that is not one of ours."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clusternb import frames
+from clusternb.cache.codec import DecodeError, EncodeError, entry_from_bytes, make_entry
+from tests.helpers import make_snapshot
+
+
+def _frame() -> pd.DataFrame:
+    snaps = [make_snapshot("a", time=100.0), make_snapshot("b", time=99.0, labels={"x": "y"})]
+    return frames.workers_frame(snaps, 101.0, lambda i: (2 * i, 3 * i))
+
+
+@pytest.mark.parametrize("value", [None, True, 0, 3.5, "text", [1, "a", None], {"a": {"b": [1.5]}}, [], {}])
+def test_json_values_round_trip(value: object) -> None:
+    entry = entry_from_bytes(make_entry(value, 1.0).to_bytes())
+    assert entry.value_for_caller() == value
+    assert entry.created == 1.0
+
+
+def test_frames_round_trip_with_dtypes() -> None:
+    df = _frame()
+    back = entry_from_bytes(make_entry(df, 1.0).to_bytes()).value_for_caller()
+    pd.testing.assert_frame_equal(back, df)
+    assert back["status"].cat.ordered and str(back["last_seen"].dtype) == "datetime64[ns, UTC]"
+    assert back.index.dtype == df.index.dtype
+
+
+def test_series_and_empty_frame_round_trip() -> None:
+    s = pd.Series([1.0, np.nan], index=["a", "b"], name="cpu")
+    pd.testing.assert_series_equal(entry_from_bytes(make_entry(s, 0).to_bytes()).value_for_caller(), s)
+    unnamed = pd.Series([1, 2])
+    pd.testing.assert_series_equal(entry_from_bytes(make_entry(unnamed, 0).to_bytes()).value_for_caller(), unnamed)
+    empty = frames.empty_alerts_frame()
+    pd.testing.assert_frame_equal(entry_from_bytes(make_entry(empty, 0).to_bytes()).value_for_caller(), empty)
+
+
+def test_each_caller_gets_its_own_copy() -> None:
+    entry = make_entry({"a": [1]}, 0)
+    first = entry.value_for_caller()
+    first["a"].append(2)
+    assert entry.value_for_caller() == {"a": [1]}
+    df_entry = make_entry(_frame(), 0)
+    mine = df_entry.value_for_caller()
+    mine.loc["a", "cpu_percent"] = -1
+    assert df_entry.value_for_caller().loc["a", "cpu_percent"] == 12.5
+
+
+def test_content_hash_follows_content() -> None:
+    assert make_entry({"a": 1}, 0).content_hash == make_entry({"a": 1}, 5).content_hash
+    assert make_entry({"a": 1}, 0).content_hash != make_entry({"a": 2}, 0).content_hash
+    assert make_entry(_frame(), 0).content_hash == make_entry(_frame(), 1).content_hash
+
+
+class _Boom:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (eval, ("1/0",))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"garbage bytes that are long enough to have a header" * 2,
+        pickle.dumps(_Boom()),
+        pickle.dumps({"a": 1}),
+        b"CNB\x02j" + b"\x00" * 40,  # a future format version
+        make_entry({"a": 1}, 0).to_bytes()[:-1],  # truncated payload
+        make_entry({"a": 1}, 0).to_bytes()[:-2] + b"!}",  # corrupted payload
+    ],
+)
+def test_foreign_bytes_raise_decode_error(data: bytes) -> None:
+    with pytest.raises(DecodeError):
+        entry_from_bytes(data, decode=True)
+
+
+def test_uncacheable_values_raise_encode_error() -> None:
+    with pytest.raises(EncodeError, match="object"):
+        make_entry(object(), 0)
+    with pytest.raises(EncodeError):
+        make_entry({1: "int keys would come back as strings"}, 0)
