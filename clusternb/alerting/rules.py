@@ -1,0 +1,274 @@
+"""Alert rules: what a rule may watch, how it compares, and the built-in rules every cluster starts with.
+
+A :class:`Rule` validates itself on construction, so a rule that exists is a rule the engine can evaluate:
+the metric is known, the comparison is one of four, the clear threshold sits on the safe side of the
+threshold and the message template renders. Everything wrong with a rule is reported as one
+:class:`RuleError` naming the rule, because the person reading it is editing a config file.
+
+Built-in rules (:data:`DEFAULT_RULES`); a user rule with the same name changes or disables one:
+
+================  ======================  ===========  =====  =====  ========  ====================================
+name              metric                  condition    for    clear  severity  why these numbers
+================  ======================  ===========  =====  =====  ========  ====================================
+cpu               cpu_percent             > 90         5m     80     warning   busy CPUs are the point of a cluster;
+                                                                               only sustained saturation is news
+memory            mem_used_percent        > 90         2m     85     warning   room left for a short peak
+memory_critical   mem_used_percent        > 97         1m     95     critical  the OOM killer is near
+disk              disk_used_percent       > 90         1m     85     warning   a big temp file may come and go
+disk_critical     disk_used_percent       > 97         0      95     critical  writes fail within seconds: no wait
+swap              swap_used_percent       > 50         5m     40     warning   sustained swapping kills throughput
+gpu_temperature   gpu_temperature_c       > 85         1m     80     warning   cards throttle from the high 80s
+node_offline      node_offline (silence)  > 0          0      0      critical  raised by whoever declares the node
+                                                                               offline (offline_after already waited)
+service_down      service_down (1 = down) >= 1         30s    1      critical  rides out a probe's single hiccup
+================  ======================  ===========  =====  =====  ========  ====================================
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Final, Literal
+
+from clusternb.frames import _DURATION, _DURATION_PART, _UNITS, SEVERITY_ORDER, _gpu_summary
+from clusternb.model import NodeSnapshot
+
+
+class RuleError(ValueError):
+    """A rule (or a rules file) is invalid; the message names the rule, the file if any, and the problem.
+
+    ``rule``, ``source`` and ``problem`` are kept apart as attributes for callers that show them separately.
+    """
+
+    def __init__(self, problem: str, rule: str | None = None, source: str | None = None) -> None:
+        self.problem = problem
+        self.rule = rule
+        self.source = source
+        where = f"rule {rule!r}" if rule is not None else "rules"
+        if source:
+            where += f" in {source}"
+        super().__init__(f"{where}: {problem}")
+
+
+Op = Literal[">", ">=", "<", "<="]
+
+#: The comparisons a rule may use. ``op(value, threshold)`` true means "the condition holds".
+OPS: Final[dict[str, Callable[[float, float], bool]]] = {
+    ">": lambda v, t: v > t,
+    ">=": lambda v, t: v >= t,
+    "<": lambda v, t: v < t,
+    "<=": lambda v, t: v <= t,
+}
+
+#: Metrics that are not read from a snapshot: the caller feeds them through their own engine method.
+NODE_OFFLINE: Final = "node_offline"
+SERVICE_DOWN: Final = "service_down"
+
+#: Placeholders a message template may use.
+PLACEHOLDERS: Final = ("node", "value", "threshold", "metric", "rule")
+
+_NAME = re.compile(r"[A-Za-z0-9_.\-]+")  # no ':' so that alert ids "rule:node" split unambiguously
+_NOT_METRICS = {"time", "schema"}  # numeric, but an alert on them would be about the sampler, not the node
+_NUMERIC_TYPES = {"int", "float", "int | None", "float | None"}
+
+
+def _field_getter(name: str) -> Callable[[NodeSnapshot], float | None]:
+    def get(s: NodeSnapshot) -> float | None:
+        value = getattr(s, name)
+        return None if value is None else float(value)
+
+    return get
+
+
+def _gpu_getter(position: int) -> Callable[[NodeSnapshot], float | None]:
+    # frames._gpu_summary is the one definition of "GPU temperature" (hottest) and "GPU utilisation" (mean),
+    # so the alert and the workers() column can never disagree.
+    def get(s: NodeSnapshot) -> float | None:
+        value = _gpu_summary(s)[position]
+        return None if value is None else float(value)
+
+    return get
+
+
+def _gpu_mem_used_percent(s: NodeSnapshot) -> float | None:
+    _, _, used, total, _ = _gpu_summary(s)
+    if used is None or not total:
+        return None
+    return 100.0 * used / total
+
+
+def _snapshot_metrics() -> dict[str, Callable[[NodeSnapshot], float | None]]:
+    table = {
+        f.name: _field_getter(f.name)
+        for f in fields(NodeSnapshot)
+        if str(f.type) in _NUMERIC_TYPES and f.name not in _NOT_METRICS
+    }
+    for prop in ("mem_used_percent", "swap_used_percent", "disk_used_percent"):
+        table[prop] = _field_getter(prop)
+    table["gpu_util_percent"] = _gpu_getter(1)
+    table["gpu_temperature_c"] = _gpu_getter(4)
+    table["gpu_mem_used_percent"] = _gpu_mem_used_percent
+    return dict(sorted(table.items()))
+
+
+#: Metrics read from a :class:`NodeSnapshot`, each with the function that reads it (``None``: no data).
+SNAPSHOT_METRICS: Final = _snapshot_metrics()
+
+#: Every metric a rule may name, sorted.
+METRICS: Final = tuple(sorted([*SNAPSHOT_METRICS, NODE_OFFLINE, SERVICE_DOWN]))
+
+
+def metric_value(snapshot: NodeSnapshot, metric: str) -> float | None:
+    """The value of a snapshot metric, or ``None`` when the node does not report it (no GPU, no limit, NaN)."""
+    value = SNAPSHOT_METRICS[metric](snapshot)
+    return value if value is not None and math.isfinite(value) else None
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``30``, ``2.5``, ``"90"``, ``"30s"``, ``"2m"`` or ``"1h30m"``; raises ``ValueError``."""
+    if isinstance(value, bool):
+        raise ValueError(f"duration must be a number of seconds or a string like '2m', got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        try:
+            seconds = float(text)
+        except ValueError:
+            if not text or not _DURATION.fullmatch(text):
+                raise ValueError(f"could not understand duration {value!r}; use e.g. 30, '30s', '2m', '1h'") from None
+            seconds = sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(text))
+    else:
+        raise ValueError(f"duration must be a number of seconds or a string like '2m', got {type(value).__name__}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"duration must be finite and >= 0, got {value!r}")
+    return seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One alert rule: "``metric op threshold`` for ``for_s`` seconds raises an alert of ``severity``".
+
+    ``clear`` adds hysteresis: a firing alert stays firing while ``op(value, clear)`` still holds, so a value
+    hovering between ``clear`` and ``threshold`` cannot make it flap. It defaults to ``threshold`` and must not
+    sit beyond it (for ``>`` rules: ``clear <= threshold``), or the alert would resolve while still firing.
+    """
+
+    name: str
+    metric: str
+    op: Op
+    threshold: float
+    for_s: float = 0.0
+    clear: float | None = None
+    severity: str = "warning"
+    message: str = "{rule} on {node}: {metric} is {value:.4g} (threshold {threshold:.4g})"
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        problem = self._problem()
+        if problem:
+            raise RuleError(problem, rule=str(self.name))
+        # Normalised once, here, so the engine never has to ask "is there a clear threshold?".
+        object.__setattr__(self, "threshold", float(self.threshold))
+        object.__setattr__(self, "for_s", float(self.for_s))
+        object.__setattr__(self, "clear", float(self.threshold if self.clear is None else self.clear))
+
+    def _problem(self) -> str | None:
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
+            return "name must be letters, digits, '_', '-' or '.' (no ':' or spaces)"
+        if self.metric not in METRICS:
+            return f"unknown metric {self.metric!r}; allowed: {', '.join(METRICS)}"
+        if not isinstance(self.op, str) or self.op not in OPS:
+            return f"unknown op {self.op!r}; use one of {', '.join(OPS)}"
+        for label, number in (("threshold", self.threshold), ("clear", self.clear), ("for", self.for_s)):
+            if number is None and label == "clear":
+                continue
+            if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number):
+                return f"{label} must be a finite number, got {number!r}"
+        if self.for_s < 0:
+            return f"for must be >= 0 seconds, got {self.for_s!r}"
+        if self.clear is not None:
+            above = self.op in (">", ">=")
+            if (above and self.clear > self.threshold) or (not above and self.clear < self.threshold):
+                side = "<=" if above else ">="
+                return (
+                    f"clear {self.clear!r} is on the wrong side of threshold {self.threshold!r}: "
+                    f"a rule with op {self.op!r} needs clear {side} threshold"
+                )
+        if self.severity not in SEVERITY_ORDER:
+            return f"unknown severity {self.severity!r}; use one of {', '.join(SEVERITY_ORDER)}"
+        if not isinstance(self.enabled, bool):
+            return f"enabled must be true or false, got {self.enabled!r}"
+        return _template_problem(self.message)
+
+    @property
+    def clear_at(self) -> float:
+        """The clear threshold as a float (``clear`` is always set after construction)."""
+        return self.threshold if self.clear is None else self.clear
+
+    @property
+    def kind(self) -> Literal["node", "offline", "service"]:
+        """Which engine entry point evaluates this rule."""
+        if self.metric == NODE_OFFLINE:
+            return "offline"
+        if self.metric == SERVICE_DOWN:
+            return "service"
+        return "node"
+
+    def holds(self, value: float | None) -> bool:
+        """The condition holds: a new alert starts (or a pending one keeps counting)."""
+        return value is not None and OPS[self.op](value, self.threshold)
+
+    def still_holds(self, value: float | None) -> bool:
+        """A firing alert stays firing: the value has not crossed back over the clear threshold."""
+        return value is not None and OPS[self.op](value, self.clear_at)
+
+    def render(self, node: str, value: float) -> str:
+        """The alert message for ``node`` at ``value``."""
+        return self.message.format(node=node, value=value, threshold=self.threshold, metric=self.metric, rule=self.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict in the same shape :func:`~clusternb.alerting.load_rules` reads."""
+        return asdict(self)
+
+
+def _template_problem(template: Any) -> str | None:
+    if not isinstance(template, str):
+        return f"message must be a string, got {type(template).__name__}"
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        return f"message {template!r} is not a valid template: {exc}"
+    unknown = sorted({name for _, name, _, _ in parsed if name is not None and name not in PLACEHOLDERS})
+    if unknown:
+        return f"message uses unknown placeholder(s) {unknown}; allowed: {', '.join(PLACEHOLDERS)}"
+    try:  # a format spec that cannot format a float ("{value:d}") only shows when rendering
+        template.format(node="n", value=1.5, threshold=1.5, metric="m", rule="r")
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        return f"message {template!r} does not render: {exc}"
+    return None
+
+
+DEFAULT_RULES: Final[tuple[Rule, ...]] = (
+    Rule("cpu", "cpu_percent", ">", 90, for_s=300, clear=80, severity="warning",
+         message="CPU on {node} at {value:.0f}% for 5 minutes (threshold {threshold:.0f}%)"),
+    Rule("memory", "mem_used_percent", ">", 90, for_s=120, clear=85, severity="warning",
+         message="memory on {node} at {value:.1f}% (threshold {threshold:.0f}%)"),
+    Rule("memory_critical", "mem_used_percent", ">", 97, for_s=60, clear=95, severity="critical",
+         message="memory on {node} at {value:.1f}%: processes risk being killed"),
+    Rule("disk", "disk_used_percent", ">", 90, for_s=60, clear=85, severity="warning",
+         message="disk on {node} at {value:.1f}% (threshold {threshold:.0f}%)"),
+    Rule("disk_critical", "disk_used_percent", ">", 97, for_s=0, clear=95, severity="critical",
+         message="disk on {node} at {value:.1f}%: writes will fail soon"),
+    Rule("swap", "swap_used_percent", ">", 50, for_s=300, clear=40, severity="warning",
+         message="swap on {node} at {value:.0f}% for 5 minutes"),
+    Rule("gpu_temperature", "gpu_temperature_c", ">", 85, for_s=60, clear=80, severity="warning",
+         message="hottest GPU on {node} at {value:.0f} °C (threshold {threshold:.0f} °C)"),
+    Rule("node_offline", NODE_OFFLINE, ">", 0, for_s=0, severity="critical",
+         message="node {node} went offline (silent for {value:.0f}s)"),
+    Rule("service_down", SERVICE_DOWN, ">=", 1, for_s=30, severity="critical",
+         message="service {node} is down"),
+)  # fmt: skip
