@@ -26,6 +26,7 @@ __all__ = [
     "NodeSnapshot",
     "SchemaError",
     "__version__",
+    "acknowledge",
     "alerts",
     "cache_status",
     "cached",
@@ -68,3 +69,8 @@ def alerts(
 def cache_status() -> pd.DataFrame:
     """The query cache: active backend (redis/memory), Redis health, hits, misses and timings per namespace."""
     return get_client().cache_status()
+
+
+def acknowledge(alert_id: str, by: str | None = None) -> None:
+    """Acknowledge an active alert by its id (the ``alert_id`` column of :func:`alerts`)."""
+    get_client().acknowledge(alert_id, by=by)

@@ -45,6 +45,19 @@ class ClusterNB(Configurable):
         help="Network interfaces left out of net_rx_bps/net_tx_bps (loopback is a host talking to itself).",
     ).tag(config=True)
 
+    dask_scheduler = Unicode(
+        "", help="Address of a Dask scheduler (tcp://host:8786) whose workers join workers() and metrics()."
+    ).tag(config=True)
+    services = Dict(
+        value_trait=Unicode(),
+        key_trait=Unicode(),
+        help="Services to probe, name -> URL (http(s)://... or tcp://host:port); status and latency appear in "
+        "cluster_status() and service_down alerts fire when one stops answering.",
+    ).tag(config=True)
+    probe_timeout = Float(2.0, help="Seconds a service probe may take before the service counts as down.").tag(
+        config=True
+    )
+
     # -- state ------------------------------------------------------------------------------------------
     history_window = Float(3600.0, help="Seconds of per-node history kept for metrics().").tag(config=True)
     history_max_samples = Int(
@@ -58,10 +71,30 @@ class ClusterNB(Configurable):
         0.0, help="Seconds without a sample before a node is 'offline'. 0 means 3 x the node's interval."
     ).tag(config=True)
 
+    # -- alerts ---------------------------------------------------------------------------------------------
+    alert_defaults = Bool(
+        True, help="Start from the built-in alert rules (CPU, memory, disk, swap, GPU, offline)."
+    ).tag(config=True)
+    alert_rules = List(
+        Dict(),
+        help="Alert rules added or changed, as dicts (name, metric, op, threshold, for, clear, severity, "
+        "message, enabled); a rule named like a built-in replaces it, {'name': 'cpu', 'enabled': False} "
+        "disables one.",
+    ).tag(config=True)
+    alert_rules_file = Unicode(
+        "", help="YAML or JSON file of alert rules, re-read when it changes; a bad file keeps the previous rules."
+    ).tag(config=True)
+    alert_history = Int(1000, help="Resolved alerts kept in the history.").tag(config=True)
+
     # -- Redis and the cache ----------------------------------------------------------------------------
     redis_url = Unicode(
         "",
         help="Redis URL (redis://, rediss:// or unix://). Empty: embedded mode, state and cache in memory.",
+    ).tag(config=True)
+    publish_host = Bool(
+        False,
+        help="With redis_url: also sample this host in-process and publish it to Redis. The server extension "
+        "turns this on for the Jupyter host; kernels leave it off (one sampler per node).",
     ).tag(config=True)
     redis_socket_timeout = Float(
         0.25, help="Seconds a Redis command may take before the cache falls back to memory."
@@ -89,7 +122,7 @@ class ClusterNB(Configurable):
             raise TraitError(f"{proposal['trait'].name} must be >= 0, got {value}")
         return value
 
-    @validate("history_max_samples", "cache_max_entries")
+    @validate("history_max_samples", "cache_max_entries", "alert_history")
     def _check_positive_int(self, proposal: Any) -> int:
         value = int(proposal["value"])
         if value < 1:
@@ -144,6 +177,8 @@ class ClusterNB(Configurable):
 
 def _parse_env(trait: Any, raw: str) -> Any:
     if isinstance(trait, List):
+        if raw.strip().startswith("["):
+            return orjson.loads(raw)
         return [item.strip() for item in raw.split(",") if item.strip()]
     if isinstance(trait, Dict):
         raw = raw.strip()

@@ -125,6 +125,15 @@ STATUS_COLUMNS = _cols(
     ("gpu_count", "int64", "GPUs of the online nodes"),
     ("alerts_firing", "int64", "alerts firing now"),
     ("alerts_critical", "int64", "critical alerts firing now"),
+    ("dask_workers", "Int64", "workers of the Dask scheduler (<NA>: no Dask configured)"),
+    ("tasks_processing", "Int64", "Dask tasks running or assigned"),
+    ("tasks_waiting", "Int64", "Dask tasks waiting on dependencies"),
+    ("tasks_memory", "Int64", "Dask results held in memory"),
+    ("tasks_erred", "Int64", "Dask tasks that failed"),
+    ("tasks_per_s", "float64", "Dask tasks finished per second over the last interval (approximate)"),
+    ("services_total", "int64", "services probed"),
+    ("services_down", "int64", "services not answering"),
+    ("services", "string", "each service as name=up|down latency, e.g. 'web=up 3.1ms, db=down'"),
 )
 
 ALERT_COLUMNS = _cols(
@@ -314,8 +323,14 @@ def status_frame(
     workers: pd.DataFrame,
     now: float,
     alerts: pd.DataFrame,
+    dask: Mapping[str, Any] | None = None,
+    services: Sequence[Mapping[str, Any]] = (),
 ) -> pd.DataFrame:
-    """The one-row cluster summary (see :data:`STATUS_COLUMNS`), computed from a workers frame."""
+    """The one-row cluster summary (see :data:`STATUS_COLUMNS`), computed from a workers frame.
+
+    ``dask``: ``{"workers": n, "tasks": {state: count}, "tasks_per_s": x}`` when a scheduler is watched.
+    ``services``: probe results as mappings with ``name``, ``up``, ``latency_ms``.
+    """
     online = workers[workers["status"] == "online"]
     counts = workers["status"].value_counts()
     cpu_total = int(online["cpu_count"].sum())
@@ -340,7 +355,14 @@ def status_frame(
         "gpu_count": [int(online["gpu_count"].sum())],
         "alerts_firing": [len(active)],
         "alerts_critical": [critical],
+        "dask_workers": [dask["workers"] if dask else None],
+        "tasks_per_s": [dask["tasks_per_s"] if dask else math.nan],
+        "services_total": [len(services)],
+        "services_down": [sum(1 for p in services if not p["up"])],
+        "services": [", ".join(f"{p['name']}={'up' if p['up'] else 'down'} {p['latency_ms']:.1f}ms" for p in services)],
     }
+    for state in ("processing", "waiting", "memory", "erred"):
+        row[f"tasks_{state}"] = [dask["tasks"].get(state) if dask else None]
     return _typed(row, STATUS_COLUMNS, pd.RangeIndex(1))
 
 

@@ -23,14 +23,22 @@ import pandas as pd
 from traitlets.config import Config
 
 from clusternb import frames
+from clusternb.alerting import alerts_frame
+from clusternb.alerting.runtime import AlertRuntime
+from clusternb.alerting.store import RedisAlertStore
 from clusternb.cache import Cache, build_cache
 from clusternb.cache.codec import make_entry
 from clusternb.cache.decorators import argument_digest, set_default_cache_provider
 from clusternb.config import ClusterNB, load_config
+from clusternb.model import NodeSnapshot
 from clusternb.sampler import Sampler
+from clusternb.sources.dask import DaskSource, DaskSummary
 from clusternb.sources.local import LocalSampler
+from clusternb.sources.probes import ProbeResult, ProbeRunner
 from clusternb.state.base import StateStore
+from clusternb.state.fallback import MirroredStore
 from clusternb.state.memory import MemoryStateStore
+from clusternb.state.redis import RedisStateStore
 
 #: How long the first query of a fresh process waits for the sampler's first sample.
 FIRST_SAMPLE_TIMEOUT = 5.0
@@ -53,12 +61,24 @@ class Client:
         self,
         settings: ClusterNB | None = None,
         store: StateStore | None = None,
-        sample_local: bool = True,
+        sample_local: bool | None = None,
+        dask: Any = None,
     ) -> None:
+        """Build from settings. ``sample_local``: run the in-process sampler (default: always in embedded
+        mode; with ``redis_url`` only when ``publish_host`` is set, so kernels do not all sample one host)."""
         self.settings = settings or load_config()
         s = self.settings
-        self.store = store or MemoryStateStore(window=s.history_window, max_samples=s.history_max_samples)
+        local_store = MemoryStateStore(window=s.history_window, max_samples=s.history_max_samples)
+        alert_store = None
+        if store is None and s.redis_url:
+            redis_store = RedisStateStore.from_settings(s)
+            store = MirroredStore(redis_store, local_store)
+            alert_store = RedisAlertStore(redis_store.client, history=s.alert_history)
+        self.store: StateStore = store or local_store
         self.cache: Cache = build_cache(s)
+        self.alerting = AlertRuntime(s, store=alert_store)
+        if sample_local is None:
+            sample_local = not s.redis_url or s.publish_host
         self.sampler: Sampler | None = None
         if sample_local:
             local = LocalSampler(
@@ -68,9 +88,39 @@ class Client:
                 interval=s.interval,
                 net_exclude=s.net_exclude,
             )
-            self.sampler = Sampler(local.sample, [self.store.put], s.interval).start()
+            self.sampler = Sampler(local.sample, [self.store.put, self.after_sample], s.interval).start()
             self._local = local
+        # Other sources (a Dask scheduler, service probes) are polled by one more thread, never in a query.
+        dask = dask if dask is not None else (s.dask_scheduler or None)
+        self.dask = DaskSource(dask) if dask is not None else None
+        self.probes = ProbeRunner(s.services, s.probe_timeout) if s.services else None
+        self.dask_summary: DaskSummary | None = None
+        self.probe_results: list[ProbeResult] = []
+        self.source_poller: Sampler | None = None
+        if self.dask is not None or self.probes is not None:
+            self.source_poller = Sampler(self._poll_sources, [], s.interval, first_delay=0, name="clusternb-sources")
+            self.source_poller.start()
         self._closed = False
+
+    def _poll_sources(self) -> None:
+        now = time.time()
+        if self.dask is not None:
+            snaps, self.dask_summary = self.dask.read(self.settings.interval)
+            for snap in snaps:
+                self.store.put(snap)
+                self.alerting.on_sample(snap)
+        if self.probes is not None:
+            self.probe_results = self.probes.run()
+            for result in self.probe_results:
+                self.alerting.evaluate_service(result.name, result.up, now)
+
+    def after_sample(self, snapshot: NodeSnapshot) -> None:
+        """Sampler sink: evaluate alert rules where the sample was made, then the liveness watchdog."""
+        self.alerting.on_sample(snapshot)
+        now = time.time()
+        self.alerting.check_liveness(
+            self.store.latest(), self.store.departed(), self.settings.thresholds, now, self.settings.interval
+        )
 
     # -- queries ------------------------------------------------------------------------------------------
 
@@ -104,8 +154,18 @@ class Client:
         severity: str | None = None,
         node: str | None = None,
     ) -> pd.DataFrame:
-        """Alerts as a frame (:data:`clusternb.frames.ALERT_COLUMNS`); empty until alert rules run."""
+        """Alerts as a frame (:data:`clusternb.frames.ALERT_COLUMNS`), newest first.
+
+        ``active``: only pending and firing alerts (default) or resolved ones too. ``since``: alerts active at
+        some point since then. ``severity``: info / warning / critical. ``node``: alerts about one node.
+        """
         return self._frame("alerts", active=active, since=since, severity=severity, node=node)
+
+    def acknowledge(self, alert_id: str, by: str | None = None) -> None:
+        """Acknowledge an active alert (``alerts().alert_id``); it stays acknowledged until it resolves."""
+        self.alerting.acknowledge(alert_id, by=by)
+        self.cache.invalidate("alerts")  # the store generation does not move on an acknowledgement
+        self.cache.invalidate("cluster")
 
     def cache_status(self) -> pd.DataFrame:
         """The cache's state: active backend, Redis health, per-namespace hits, misses, sizes and timings."""
@@ -134,7 +194,12 @@ class Client:
     def _build_cluster(self, now: float) -> tuple[Any, Callable[[], pd.DataFrame]]:
         def compute() -> pd.DataFrame:
             at = time.time()
-            return frames.status_frame(self.workers(), at, self.alerts(active=True))
+            summary = self.dask_summary
+            dask = None
+            if summary is not None:
+                dask = {"workers": summary.workers, "tasks": summary.tasks, "tasks_per_s": summary.tasks_per_s}
+            services = [{"name": r.name, "up": r.up, "latency_ms": r.latency_ms} for r in self.probe_results]
+            return frames.status_frame(self.workers(), at, self.alerts(active=True), dask, services)
 
         return (), compute
 
@@ -166,11 +231,14 @@ class Client:
             raise ValueError(f"active: expected True or False, got {active!r}")
         if severity is not None and severity not in frames.SEVERITY_ORDER:
             raise ValueError(f"severity: {severity!r} is not one of {frames.SEVERITY_ORDER}")
-        if since is not None:
-            frames.parse_time(since, now, "since")
         if node is not None and not isinstance(node, str):
             raise ValueError(f"node: expected a node name, got {node!r}")
-        return (active, _plain(since), severity, node), frames.empty_alerts_frame
+        start = None if since is None else frames.parse_time(since, now, "since")
+
+        def compute() -> pd.DataFrame:
+            return alerts_frame(self.alerting.records(), active=active, since=start, severity=severity, node=node)
+
+        return (active, _plain(since), severity, node), compute
 
     _builders: dict[str, Callable[..., tuple[Any, Callable[[], pd.DataFrame]]]] = {
         "cluster": _build_cluster,
@@ -204,6 +272,12 @@ class Client:
         if self.sampler is not None:
             self.sampler.stop()
             self._local.close()
+        if self.source_poller is not None:
+            self.source_poller.stop()
+        if self.dask is not None:
+            self.dask.close()
+        if self.probes is not None:
+            self.probes.close()
         self.store.close()
         self.cache.close()
 
@@ -221,8 +295,9 @@ class Client:
     def _ready(self) -> None:
         if self._closed:
             raise RuntimeError("this clusternb client is closed; call clusternb.connect() for a new one")
-        if self.sampler is not None and self.sampler.samples == 0:
-            self.sampler.wait_first(FIRST_SAMPLE_TIMEOUT)
+        for poller in (self.sampler, self.source_poller):
+            if poller is not None and poller.samples == 0:
+                poller.wait_first(FIRST_SAMPLE_TIMEOUT)
 
     def _check_nodes(self, node: str | Sequence[str] | None) -> list[str] | None:
         if node is None:

@@ -16,7 +16,7 @@ from clusternb.model import NodeSnapshot
 
 log = logging.getLogger(__name__)
 
-SampleFn = Callable[[], NodeSnapshot]
+SampleFn = Callable[[], NodeSnapshot | None]  # None: the sample wrote its own results
 Sink = Callable[[NodeSnapshot], None]
 
 
@@ -64,8 +64,9 @@ class Sampler:
         """Take one sample and feed the sinks; errors are counted and logged once per kind, never raised."""
         try:
             snapshot = self._sample()
-            for sink in self.sinks:
-                sink(snapshot)
+            if snapshot is not None:
+                for sink in self.sinks:
+                    sink(snapshot)
         except Exception as exc:
             self.errors += 1
             self.last_error = f"{type(exc).__name__}: {exc}"

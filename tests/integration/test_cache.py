@@ -225,6 +225,7 @@ async def test_async_decorator(cache: Cache) -> None:
     assert await fetch(1) == {"x": 1}
     assert await fetch(1) == {"x": 1}
     assert calls == [1] and cache.stats["async"].hits == 1
+    await cache.aclose()  # this loop's Redis connection closes with the loop
 
 
 def test_32_threads_missing_one_key_compute_once(cache: Cache) -> None:
@@ -267,6 +268,7 @@ async def test_32_tasks_missing_one_key_compute_once(cache: Cache) -> None:
     assert results == [[42]] * 32
     results[0].append(0)  # each task got its own copy
     assert results[1] == [42]
+    await cache.aclose()
 
 
 @pytest.mark.asyncio
@@ -278,3 +280,4 @@ async def test_failed_async_leader_fails_its_followers(cache: Cache) -> None:
 
     outcomes = await asyncio.gather(*(fails() for _ in range(4)), return_exceptions=True)
     assert all(isinstance(o, RuntimeError) for o in outcomes)
+    await cache.aclose()

@@ -26,3 +26,12 @@ def test_every_column_is_documented() -> None:
 def test_every_setting_is_documented() -> None:
     for name in ClusterNB.class_trait_names(config=True):
         assert f"| `{name}` |" in README, name
+
+
+def test_readme_tables_are_generated_from_the_code() -> None:
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "readme_tables.py"
+    result = subprocess.run([sys.executable, str(script), "--check"], check=False)
+    assert result.returncode == 0, "README.md is stale: run `python scripts/readme_tables.py`"

@@ -1,0 +1,146 @@
+"""Alerting at run time: evaluate where samples are produced, persist transitions, watch for silent nodes.
+
+Where evaluation happens:
+
+- **node rules** run in the process that produced the sample (the in-process sampler, or the node's agent),
+  once per sample, so one node's alerts are decided by one process;
+- **node_offline** cannot be decided by the dead node: every sampler/agent offers to run the liveness
+  check after its sample, and a Redis lease (``SET NX PX interval``) lets exactly one process do it per
+  interval. It rebuilds its view from the stored records first, so it never duplicates an alert;
+- **service_down** is fed by the probes of whichever process runs them.
+
+The rules file is re-read when its modification time changes. A bad file logs one clear error (once per
+version of the file) and the previous rules stay active.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+
+from clusternb.alerting.engine import AlertEngine
+from clusternb.alerting.loading import load_rules
+from clusternb.alerting.records import Alert, Transition
+from clusternb.alerting.rules import NODE_OFFLINE, RuleError
+from clusternb.alerting.store import AlertStore, EngineAlertStore, RedisAlertStore
+from clusternb.config import ClusterNB
+from clusternb.model import NodeSnapshot
+
+log = logging.getLogger(__name__)
+
+Thresholds = Callable[[float], tuple[float, float]]
+
+
+class AlertRuntime:
+    """An engine plus its persistence, rule reloading and (in cluster mode) the liveness watchdog."""
+
+    def __init__(self, settings: ClusterNB, store: AlertStore | None = None) -> None:
+        self.settings = settings
+        self.rules_file = settings.alert_rules_file or None
+        self._mtime = self._file_mtime()
+        try:
+            rules = load_rules(settings.alert_defaults, settings.alert_rules, self.rules_file)
+        except RuleError as exc:
+            raise ValueError(f"alert rules: {exc}") from None
+        self.engine = AlertEngine(rules, history=settings.alert_history)
+        self.store: AlertStore = store if store is not None else EngineAlertStore(self.engine)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.last_reload_error: str | None = None
+
+    # -- evaluation -----------------------------------------------------------------------------------------
+
+    def on_sample(self, snapshot: NodeSnapshot) -> list[Transition]:
+        """Evaluate the node rules on a fresh sample and persist what changed (a sampler sink)."""
+        self.maybe_reload(snapshot.time)
+        transitions = self.engine.evaluate(snapshot, snapshot.time)
+        if transitions:
+            self.store.apply(transitions)
+        return transitions
+
+    def check_liveness(
+        self,
+        latest: list[NodeSnapshot],
+        departed: Mapping[str, float],
+        thresholds: Thresholds,
+        now: float,
+        interval: float,
+    ) -> list[Transition]:
+        """Raise node_offline for silent nodes and resolve it for nodes heard again (one process per interval)."""
+        store = self.store
+        if isinstance(store, RedisAlertStore):
+            if not store.take_watchdog(self.owner, interval):
+                return []
+            engine = AlertEngine(self.engine.rules, history=1)  # this interval's view, from the shared records
+            engine.restore(a for a in store.active() if a.metric == NODE_OFFLINE)
+        else:
+            engine = self.engine
+        out: list[Transition] = []
+        for snap in latest:
+            if snap.node in departed:
+                out += [t for t in engine.forget_node(snap.node, now) if t.alert.metric == NODE_OFFLINE]
+                continue
+            silence = now - snap.time
+            _, offline_after = thresholds(snap.interval_s)
+            if silence > offline_after:
+                out += engine.evaluate_offline(snap.node, silence, now)
+            else:
+                out += engine.node_back(snap.node, now)
+        if out:
+            store.apply(out)
+        return out
+
+    def evaluate_service(self, name: str, up: bool, now: float) -> list[Transition]:
+        transitions = self.engine.evaluate_service(name, up, now)
+        if transitions:
+            self.store.apply(transitions)
+        return transitions
+
+    def records(self) -> list[Alert]:
+        return self.store.records()
+
+    def acknowledge(self, alert_id: str, by: str | None = None) -> Alert:
+        """Acknowledge an active alert; raises ``ValueError`` naming it if it is not active."""
+        now = time.time()
+        if isinstance(self.store, RedisAlertStore):
+            engine = AlertEngine(self.engine.rules, history=1)
+            engine.restore(self.store.active())
+        else:
+            engine = self.engine
+        try:
+            transition = engine.acknowledge(alert_id, by=by, now=now)
+        except KeyError:
+            raise ValueError(f"alert_id: no active alert {alert_id!r}") from None
+        self.store.apply([transition])
+        return transition.alert
+
+    # -- rules ----------------------------------------------------------------------------------------------
+
+    def maybe_reload(self, now: float) -> bool:
+        """Re-read the rules file if it changed; True when new rules are active."""
+        mtime = self._file_mtime()
+        if mtime == self._mtime:
+            return False
+        self._mtime = mtime
+        try:
+            rules = load_rules(self.settings.alert_defaults, self.settings.alert_rules, self.rules_file)
+        except RuleError as exc:
+            self.last_reload_error = str(exc)
+            log.error("clusternb: alert rules not reloaded, previous rules stay active: %s", exc)
+            return False
+        self.last_reload_error = None
+        transitions = self.engine.replace_rules(rules, now)
+        if transitions:
+            self.store.apply(transitions)
+        log.info("clusternb: alert rules reloaded from %s", self.rules_file)
+        return True
+
+    def _file_mtime(self) -> float | None:
+        if not self.rules_file:
+            return None
+        try:
+            return os.stat(self.rules_file).st_mtime_ns / 1e9
+        except OSError:
+            return None

@@ -1,0 +1,297 @@
+"""Cluster-mode state store on Redis: every agent writes here, every kernel, server and panel reads here.
+
+Key layout (``P`` = ``clusternb:v{SCHEMA_VERSION}:state:``; the version in the prefix keeps two schema
+versions of clusternb on one Redis from ever reading each other's keys)::
+
+    P latest          HASH    node -> snapshot JSON (orjson of NodeSnapshot.to_dict(), carries "schema")
+    P seen            ZSET    node -> sample time of its latest snapshot (the registry; drives pruning)
+    P departed        HASH    node -> time it left cleanly (``leave``); the node's next ``put`` deletes it
+    P hist:{node}     ZSET    snapshot JSON scored by its sample time: that node's bounded history
+    P gen             STRING  the generation counter, INCRed in the MULTI of every put/leave
+
+Why a sorted set per node for history, not a stream: history is queried by *sample* time, which each agent's
+clock sets. Stream IDs must grow monotonically, so they would carry either the server's time (then a range
+query by sample time is wrong by the agent's clock skew) or the sample time (then a clock stepping back makes
+XADD fail). A ZSET indexes exactly by sample time in any order, ``ZRANGEBYSCORE`` answers
+``since <= time <= until`` inclusively, and the window trim (``ZREMRANGEBYSCORE``) and the hard cap
+(``ZREMRANGEBYRANK``) run in the same MULTI as the write. It costs ~10 % more memory than a stream
+for ~700-byte records, where the JSON itself dominates.
+
+Bounds: each put trims its node's history to ``window`` seconds before the new sample and to ``max_samples``
+entries, and sets every key's expiry to ``window``: a history nobody writes disappears, and so does a whole
+cluster that went quiet. A small Lua script in the same MULTI prunes nodes whose last sample is older than
+the window (by the writer's clock and by the server's, so one agent with a clock far ahead cannot wipe the
+others) from ``latest``, ``seen`` and ``departed``. Redis Cluster is not supported (the script touches
+several keys that are not hash-tagged together).
+
+The generation counter is seeded (``SET NX``) with the current time in microseconds before its first INCR, so
+after a Redis restart without persistence it still grows past every value readers cached before.
+
+Reading is data only: records are JSON validated by :meth:`NodeSnapshot.from_dict`. A record of another schema
+version, garbage bytes or a pickle are skipped and counted in :attr:`RedisStateStore.skipped` and
+:meth:`RedisStateStore.stats`; nothing is ever unpickled or evaluated.
+
+Errors: Redis failures propagate as ``redis`` exceptions (``redis.ConnectionError``, ``redis.TimeoutError``,
+``redis.ResponseError``, all ``redis.RedisError``). The store makes no fallback decision: the agent retries
+with backoff, the query layer decides what to show. A command is retried once on a connection error (a pooled
+connection dies when Redis restarts), so one call costs at most about twice its timeouts.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any, cast
+
+import orjson
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from clusternb.config import ClusterNB, mask_url
+from clusternb.model import SCHEMA_VERSION, NodeSnapshot, SchemaError
+from clusternb.state.base import StateStore
+
+PREFIX = f"clusternb:v{SCHEMA_VERSION}:state:"
+
+# Removes nodes whose last sample is older than the window, judged by the writer's sample clock (ARGV[1])
+# and by the server's clock (TIME - ARGV[2]), whichever is earlier. Departures older than the window go too.
+# KEYS: latest, seen, departed. Returns the number of nodes pruned.
+_PRUNE = """
+local t = redis.call('TIME')
+local cutoff = tonumber(t[1]) + tonumber(t[2]) / 1000000 - tonumber(ARGV[2])
+if tonumber(ARGV[1]) < cutoff then cutoff = tonumber(ARGV[1]) end
+local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. cutoff, 'LIMIT', 0, 500)
+if #gone > 0 then
+  redis.call('HDEL', KEYS[1], unpack(gone))
+  redis.call('ZREM', KEYS[2], unpack(gone))
+  redis.call('HDEL', KEYS[3], unpack(gone))
+end
+local left = redis.call('HGETALL', KEYS[3])
+for i = 1, #left, 2 do
+  local when = tonumber(left[i + 1])
+  if when == nil or when < cutoff then redis.call('HDEL', KEYS[3], left[i]) end
+end
+return #gone
+"""
+
+
+class RedisStateStore(StateStore):
+    """The :class:`StateStore` of cluster mode. Thread-safe (redis-py's pool is; each call uses its own pipeline).
+
+    ``latest()`` is one HGETALL whatever the number of nodes; ``put`` and ``leave`` are one MULTI each;
+    ``history`` is one round trip for the node list (when not given) and one pipeline across nodes.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: redis.Redis | None = None,
+        window: float = 3600.0,
+        max_samples: int = 20_000,
+        socket_timeout: float = 0.25,
+        connect_timeout: float = 0.5,
+        health_check_interval: float = 30.0,
+        retries: int = 1,
+        prefix: str = PREFIX,
+    ) -> None:
+        if client is None:
+            if not url:
+                raise ValueError("RedisStateStore needs a Redis URL (redis://, rediss:// or unix://)")
+            # from_url validates the scheme and raises ValueError on a malformed URL; it does not connect yet.
+            client = redis.Redis.from_url(
+                url,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=connect_timeout,
+                health_check_interval=health_check_interval,
+                retry=Retry(NoBackoff(), retries),
+            )
+        self.url = mask_url(url or "")
+        self.client = client
+        self.window = float(window)
+        self.max_samples = int(max_samples)
+        self.prefix = prefix
+        self._ttl = max(1, math.ceil(self.window))
+        self._k_latest = prefix + "latest"
+        self._k_seen = prefix + "seen"
+        self._k_departed = prefix + "departed"
+        self._k_gen = prefix + "gen"
+        self._lock = threading.Lock()
+        # node -> (raw record, decoded snapshot) from the previous latest(): an unchanged record is not decoded twice.
+        self._decoded: dict[bytes, tuple[bytes, NodeSnapshot]] = {}
+        self.skipped = 0
+        self.puts = 0
+        self._skip_reasons: dict[str, int] = {}
+        self.last_skip: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: ClusterNB, **overrides: Any) -> RedisStateStore:
+        """The store a :class:`ClusterNB` configuration describes (``redis_url``, timeouts, history bounds)."""
+        kwargs: dict[str, Any] = {
+            "window": settings.history_window,
+            "max_samples": settings.history_max_samples,
+            "socket_timeout": settings.redis_socket_timeout,
+            "connect_timeout": settings.redis_connect_timeout,
+        }
+        kwargs.update(overrides)
+        return cls(settings.redis_url, **kwargs)
+
+    def hist_key(self, node: str) -> str:
+        return f"{self.prefix}hist:{node}"
+
+    # -- writes ---------------------------------------------------------------------------------------------
+
+    def put(self, snapshot: NodeSnapshot) -> None:
+        """One MULTI/EXEC, one round trip: latest, registry, departure cleared, history trimmed, generation."""
+        record = orjson.dumps(snapshot.to_dict())
+        node, t = snapshot.node, snapshot.time
+        hist = self.hist_key(node)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(self._k_gen, _gen_seed(), nx=True)
+        pipe.hset(self._k_latest, node, record)
+        pipe.zadd(self._k_seen, {node: t})
+        pipe.hdel(self._k_departed, node)
+        pipe.zadd(hist, {record: t})
+        pipe.zremrangebyscore(hist, "-inf", f"({t - self.window!r}")
+        pipe.zremrangebyrank(hist, 0, -(self.max_samples + 1))
+        for key in (hist, self._k_latest, self._k_seen, self._k_departed):
+            pipe.expire(key, self._ttl)
+        pipe.eval(_PRUNE, 3, self._k_latest, self._k_seen, self._k_departed, repr(t - self.window), self.window)
+        pipe.incr(self._k_gen)
+        pipe.execute()
+        self.puts += 1
+
+    def leave(self, node: str, when: float) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(self._k_gen, _gen_seed(), nx=True)
+        pipe.hset(self._k_departed, node, repr(float(when)))
+        pipe.expire(self._k_departed, self._ttl)
+        pipe.incr(self._k_gen)
+        pipe.execute()
+
+    # -- reads ----------------------------------------------------------------------------------------------
+
+    def latest(self) -> list[NodeSnapshot]:
+        """One HGETALL for every node; records unchanged since the previous call reuse their decoded snapshot."""
+        # The client never decodes responses, so every key and value here is bytes.
+        raw = cast(dict[bytes, bytes], self.client.hgetall(self._k_latest))
+        previous = self._decoded
+        decoded: dict[bytes, tuple[bytes, NodeSnapshot]] = {}
+        out: list[NodeSnapshot] = []
+        for field, record in raw.items():
+            hit = previous.get(field)
+            if hit is not None and hit[0] == record:
+                snap: NodeSnapshot | None = hit[1]
+            else:
+                snap = self._decode(record)
+            if snap is not None:
+                decoded[field] = (record, snap)
+                out.append(snap)
+        self._decoded = decoded  # a plain swap: concurrent callers each see a complete dict
+        return out
+
+    def history(
+        self, since: float, until: float | None = None, nodes: Collection[str] | None = None
+    ) -> list[NodeSnapshot]:
+        if nodes is None:
+            members = cast(list[bytes], self.client.zrange(self._k_seen, 0, -1))
+            names = [n.decode("utf-8", "replace") for n in members]
+        else:
+            names = list(nodes)
+        if not names:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        high = "+inf" if until is None else repr(float(until))
+        for name in names:
+            pipe.zrangebyscore(self.hist_key(name), repr(float(since)), high)
+        out: list[NodeSnapshot] = []
+        for records in pipe.execute():
+            out.extend(self._decode_all(records))
+        return out
+
+    def departed(self) -> Mapping[str, float]:
+        out: dict[str, float] = {}
+        for node, when in cast(dict[bytes, bytes], self.client.hgetall(self._k_departed)).items():
+            try:
+                value = float(when)
+                name = node.decode()
+            except (ValueError, UnicodeDecodeError):
+                self._skip("departure record is not a node and a time")
+                continue
+            if math.isfinite(value):
+                out[name] = value
+            else:
+                self._skip("departure time is not finite")
+        return out
+
+    def generation(self) -> int:
+        raw = self.client.get(self._k_gen)
+        if raw is None:
+            return 0
+        try:
+            return int(raw)
+        except ValueError:
+            self._skip("generation counter is not an integer")
+            return 0
+
+    # -- diagnostics and lifecycle --------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """What this store did, for ``cache_status``-style diagnostics. Local counters only: no round trip."""
+        with self._lock:
+            reasons = dict(self._skip_reasons)
+        return {
+            "backend": "redis",
+            "url": self.url,
+            "prefix": self.prefix,
+            "puts": self.puts,
+            "skipped": self.skipped,
+            "skipped_by_reason": reasons,
+            "last_skip": self.last_skip,
+        }
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- decoding -------------------------------------------------------------------------------------------
+
+    def _decode_all(self, records: Iterable[bytes]) -> list[NodeSnapshot]:
+        out = []
+        for record in records:
+            snap = self._decode(record)
+            if snap is not None:
+                out.append(snap)
+        return out
+
+    def _decode(self, record: bytes) -> NodeSnapshot | None:
+        # orjson rejects anything that is not JSON (a pickle included) before any of it is interpreted.
+        try:
+            data = orjson.loads(record)
+        except orjson.JSONDecodeError:
+            self._skip("not JSON")
+            return None
+        if not isinstance(data, dict):
+            self._skip("not a snapshot")
+            return None
+        if data.get("schema") != SCHEMA_VERSION:
+            self._skip("other schema version")
+            return None
+        try:
+            return NodeSnapshot.from_dict(data)
+        except (SchemaError, TypeError, ValueError):
+            self._skip("invalid snapshot")
+            return None
+
+    def _skip(self, reason: str) -> None:
+        with self._lock:
+            self.skipped += 1
+            self._skip_reasons[reason] = self._skip_reasons.get(reason, 0) + 1
+            self.last_skip = reason
+
+
+def _gen_seed() -> int:
+    # Microseconds since the epoch: far above any count a previous Redis life reached, below 2**53.
+    return int(time.time() * 1_000_000)

@@ -1,0 +1,98 @@
+"""Alerts evaluated where samples are made, visible through alerts() and cluster_status(); rule files reload."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from clusternb.config import load_config
+from clusternb.queries import Client
+from clusternb.state.memory import MemoryStateStore
+from tests.helpers import make_snapshot
+
+HOT = [{"name": "cpu", "threshold": 50, "clear": 40, "for": 0}]
+
+
+def _client(**settings: object) -> Client:
+    return Client(load_config(interval=3600, **settings), store=MemoryStateStore(), sample_local=False)  # type: ignore[arg-type]
+
+
+def _sample(client: Client, **fields: object) -> None:
+    snap = make_snapshot("n1", time=time.time(), interval_s=3600, **fields)
+    client.store.put(snap)
+    client.after_sample(snap)
+
+
+def test_a_crossed_rule_fires_once_and_degrades_health() -> None:
+    with _client(alert_rules=HOT) as c:
+        _sample(c, cpu_percent=10.0)
+        assert c.alerts().empty and c.cluster_status().loc[0, "health"] == "healthy"
+        for _ in range(3):
+            _sample(c, cpu_percent=90.0)
+        active = c.alerts()
+        assert list(active["alert_id"]) == ["cpu:n1"]
+        assert active.loc[0, "state"] == "firing" and active.loc[0, "value"] == 90.0
+        status = c.cluster_status().iloc[0]
+        assert status["health"] == "degraded" and status["alerts_firing"] == 1
+
+        c.acknowledge("cpu:n1", by="sre")
+        assert bool(c.alerts().loc[0, "acknowledged"])
+        with pytest.raises(ValueError, match="alert_id"):
+            c.acknowledge("nope:n1")
+
+        _sample(c, cpu_percent=45.0)  # between clear and threshold: still firing (hysteresis)
+        assert c.alerts().loc[0, "state"] == "firing"
+        _sample(c, cpu_percent=30.0)
+        assert c.alerts().empty
+        history = c.alerts(active=False)
+        assert list(history["state"]) == ["resolved"] and c.cluster_status().loc[0, "health"] == "healthy"
+
+
+def test_critical_alert_makes_health_critical() -> None:
+    with _client(alert_rules=[{"name": "cpu", "threshold": 50, "for": 0, "severity": "critical"}]) as c:
+        _sample(c, cpu_percent=99.0)
+        assert c.cluster_status().loc[0, "health"] == "critical"
+        assert len(c.alerts(severity="critical")) == 1 and c.alerts(severity="info").empty
+
+
+def test_bad_rules_at_startup_are_one_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "rules.yaml"
+    bad.write_text("- name: cpu\n  op: '=>'\n")
+    with pytest.raises(ValueError, match=r"alert rules: rule 'cpu'.*'=>'"):
+        _client(alert_rules_file=str(bad))
+
+
+def test_a_bad_rule_file_keeps_the_previous_rules(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("- name: cpu\n  threshold: 50\n  clear: 40\n  for: 0\n")
+    with _client(alert_rules_file=str(path)) as c:
+        _sample(c, cpu_percent=60.0)
+        assert list(c.alerts()["alert_id"]) == ["cpu:n1"]
+        path.write_text("- name: cpu\n  threshold: banana\n")
+        os.utime(path, (time.time() + 5, time.time() + 5))  # a new modification time, whatever the clock
+        caplog.set_level(logging.ERROR, logger="clusternb")
+        for _ in range(3):
+            _sample(c, cpu_percent=60.0)
+        errors = [r for r in caplog.records if "previous rules stay active" in r.getMessage()]
+        assert len(errors) == 1 and "cpu" in errors[0].getMessage()
+        assert c.alerting.engine.rules  # unchanged
+        assert list(c.alerts()["alert_id"]) == ["cpu:n1"]  # the old rule still holds the alert
+
+        path.write_text("- name: cpu\n  threshold: 95\n  for: 0\n")
+        os.utime(path, (time.time() + 10, time.time() + 10))
+        _sample(c, cpu_percent=60.0)  # the fixed file is picked up: 60 < 95 resolves the alert
+        assert c.alerts().empty and c.alerting.last_reload_error is None
+
+
+def test_silent_node_raises_node_offline_in_embedded_mode() -> None:
+    with _client() as c:
+        old = make_snapshot("gone", time=time.time() - 100_000, interval_s=1.0)
+        c.store.put(old)
+        _sample(c, cpu_percent=1.0)
+        offline = c.alerts()
+        assert list(offline["alert_id"]) == ["node_offline:gone"]
+        assert offline.loc[0, "severity"] == "critical"
