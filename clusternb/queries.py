@@ -325,13 +325,15 @@ _default: Client | None = None
 _default_lock = threading.Lock()
 
 
-def connect(config: Config | None = None, **settings: Any) -> Client:
+def connect(config: Config | None = None, dask: Any = None, **settings: Any) -> Client:
     """Create the default client from settings (keyword arguments override config files and env vars).
 
-    ``clusternb.connect(interval=1, disk_path="/data")``. Replaces (and closes) any previous default client.
+    ``clusternb.connect(interval=1, disk_path="/data")``, ``clusternb.connect(redis_url="redis://host")``,
+    ``clusternb.connect(dask="tcp://scheduler:8786")`` or ``connect(dask=distributed_client)``.
+    Replaces (and closes) any previous default client.
     """
     global _default
-    client = Client(load_config(config, **settings))
+    client = Client(load_config(config, **settings), dask=dask)
     with _default_lock:
         old, _default = _default, client
     if old is not None:

@@ -59,6 +59,37 @@ cluster of nodes running `clusternb agent`.""",
         ("md", "Bad arguments get a clear `ValueError` naming the argument:"),
         ("code", 'try:\n    clusternb.metrics(since="banana")\nexcept ValueError as err:\n    print(err)'),
     ],
+    "cache": [
+        ("md", """# The query cache
+
+Every clusternb query is cached: in Redis when `redis_url` is set (shared by every kernel and server
+process), in memory otherwise. When Redis fails, calls are served from memory without an error, and Redis is
+used again as soon as it answers. This notebook starts its own `redis-server` to show it."""),
+        ("code", "import shutil\nimport socket\nimport subprocess\nimport time\n\nimport clusternb\n\nassert shutil.which(\"redis-server\"), \"this notebook needs redis-server (apt-get install redis-server)\"\nwith socket.socket() as s:\n    s.bind((\"127.0.0.1\", 0))\n    port = s.getsockname()[1]\n\n\ndef start_redis():\n    proc = subprocess.Popen([\"redis-server\", \"--port\", str(port), \"--save\", \"\", \"--appendonly\", \"no\"], stdout=subprocess.DEVNULL)\n    time.sleep(0.5)\n    return proc\n\n\nredis_proc = start_redis()\nclient = clusternb.connect(redis_url=f\"redis://127.0.0.1:{port}/0\")"),
+        ("md", "Any function can use the same cache with `@clusternb.cached`; it keeps statistics per namespace."),
+        ("code", "@clusternb.cached(\"demo\", ttl=60)\ndef slow_square(n):\n    time.sleep(0.2)\n    return n * n\n\n\n[slow_square(12) for _ in range(5)]"),
+        ("code", "status = clusternb.cache_status()\nstatus.loc[[\"demo\"], [\"backend\", \"hits\", \"misses\", \"hit_rate\", \"loads\"]]"),
+        ("md", "Now Redis dies (SIGKILL). The next calls still answer, from memory, and `cache_status()` says so."),
+        ("code", "redis_proc.kill()\nredis_proc.wait()\n[slow_square(12) for _ in range(3)], clusternb.cache_status().loc[\"demo\", [\"backend\", \"redis_state\", \"fallbacks\"]].tolist()"),
+        ("md", "Redis comes back: the cache notices within a couple of seconds, without restarting anything."),
+        ("code", "redis_proc = start_redis()\ndeadline = time.monotonic() + 15\nwhile clusternb.cache_status().loc[\"(all)\", \"backend\"] != \"redis\" and time.monotonic() < deadline:\n    slow_square(12)\n    time.sleep(0.2)\nclusternb.cache_status().loc[\"demo\", [\"backend\", \"redis_state\", \"fallbacks\"]].tolist()"),
+        ("code", IGNORE + "clusternb.cache_status()"),
+        ("code", "client.close()\nredis_proc.terminate()\nredis_proc.wait()"),
+    ],
+    "dask": [
+        ("md", """# Dask workers as clusternb rows
+
+Point clusternb at a Dask scheduler (`connect(dask="tcp://host:8786")` or a `distributed.Client`) and its
+workers become rows of `workers()` and series of `metrics()`, its task counts columns of `cluster_status()`."""),
+        ("code", "from distributed import Client, LocalCluster\n\nimport clusternb\n\ncluster = LocalCluster(n_workers=2, threads_per_worker=2, processes=True, dashboard_address=\"127.0.0.1:0\")\ndask_client = Client(cluster)\nnb = clusternb.connect(dask=dask_client, interval=1)"),
+        ("code", "workers = clusternb.workers()\ndask_workers = workers[workers[\"source\"] == \"dask\"]\nsorted(dask_workers.index), dask_workers[\"threads\"].tolist()"),
+        ("code", IGNORE + "dask_workers[[\"status\", \"threads\", \"cpu_percent\", \"mem_used_bytes\", \"mem_total_bytes\", \"net_rx_bps\"]]"),
+        ("md", "Run some work and watch the task counts."),
+        ("code", "import time\n\nfutures = dask_client.map(lambda x: x**2, range(100))\ntotal = dask_client.submit(sum, futures).result()\ntime.sleep(2.5)\nstatus = clusternb.cluster_status().iloc[0]\ntotal, int(status[\"dask_workers\"]), bool(status[\"tasks_memory\"] >= 100)"),
+        ("code", IGNORE + "clusternb.cluster_status().filter(like=\"task\").T"),
+        ("code", IGNORE + "clusternb.metrics(\"5m\", fields=[\"cpu_percent\", \"mem_used_bytes\"]).tail()"),
+        ("code", "nb.close()\ndask_client.close()\ncluster.close()"),
+    ],
 }
 
 
