@@ -8,15 +8,42 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from clusternb._version import __version__
-from clusternb.cache import cached
 from clusternb.config import ClusterNB, load_config
 from clusternb.model import SCHEMA_VERSION, GPUStat, NodeSnapshot, SchemaError
-from clusternb.queries import Client, connect, get_client
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from clusternb.cache import cached
+    from clusternb.queries import Client, connect, get_client
+
+# pandas, pyarrow and the query machinery load on first use, so `clusternb agent` (which imports this
+# package) stays a small process and `import clusternb` stays quick.
+_LAZY = {
+    "Client": "clusternb.queries",
+    "connect": "clusternb.queries",
+    "get_client": "clusternb.queries",
+    "cached": "clusternb.cache",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'clusternb' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -41,11 +68,15 @@ __all__ = [
 
 def cluster_status() -> pd.DataFrame:
     """One-row cluster summary: node counts by status, CPU/memory totals and use, health."""
+    from clusternb.queries import get_client
+
     return get_client().cluster_status()
 
 
 def workers() -> pd.DataFrame:
     """One row per node, indexed by node name (see README for the columns)."""
+    from clusternb.queries import get_client
+
     return get_client().workers()
 
 
@@ -56,6 +87,8 @@ def metrics(
     fields: str | Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Time series, one row per node per sample: ``metrics("1h", node="gpu-3", fields=["cpu_percent"])``."""
+    from clusternb.queries import get_client
+
     return get_client().metrics(since=since, until=until, node=node, fields=fields)
 
 
@@ -63,11 +96,15 @@ def alerts(
     active: bool = True, since: Any = None, severity: str | None = None, node: str | None = None
 ) -> pd.DataFrame:
     """Alerts as a DataFrame, newest first."""
+    from clusternb.queries import get_client
+
     return get_client().alerts(active=active, since=since, severity=severity, node=node)
 
 
 def cache_status() -> pd.DataFrame:
     """The query cache: active backend (redis/memory), Redis health, hits, misses and timings per namespace."""
+    from clusternb.queries import get_client
+
     return get_client().cache_status()
 
 

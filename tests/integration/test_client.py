@@ -107,5 +107,5 @@ def test_connect_replaces_the_default_client() -> None:
 def test_public_names_are_all_exported() -> None:
     public = {n for n in dir(clusternb) if not n.startswith("_") and n != "annotations"}
     modules = {n for n in public if type(getattr(clusternb, n)).__name__ == "module"}
-    typing_helpers = {"Any", "Sequence", "pd"}
+    typing_helpers = {"Any", "Sequence", "TYPE_CHECKING"}
     assert sorted(public - modules - typing_helpers) == sorted(n for n in clusternb.__all__ if n != "__version__")
