@@ -124,3 +124,28 @@ def _minus_inactive(usage: str | None, stat: str | None, key: str) -> int | None
         if name == key:
             return max(used - int(value), 0)
     return used
+
+
+class LimitsReader:
+    """Reads limits once and again every ``refresh_every`` calls: limits almost never change, and reading
+    the cgroup tree costs ~70 µs, a fifth of a whole sample. Inside a limited container the cgroup's memory
+    use changes every sample, so the files are read on every call there."""
+
+    def __init__(
+        self,
+        host_cpus: int,
+        host_mem_bytes: int,
+        root: Path = Path("/sys/fs/cgroup"),
+        refresh_every: int = 30,
+    ) -> None:
+        self._args = (host_cpus, host_mem_bytes)
+        self._root = root
+        self.refresh_every = refresh_every
+        self._calls = 0
+        self._last = ContainerLimits()
+
+    def read(self) -> ContainerLimits:
+        if self._calls % self.refresh_every == 0 or self._last.mem_limit_bytes is not None:
+            self._last = read_limits(*self._args, root=self._root)
+        self._calls += 1
+        return self._last

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import psutil
 
 from clusternb.model import NodeSnapshot
-from clusternb.sources.cgroups import read_limits
+from clusternb.sources.cgroups import LimitsReader
 from clusternb.sources.gpu import NvmlReader
 
 
@@ -58,7 +58,7 @@ class LocalSampler:
         self.cpu_count = os.cpu_count() or 1
         self._boot_time = psutil.boot_time()
         self._gpu = gpu if gpu is not None else NvmlReader()
-        self._cgroup_root = cgroup_root
+        self._limits = LimitsReader(self.cpu_count, psutil.virtual_memory().total, root=cgroup_root)
         self._prev = self._counters()
 
     def sample(self) -> NodeSnapshot:
@@ -73,7 +73,7 @@ class LocalSampler:
         swap = psutil.swap_memory()
         disk = psutil.disk_usage(self.disk_path)
         load = os.getloadavg()
-        limits = read_limits(self.cpu_count, vm.total, root=self._cgroup_root)
+        limits = self._limits.read()
         return NodeSnapshot(
             node=self.node,
             host=self.host,

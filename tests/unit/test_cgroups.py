@@ -71,3 +71,19 @@ def test_unreadable_tree_is_no_limits(tmp_path: Path) -> None:
     _write(root / "cgroup.controllers", "")
     _write(root / "cpu.max", "garbage here\n")
     assert read_limits(8, 16 * GiB, root=root, proc_cgroup=tmp_path / "none") == ContainerLimits()
+
+
+def test_limits_reader_rereads_only_now_and_then_unless_limited(tmp_path: Path) -> None:
+    from clusternb.sources.cgroups import LimitsReader
+
+    root = tmp_path / "cg"
+    _write(root / "cgroup.controllers", "")
+    _write(root / "memory.max", "max\n")
+    reader = LimitsReader(8, 16 * GiB, root=root, refresh_every=3)
+    assert reader.read().mem_limit_bytes is None
+    _write(root / "memory.max", f"{GiB}\n")  # `docker update --memory` while running
+    _write(root / "memory.current", f"{GiB // 2}\n")
+    assert reader.read().mem_limit_bytes is None and reader.read().mem_limit_bytes is None  # cached
+    assert reader.read().mem_limit_bytes == GiB  # the periodic re-read sees the new limit
+    _write(root / "memory.current", f"{GiB // 4}\n")
+    assert reader.read().mem_used_bytes == GiB // 4  # limited: usage read on every call
