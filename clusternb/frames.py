@@ -254,12 +254,18 @@ def _gpu_summary(s: NodeSnapshot) -> tuple[int, float, int | None, int | None, f
 
 _RAW_WORKER = (
     "host", "ip", "source", "cpu_count", "cpu_limit", "threads", "cpu_percent", "load_1", "load_5", "load_15",
-    "mem_total_bytes", "mem_used_bytes", "mem_available_bytes", "mem_used_percent", "mem_limit_bytes",
-    "swap_total_bytes", "swap_used_bytes", "swap_used_percent", "disk_path", "disk_total_bytes",
-    "disk_used_bytes", "disk_used_percent", "disk_read_bps", "disk_write_bps", "net_rx_bps", "net_tx_bps",
-    "uptime_s", "interval_s",
+    "mem_total_bytes", "mem_used_bytes", "mem_available_bytes", "mem_limit_bytes", "mem_cgroup_used_bytes",
+    "swap_total_bytes", "swap_used_bytes", "disk_path", "disk_total_bytes",
+    "disk_used_bytes", "disk_read_bps", "disk_write_bps", "net_rx_bps", "net_tx_bps",
+    "uptime_s", "interval_s", "time",
 )  # fmt: skip
 _get_worker = attrgetter(*_RAW_WORKER)
+_NO_GPU = (0, math.nan, None, None, math.nan)
+
+
+def _percent_of(used: np.ndarray, total: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, 100.0 * used / np.where(total > 0, total, 1), 0.0)
 
 
 def workers_frame(
@@ -272,29 +278,55 @@ def workers_frame(
 
     ``thresholds(interval_s) -> (stale_after, offline_after)`` decides liveness from each node's own
     interval, so a node sampled every 10 s is not called stale by a reader that samples every 2 s.
+    Built column-wise with numpy: 10,000 nodes are one of the hot paths of cluster mode.
     """
     snaps = sorted(snapshots, key=attrgetter("node"))
     departed = departed or {}
     rows = [_get_worker(s) for s in snaps]
     data: dict[str, Any] = dict(zip(_RAW_WORKER, zip(*rows, strict=True), strict=True)) if rows else {}
-    times = np.array([s.time for s in snaps], dtype="float64")
-    statuses = []
-    for s in snaps:
-        if s.node in departed:
-            statuses.append("left")
-        else:
-            stale, offline = thresholds(s.interval_s)
-            statuses.append(node_status(now - s.time, stale, offline))
-    gpu = [_gpu_summary(s) for s in snaps]
-    data["status"] = statuses
+    times = np.array(data.pop("time", ()), dtype="float64")
+    intervals = np.array(data.get("interval_s", ()), dtype="float64")
+    # Derived percentages, vectorised (same definitions as the NodeSnapshot properties).
+    if rows:
+        f = {
+            k: np.array(data[k], dtype="float64")
+            for k in (
+                "mem_total_bytes",
+                "mem_used_bytes",
+                "swap_total_bytes",
+                "swap_used_bytes",
+                "disk_total_bytes",
+                "disk_used_bytes",
+            )
+        }
+        limit = np.array([np.nan if v is None else v for v in data["mem_limit_bytes"]], dtype="float64")
+        cg_used = np.array([0.0 if v is None else v for v in data.pop("mem_cgroup_used_bytes")], dtype="float64")
+        limited = ~np.isnan(limit) & (limit > 0)
+        data["mem_used_percent"] = np.where(
+            limited,
+            _percent_of(cg_used, np.nan_to_num(limit)),
+            _percent_of(f["mem_used_bytes"], f["mem_total_bytes"]),
+        )
+        data["swap_used_percent"] = _percent_of(f["swap_used_bytes"], f["swap_total_bytes"])
+        data["disk_used_percent"] = _percent_of(f["disk_used_bytes"], f["disk_total_bytes"])
+    # Liveness, vectorised per distinct interval (a cluster has a handful of them).
+    age = now - times
+    status = np.full(len(snaps), "online", dtype=object)
+    for interval in np.unique(intervals):
+        stale_after, offline_after = thresholds(float(interval))
+        same = intervals == interval
+        status[same & (age > stale_after)] = "stale"
+        status[same & (age > offline_after)] = "offline"
+    if departed:
+        status[[i for i, s in enumerate(snaps) if s.node in departed]] = "left"
+    gpu = [_gpu_summary(s) if s.gpus else _NO_GPU for s in snaps]
+    data["status"] = status
     data["last_seen"] = _to_times(times)
-    data["age_s"] = np.round(now - times, 3)
-    data["gpu_count"] = [g[0] for g in gpu]
-    data["gpu_util_percent"] = [g[1] for g in gpu]
-    data["gpu_mem_used_bytes"] = [g[2] for g in gpu]
-    data["gpu_mem_total_bytes"] = [g[3] for g in gpu]
-    data["gpu_temperature_c"] = [g[4] for g in gpu]
-    data["labels"] = [",".join(f"{k}={v}" for k, v in sorted(s.labels.items())) for s in snaps]
+    data["age_s"] = np.round(age, 3)
+    for pos, name in enumerate(("gpu_count", "gpu_util_percent", "gpu_mem_used_bytes", "gpu_mem_total_bytes",
+                                "gpu_temperature_c")):  # fmt: skip
+        data[name] = [g[pos] for g in gpu]
+    data["labels"] = [",".join(f"{k}={v}" for k, v in sorted(s.labels.items())) if s.labels else "" for s in snaps]
     index = pd.Index([s.node for s in snaps], dtype="string", name="node")
     return _typed(data, WORKER_COLUMNS, index)
 

@@ -118,3 +118,20 @@ def test_check_fields() -> None:
         frames.check_fields(["cpu_percent", "bogus"])
     with pytest.raises(ValueError, match="fields"):
         frames.check_fields([])
+
+
+def test_vectorised_percentages_match_the_snapshot_definitions() -> None:
+    snaps = [
+        make_snapshot("plain", time=NOW, mem_used_bytes=3 * 2**30),
+        make_snapshot("boxed", time=NOW, mem_limit_bytes=2**30, mem_cgroup_used_bytes=2**29),
+        make_snapshot("noswap", time=NOW, swap_total_bytes=0, swap_used_bytes=0, disk_total_bytes=0),
+        make_snapshot("slow", time=NOW - 15, interval_s=10.0),
+    ]
+    df = frames.workers_frame(snaps, NOW, _thresholds)
+    for s in snaps:
+        row = df.loc[s.node]
+        assert row["mem_used_percent"] == pytest.approx(s.mem_used_percent)
+        assert row["swap_used_percent"] == pytest.approx(s.swap_used_percent)
+        assert row["disk_used_percent"] == pytest.approx(s.disk_used_percent)
+    assert df.loc["boxed", "mem_used_percent"] == pytest.approx(50.0)
+    assert df.loc["slow", "status"] == "online"  # 15 s is fresh for a node sampled every 10 s

@@ -1,0 +1,142 @@
+"""Cluster-mode costs: workers() over 1,000 and 10,000 nodes held in Redis, and what an agent costs a node.
+
+    python benchmarks/bench_cluster.py [--seconds 60]
+
+1. A local redis-server is filled with N synthetic nodes through RedisStateStore.put (as agents would), then
+   ``Client.workers()`` is timed on a miss (cache invalidated before each call: fetch, decode, build the
+   frame, encode it into the cache) and on a hit (served from the Redis cache).
+2. Three processes run side by side for the same wall time at a 1 s interval: ``clusternb agent``
+   publishing to Redis, a bare psutil loop doing the same kernel reads and nothing else, and Glances
+   (``glances --stdout``, its lightest output). For each: CPU time (user+sys) and peak RSS (VmHWM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._util import Result, fmt_time, measure, table  # noqa: E402
+from clusternb.config import load_config  # noqa: E402
+from clusternb.queries import Client  # noqa: E402
+from clusternb.state.redis import RedisStateStore  # noqa: E402
+from tests.helpers import make_snapshot  # noqa: E402
+from tests.redis_server import RedisServer  # noqa: E402
+
+BARE_LOOP = textwrap.dedent(
+    """
+    import os, sys, time, psutil
+    end = time.monotonic() + float(sys.argv[1])
+    while time.monotonic() < end:
+        psutil.cpu_times(); psutil.disk_io_counters(); psutil.net_io_counters(pernic=True)
+        psutil.virtual_memory(); psutil.swap_memory(); psutil.disk_usage("/"); os.getloadavg()
+        time.sleep(1.0)
+    """
+)
+
+
+def bench_workers(server: RedisServer) -> list[Result]:
+    results = []
+    for nodes in (1_000, 10_000):
+        server.client().flushall()
+        store = RedisStateStore(server.url)
+        now = time.time()
+        for i in range(nodes):
+            store.put(make_snapshot(f"node-{i:05d}", time=now, interval_s=3600.0, labels={"rack": f"r{i % 40}"}))
+        settings = load_config(redis_url=server.url, interval=3600)
+        with Client(settings, sample_local=False) as client:
+            assert len(client.workers()) == nodes
+
+            def miss(c: Client = client) -> None:
+                c.cache.invalidate("workers")
+                c.workers()
+
+            runs = 30 if nodes == 1_000 else 10
+            results.append(measure(f"workers(), {nodes:,} nodes, miss", miss, runs=runs, warmup=2))
+            results.append(measure(f"workers(), {nodes:,} nodes, hit", client.workers, runs=runs * 3, warmup=2))
+        store.close()
+    return results
+
+
+def _peak_rss(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def bench_agents(server: RedisServer, seconds: float) -> list[tuple[str, float, int, str]]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs: dict[str, subprocess.Popen[bytes]] = {
+        "clusternb agent": subprocess.Popen(
+            [sys.executable, "-m", "clusternb.cli", "agent", "--redis", server.url, "--name", "bench", "--interval", "1"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+        "bare psutil loop": subprocess.Popen([sys.executable, "-c", BARE_LOOP, str(seconds + 5)], env=env),
+    }
+    glances = shutil.which("glances") or str(Path(sys.executable).parent / "glances")
+    if Path(glances).exists():
+        procs["glances --stdout"] = subprocess.Popen(
+            [glances, "--stdout", "cpu.total,mem.percent,load", "-t", "1"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    time.sleep(3)  # let every process import and start its loop; measure the steady state only
+    start = {name: psutil.Process(p.pid).cpu_times() for name, p in procs.items()}
+    time.sleep(seconds)
+    out = []
+    for name, proc in procs.items():
+        ps = psutil.Process(proc.pid)
+        end = ps.cpu_times()
+        cpu = (end.user - start[name].user) + (end.system - start[name].system)
+        out.append((name, cpu, _peak_rss(proc.pid), "alive" if proc.poll() is None else "exited"))
+        proc.terminate()
+    for proc in procs.values():
+        proc.wait(10)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=60.0, help="wall time of the agent comparison")
+    args = parser.parse_args()
+    server = RedisServer().start()
+    try:
+        workers = bench_workers(server)
+        server.client().flushall()
+        agents = bench_agents(server, args.seconds)
+    finally:
+        server.stop()
+    print(table("workers() with nodes held in Redis (cache in Redis too)", workers))
+    print()
+    print(f"### One node's cost over {args.seconds:.0f} s at a 1 s interval (same run, side by side)\n")
+    print("| process | CPU time | CPU per sample | × bare psutil | peak RSS |\n|---|---:|---:|---:|---:|")
+    bare = next(cpu for name, cpu, _, _ in agents if name == "bare psutil loop")
+    for name, cpu, rss, _state in agents:
+        print(
+            f"| {name} | {cpu:.2f} s | {fmt_time(cpu / args.seconds)} | {cpu / bare:.2f} | {rss / 2**20:.1f} MiB |"
+        )
+    print()
+    miss_10k = next(r for r in workers if r.name.startswith("workers(), 10,000 nodes, miss"))
+    agent = next(cpu for name, cpu, _, _ in agents if name == "clusternb agent")
+    print(f"{'PASS' if miss_10k.median_s <= 0.150 else 'MISS'}  10,000 nodes in <= 150 ms on a miss "
+          f"(median {fmt_time(miss_10k.median_s)})")
+    print(f"{'PASS' if agent <= 2 * bare else 'MISS'}  agent within 2x of the bare psutil loop's CPU time "
+          f"({agent / bare:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
