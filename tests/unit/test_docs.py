@@ -35,3 +35,13 @@ def test_readme_tables_are_generated_from_the_code() -> None:
     script = Path(__file__).resolve().parents[2] / "scripts" / "readme_tables.py"
     result = subprocess.run([sys.executable, str(script), "--check"], check=False)
     assert result.returncode == 0, "README.md is stale: run `python scripts/readme_tables.py`"
+
+
+def test_readme_rules_example_loads(tmp_path: Path) -> None:
+    from clusternb.alerting import load_rules
+
+    example = README.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "rules.yaml").write_text(example)
+    rules = {r.name: r for r in load_rules(path=tmp_path / "rules.yaml")}
+    assert rules["cpu"].threshold == 95 and not rules["swap"].enabled
+    assert rules["gpu_hot"].render("n1", 83.4) == "n1: GPU at 83 °C"
