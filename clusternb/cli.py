@@ -9,15 +9,18 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import pandas as pd
 
-from clusternb import frames
+from clusternb import vocab
 from clusternb._version import __version__
 from clusternb.config import ClusterNB, load_config
-from clusternb.queries import Client
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from clusternb.queries import Client
 
 EPILOG = """\
 Settings, highest priority first: options such as --redis; clusternb_config.py/json in Jupyter's config
@@ -26,8 +29,12 @@ CLUSTERNB_INTERVAL, ...); built-in defaults. `clusternb config` lists every sett
 """
 
 
+def _missing(value: Any) -> bool:
+    return value is None or str(value) in ("nan", "<NA>", "NaT")  # None, NaN, pd.NA, NaT
+
+
 def _human_bytes(value: Any) -> str:
-    if value is None or pd.isna(value):
+    if _missing(value):
         return "-"
     size = float(value)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
@@ -38,11 +45,11 @@ def _human_bytes(value: Any) -> str:
 
 
 def _human_rate(value: Any) -> str:
-    return "-" if value is None or pd.isna(value) else _human_bytes(value) + "/s"
+    return "-" if _missing(value) else _human_bytes(value) + "/s"
 
 
 def _pct(value: Any) -> str:
-    return "-" if value is None or pd.isna(value) else f"{float(value):.1f}%"
+    return "-" if _missing(value) else f"{float(value):.1f}%"
 
 
 def _table(df: pd.DataFrame, columns: dict[str, Callable[[Any], str] | None]) -> str:
@@ -159,14 +166,96 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", default="15m", help="duration ('15m', '2h') or ISO time; default 15m")
     p.add_argument("--until", default=None, help="duration or ISO time; default now")
     p.add_argument("--node", action="append", help="only this node (repeat for several)")
-    p.add_argument("--fields", help=f"comma-separated subset of: {', '.join(frames.METRIC_FIELDS)}")
+    p.add_argument("--fields", help=f"comma-separated subset of: {', '.join(vocab.METRIC_NAMES)}")
     p.add_argument("--tail", type=int, default=0, help="only the last N rows of the table")
     p = add("alerts", "Active alerts (or all recent ones with --all).")
     p.add_argument("--all", action="store_true", help="include resolved alerts")
-    p.add_argument("--severity", choices=frames.SEVERITY_ORDER, help="only this severity")
+    p.add_argument("--severity", choices=vocab.SEVERITY_ORDER, help="only this severity")
     p.add_argument("--node", help="only alerts about this node")
     add("config", "Every setting with its current value and environment variable.")
+    _add_service_parsers(sub)
     return parser
+
+
+AGENT_HELP = """\
+Run on every node of the cluster: samples this host every --interval seconds and publishes each snapshot
+to Redis, where `clusternb workers --redis URL`, kernels and the Jupyter extension read it. Keeps running
+(and sampling) while Redis is unreachable, retrying with backoff; SIGTERM or Ctrl-C records a clean
+departure and exits 0.
+
+example: clusternb agent --redis redis://head:6379/0 --label rack=a --label role=gpu
+"""
+
+DEMO_HELP = """\
+A cluster on this host to try clusternb: starts a private redis-server on a free port and N agents
+(demo-1 .. demo-N), prints the URL to use, and stops everything on Ctrl-C.
+"""
+
+
+def _add_service_parsers(sub: Any) -> None:
+    """The long-running commands: they take no --json and do not build a query client."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = sub.add_parser("agent", help="Publish this node's samples to the cluster's Redis (run on every node).",
+                       description=AGENT_HELP, epilog=EPILOG, formatter_class=fmt)  # fmt: skip
+    p.add_argument("--redis", metavar="URL", help="Redis URL to publish to (default: $CLUSTERNB_REDIS_URL)")
+    p.add_argument("--name", help="node name, unique in the cluster (default: $CLUSTERNB_NODE_NAME or host name)")
+    p.add_argument("--interval", metavar="S", help="seconds between samples (default: $CLUSTERNB_INTERVAL or 2)")
+    p.add_argument("--label", action="append", metavar="KEY=VALUE", help="label every snapshot (repeatable)")
+    p.add_argument("--disk-path", metavar="PATH", help="filesystem whose size and use are reported (default: /)")
+    p = sub.add_parser("demo", help="Start a local redis-server and N agents to try cluster mode on one host.",
+                       description=DEMO_HELP, epilog=EPILOG, formatter_class=fmt)  # fmt: skip
+    p.add_argument("--agents", metavar="N", default="3", help="number of agents (default: 3)")
+    p.add_argument("--interval", metavar="S", default="1", help="seconds between samples of each agent (default: 1)")
+    p.add_argument("--port", metavar="PORT", help="port of the redis-server (default: a free one)")
+
+
+def _number(args: argparse.Namespace, name: str, kind: type[float] | type[int]) -> Any:
+    raw = getattr(args, name)
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f"--{name}: expected a number, got {raw!r}") from None
+
+
+def _service_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Settings given as agent options; a malformed one raises ValueError (one line, exit 2)."""
+    if args.command != "agent":
+        return {}
+    out: dict[str, Any] = {}
+    if args.name:
+        out["node_name"] = args.name
+    if args.interval is not None:
+        out["interval"] = _number(args, "interval", float)
+    if args.disk_path:
+        out["disk_path"] = args.disk_path
+    if args.label:
+        labels = {}
+        for item in args.label:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"--label: expected KEY=VALUE, got {item!r}")
+            labels[key.strip()] = value.strip()
+        out["labels"] = labels
+    return out
+
+
+def _cmd_agent(settings: ClusterNB, args: argparse.Namespace) -> int:
+    import logging
+
+    from clusternb.agent import run_agent
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s clusternb agent %(levelname)s: %(message)s")
+    return run_agent(settings)
+
+
+def _cmd_demo(settings: ClusterNB, args: argparse.Namespace) -> int:
+    from clusternb.demo import run_demo
+
+    port = None if args.port is None else _number(args, "port", int)
+    return run_demo(_number(args, "agents", int), _number(args, "interval", float), port)
+
+
+SERVICES: dict[str, Callable[[ClusterNB, argparse.Namespace], int]] = {"agent": _cmd_agent, "demo": _cmd_demo}
 
 
 COMMANDS: dict[str, Callable[[Client, argparse.Namespace], str]] = {
@@ -181,10 +270,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     overrides = {"redis_url": args.redis} if getattr(args, "redis", None) else {}
     try:
+        overrides.update(_service_overrides(args))
         settings = load_config(**overrides)
         if args.command == "config":
             print(_cmd_config(settings, args))
             return 0
+        if args.command in SERVICES:
+            return SERVICES[args.command](settings, args)
+        from clusternb.queries import Client  # pandas and friends: only for the query commands
+
         with Client(settings) as client:
             print(COMMANDS[args.command](client, args))
     except ValueError as exc:

@@ -7,7 +7,6 @@ tests. The column tables below are the single source of truth for dtypes, the RE
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,12 +16,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clusternb import vocab
 from clusternb.model import NodeSnapshot
+from clusternb.vocab import _DURATION, _DURATION_PART, _UNITS, METRIC_NAMES, _gpu_summary
 
-STATUS_ORDER = ["online", "stale", "offline", "left"]
-SEVERITY_ORDER = ["info", "warning", "critical"]
-HEALTH_ORDER = ["healthy", "degraded", "critical"]
-ALERT_STATE_ORDER = ["pending", "firing", "resolved"]
+# Re-exported: frames is where readers of the schemas look for the category orders.
+STATUS_ORDER = vocab.STATUS_ORDER
+SEVERITY_ORDER = vocab.SEVERITY_ORDER
+HEALTH_ORDER = vocab.HEALTH_ORDER
+ALERT_STATE_ORDER = vocab.ALERT_STATE_ORDER
 
 STATUS_DTYPE = pd.CategoricalDtype(STATUS_ORDER, ordered=True)
 SEVERITY_DTYPE = pd.CategoricalDtype(SEVERITY_ORDER, ordered=True)
@@ -106,6 +108,7 @@ METRIC_COLUMNS = _cols(
     ("gpu_temperature_c", "float64", "hottest GPU"),
 )
 METRIC_FIELDS = tuple(c.name for c in METRIC_COLUMNS)
+assert METRIC_FIELDS == METRIC_NAMES, "clusternb.vocab.METRIC_NAMES must list METRIC_COLUMNS in order"
 
 STATUS_COLUMNS = _cols(
     ("as_of", TIME_DTYPE, "when the summary was computed (UTC)"),
@@ -192,17 +195,6 @@ def parse_time(value: Any, now: float, arg: str) -> float:
     )
 
 
-_UNITS = {
-    "ms": 0.001, "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
-    "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
-    "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
-    "d": 86400, "day": 86400, "days": 86400, "w": 604800, "week": 604800, "weeks": 604800,
-}  # fmt: skip
-_PART = r"(\d+(?:\.\d+)?)\s*(" + "|".join(sorted(_UNITS, key=len, reverse=True)) + r")"
-_DURATION_PART = re.compile(_PART)
-_DURATION = re.compile(rf"(?:{_PART}\s*)+")
-
-
 def _timestamp_seconds(ts: pd.Timestamp) -> float:
     if pd.isna(ts):
         raise ValueError("NaT")
@@ -234,22 +226,6 @@ def node_status(age: float, stale_after: float, offline_after: float) -> str:
     if age > stale_after:
         return "stale"
     return "online"
-
-
-def _gpu_summary(s: NodeSnapshot) -> tuple[int, float, int | None, int | None, float]:
-    if not s.gpus:
-        return 0, math.nan, None, None, math.nan
-    utils = [g.util_percent for g in s.gpus if g.util_percent is not None]
-    used = [g.mem_used_bytes for g in s.gpus if g.mem_used_bytes is not None]
-    total = [g.mem_total_bytes for g in s.gpus if g.mem_total_bytes is not None]
-    temps = [g.temperature_c for g in s.gpus if g.temperature_c is not None]
-    return (
-        len(s.gpus),
-        sum(utils) / len(utils) if utils else math.nan,
-        sum(used) if used else None,
-        sum(total) if total else None,
-        max(temps) if temps else math.nan,
-    )
 
 
 _RAW_WORKER = (

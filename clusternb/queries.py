@@ -23,7 +23,7 @@ import pandas as pd
 from traitlets.config import Config
 
 from clusternb import frames
-from clusternb.alerting import alerts_frame
+from clusternb.alerting.frame import alerts_frame
 from clusternb.alerting.runtime import AlertRuntime
 from clusternb.alerting.store import RedisAlertStore
 from clusternb.cache import Cache, build_cache
@@ -117,10 +117,7 @@ class Client:
     def after_sample(self, snapshot: NodeSnapshot) -> None:
         """Sampler sink: evaluate alert rules where the sample was made, then the liveness watchdog."""
         self.alerting.on_sample(snapshot)
-        now = time.time()
-        self.alerting.check_liveness(
-            self.store.latest(), self.store.departed(), self.settings.thresholds, now, self.settings.interval
-        )
+        self.alerting.check_liveness(self.store, self.settings.thresholds, time.time(), self.settings.interval)
 
     # -- queries ------------------------------------------------------------------------------------------
 

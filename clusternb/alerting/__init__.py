@@ -20,7 +20,6 @@ Errors::
 from __future__ import annotations
 
 from clusternb.alerting.engine import DEFAULT_HISTORY, AlertEngine
-from clusternb.alerting.frame import alerts_frame
 from clusternb.alerting.loading import load_rules, read_rules_file
 from clusternb.alerting.records import ALERT_SCHEMA_VERSION, Alert, AlertState, Transition, TransitionKind, alert_id
 from clusternb.alerting.rules import (
@@ -36,6 +35,16 @@ from clusternb.alerting.rules import (
     parse_duration,
 )
 from clusternb.model import SchemaError
+
+
+def __getattr__(name: str) -> object:
+    # alerts_frame needs pandas; the agent, which evaluates rules but builds no frames, never loads it.
+    if name == "alerts_frame":
+        from clusternb.alerting.frame import alerts_frame
+
+        return alerts_frame
+    raise AttributeError(f"module 'clusternb.alerting' has no attribute {name!r}")
+
 
 __all__ = [
     "ALERT_SCHEMA_VERSION",

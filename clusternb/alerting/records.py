@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Final, Literal
 
-from clusternb.frames import ALERT_STATE_ORDER, SEVERITY_ORDER
 from clusternb.model import SchemaError
+from clusternb.vocab import ALERT_STATE_ORDER, SEVERITY_ORDER
 
 #: Bumped whenever an Alert field is added, removed or changes meaning. Readers skip records of other versions.
 ALERT_SCHEMA_VERSION: Final = 1

@@ -33,8 +33,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Final, Literal
 
-from clusternb.frames import _DURATION, _DURATION_PART, _UNITS, SEVERITY_ORDER, _gpu_summary
 from clusternb.model import NodeSnapshot
+from clusternb.vocab import _DURATION, _DURATION_PART, _UNITS, SEVERITY_ORDER, _gpu_summary
 
 
 class RuleError(ValueError):

@@ -19,7 +19,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from clusternb.alerting.engine import AlertEngine
 from clusternb.alerting.loading import load_rules
@@ -28,6 +28,7 @@ from clusternb.alerting.rules import NODE_OFFLINE, RuleError
 from clusternb.alerting.store import AlertStore, EngineAlertStore, RedisAlertStore
 from clusternb.config import ClusterNB
 from clusternb.model import NodeSnapshot
+from clusternb.state.base import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +62,13 @@ class AlertRuntime:
         return transitions
 
     def check_liveness(
-        self,
-        latest: list[NodeSnapshot],
-        departed: Mapping[str, float],
-        thresholds: Thresholds,
-        now: float,
-        interval: float,
+        self, state: StateStore, thresholds: Thresholds, now: float, interval: float
     ) -> list[Transition]:
-        """Raise node_offline for silent nodes and resolve it for nodes heard again (one process per interval)."""
+        """Raise node_offline for silent nodes and resolve it for nodes heard again (one process per interval).
+
+        The state is read only by the process that won this interval's lease: with 10,000 nodes the
+        others pay one ``SET NX``, not a full read.
+        """
         store = self.store
         if isinstance(store, RedisAlertStore):
             if not store.take_watchdog(self.owner, interval):
@@ -77,8 +77,9 @@ class AlertRuntime:
             engine.restore(a for a in store.active() if a.metric == NODE_OFFLINE)
         else:
             engine = self.engine
+        departed = state.departed()
         out: list[Transition] = []
-        for snap in latest:
+        for snap in state.latest():
             if snap.node in departed:
                 out += [t for t in engine.forget_node(snap.node, now) if t.alert.metric == NODE_OFFLINE]
                 continue

@@ -1,0 +1,264 @@
+"""The Redis state store behaves like the memory store, stays bounded, and reads nothing it did not write."""
+
+from __future__ import annotations
+
+import builtins
+import pickle
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis
+
+from clusternb.config import load_config
+from clusternb.state.redis import PREFIX, RedisStateStore
+from tests.helpers import make_snapshot
+from tests.redis_server import RedisServer
+
+pytestmark = pytest.mark.redis
+
+
+class CountingConnection(redis.Connection):
+    """A real connection that counts how often it writes to the socket: one write per round trip."""
+
+    sends = 0
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        CountingConnection.sends += 1
+        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
+
+
+@pytest.fixture
+def store(redis_server: RedisServer) -> Iterator[RedisStateStore]:
+    s = RedisStateStore(redis_server.url, socket_timeout=5.0)
+    yield s
+    s.close()
+
+
+def command_calls(client: redis.Redis) -> dict[str, int]:
+    """Server-side count of each command executed so far (``INFO commandstats``), INFO itself left out."""
+    stats = client.info("commandstats")
+    return {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items() if k != "cmdstat_info"}
+
+
+def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
+
+
+# -- the same behaviour as tests/unit/test_state_memory.py ----------------------------------------------------
+
+
+def test_ten_thousand_samples_stay_within_the_window(redis_server: RedisServer) -> None:
+    store = RedisStateStore(redis_server.url, window=600.0, socket_timeout=5.0)
+    raw = redis_server.client()
+    t0 = 1_700_000_000.0
+    sizes: list[int] = []
+    for i in range(10_000):
+        store.put(make_snapshot(time=t0 + i))
+        if i in (4_999, 9_999):  # both well past the window: the key should hold the same amount
+            size = raw.memory_usage(store.hist_key("n1"), samples=0)
+            assert size is not None
+            sizes.append(size)
+    assert raw.zcard(store.hist_key("n1")) == 601  # samples from t-600 s to t, inclusive
+    history = store.history(since=0)
+    assert len(history) == 601
+    assert min(s.time for s in history) == t0 + 10_000 - 1 - 600
+    assert abs(sizes[1] - sizes[0]) < 0.02 * sizes[0], sizes
+    ttl = raw.ttl(store.hist_key("n1"))
+    assert 0 < ttl <= 600  # a history nobody writes to any more expires
+    store.close()
+
+
+def test_hard_cap_holds_even_when_the_clock_jumps_back(redis_server: RedisServer) -> None:
+    store = RedisStateStore(redis_server.url, window=3600.0, max_samples=50)
+    for i in range(500):
+        store.put(make_snapshot(time=1_700_000_000.0 - i))  # every sample older than the last
+    assert redis_server.client().zcard(store.hist_key("n1")) == 50
+    assert len(store.history(0)) == 50
+    store.close()
+
+
+def test_latest_history_filters_and_generation(store: RedisStateStore) -> None:
+    g0 = store.generation()
+    for i in range(3):
+        store.put(make_snapshot("a", time=100.0 + i))
+        store.put(make_snapshot("b", time=100.0 + i))
+    assert store.generation() > g0
+    assert sorted((s.node, s.time) for s in store.latest()) == [("a", 102.0), ("b", 102.0)]
+    assert [s.time for s in store.history(101.0, 101.0, ["a"])] == [101.0]
+    assert store.history(0, nodes=["nope"]) == []
+    assert sorted((s.node, s.time) for s in store.history(101.5)) == [("a", 102.0), ("b", 102.0)]
+    assert store.latest()[0] == make_snapshot(store.latest()[0].node, time=102.0)  # round trip is lossless
+
+
+def test_leave_is_cleared_by_a_new_sample(store: RedisStateStore) -> None:
+    store.put(make_snapshot("a", time=100.0))
+    gen = store.generation()
+    store.leave("a", 101.0)
+    assert store.departed() == {"a": 101.0}
+    assert store.generation() != gen
+    assert [s.node for s in store.latest()] == ["a"]  # a departed node is still listed, as in memory
+    store.put(make_snapshot("a", time=102.0))
+    assert store.departed() == {}
+
+
+# -- Redis-specific behaviour -------------------------------------------------------------------------------
+
+
+def test_generation_keeps_growing_across_a_redis_restart(redis_server: RedisServer, store: RedisStateStore) -> None:
+    """Redis runs without persistence: a counter restarting at 1 could match a generation cached before."""
+    for i in range(5):
+        store.put(make_snapshot(time=100.0 + i))
+    before = store.generation()
+    redis_server.restart()
+    assert store.generation() == 0  # state is gone with the old server ...
+    store.put(make_snapshot(time=200.0))  # ... and the pooled connection reconnects on its own
+    assert store.generation() > before
+
+
+def test_nodes_gone_longer_than_the_window_are_pruned(redis_server: RedisServer) -> None:
+    store = RedisStateStore(redis_server.url, window=100.0)
+    store.put(make_snapshot("old", time=1_000.0))
+    store.leave("gone", 1_000.0)
+    store.put(make_snapshot("recent", time=1_050.0))
+    assert {s.node for s in store.latest()} == {"old", "recent"}
+    store.put(make_snapshot("new", time=1_120.0))  # 'old' is now 120 s behind the newest sample
+    assert {s.node for s in store.latest()} == {"recent", "new"}
+    assert store.departed() == {}
+    assert redis_server.client().zscore(PREFIX + "seen", "old") is None
+    store.close()
+
+
+def test_a_writer_with_a_clock_far_ahead_does_not_prune_the_others(redis_server: RedisServer) -> None:
+    store = RedisStateStore(redis_server.url, window=60.0)
+    now = time.time()
+    store.put(make_snapshot("honest", time=now))
+    store.put(make_snapshot("future", time=now + 86_400))  # the server's clock says 'honest' is fresh
+    assert {s.node for s in store.latest()} == {"honest", "future"}
+    store.close()
+
+
+def test_garbage_and_foreign_versions_are_skipped_and_counted(
+    redis_server: RedisServer, store: RedisStateStore
+) -> None:
+    store.put(make_snapshot("good", time=100.0))
+    raw = redis_server.client()
+    wrong_version = {**make_snapshot("v2").to_dict(), "schema": 2}
+    missing_field = make_snapshot("broken").to_dict()
+    del missing_field["cpu_percent"]
+    bad = {
+        "bytes": b"\x00\xff\xfe not json at all",
+        "v2": orjson.dumps(wrong_version),
+        "broken": orjson.dumps(missing_field),
+        "list": b"[1, 2, 3]",
+    }
+    for field, value in bad.items():
+        raw.hset(PREFIX + "latest", field, value)
+    raw.zadd(store.hist_key("good"), {b"\x80garbage": 100.5, orjson.dumps(wrong_version): 100.6})
+    raw.hset(PREFIX + "departed", mapping={"x": b"yesterday"})
+
+    assert [s.node for s in store.latest()] == ["good"]
+    assert store.skipped == 4
+    assert [s.time for s in store.history(0, nodes=["good"])] == [100.0]
+    assert store.departed() == {}
+    stats = store.stats()
+    assert stats["skipped"] == store.skipped == 7
+    assert stats["skipped_by_reason"] == {
+        "not JSON": 2,
+        "other schema version": 2,
+        "invalid snapshot": 1,
+        "not a snapshot": 1,
+        "departure record is not a node and a time": 1,
+    }
+    # Garbage is not cached as if it were decoded: a second read skips it again, and still answers.
+    assert [s.node for s in store.latest()] == ["good"]
+    assert store.skipped == 11
+
+
+def test_a_pickle_in_redis_is_never_unpickled(
+    redis_server: RedisServer, store: RedisStateStore, tmp_path: Path
+) -> None:
+    class Payload:
+        def __init__(self, path: Path) -> None:
+            self.path = path
+
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (builtins.open, (str(self.path), "w"))
+
+    proof = tmp_path / "proof"
+    pickle.loads(pickle.dumps(Payload(proof))).close()
+    assert proof.exists()  # the payload is live: unpickling it creates a file
+
+    target = tmp_path / "pwned"
+    evil = pickle.dumps(Payload(target))
+    raw = redis_server.client()
+    store.put(make_snapshot("good", time=100.0))
+    raw.hset(PREFIX + "latest", "evil", evil)
+    raw.zadd(store.hist_key("good"), {evil: 100.0})
+    raw.hset(PREFIX + "departed", "evil", evil)
+
+    assert [s.node for s in store.latest()] == ["good"]
+    assert [s.node for s in store.history(0)] == ["good"]
+    assert store.departed() == {}
+    assert not target.exists()
+    assert store.skipped == 3
+
+
+def test_redis_errors_propagate_as_redis_exceptions(redis_server: RedisServer, store: RedisStateStore) -> None:
+    store.put(make_snapshot(time=100.0))
+    redis_server.kill()
+    with pytest.raises(redis.ConnectionError):
+        store.put(make_snapshot(time=101.0))
+    with pytest.raises(redis.RedisError):
+        store.latest()
+
+
+def test_an_invalid_url_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="scheme"):
+        RedisStateStore("http://localhost:6379")
+    with pytest.raises(ValueError, match="URL"):
+        RedisStateStore("")
+
+
+def test_built_from_settings(redis_server: RedisServer) -> None:
+    settings = load_config(redis_url=redis_server.url, history_window=60.0, history_max_samples=7)
+    store = RedisStateStore.from_settings(settings)
+    assert (store.window, store.max_samples) == (60.0, 7)
+    store.put(make_snapshot(time=100.0))
+    assert len(store.latest()) == 1
+    store.close()
+
+
+# -- cost: round trips --------------------------------------------------------------------------------------
+
+
+def test_a_thousand_nodes_cost_one_round_trip_per_call(redis_server: RedisServer) -> None:
+    client = redis.Redis.from_url(redis_server.url, socket_timeout=5.0, connection_class=CountingConnection)
+    store = RedisStateStore(client=client)
+    now = time.time()
+    store.latest()  # connect (the handshake's own round trips are not the store's)
+
+    CountingConnection.sends = 0
+    for i in range(1_000):
+        store.put(make_snapshot(f"node-{i:04d}", time=now))
+    assert CountingConnection.sends == 1_000  # one MULTI/EXEC per put
+
+    server = redis_server.client()
+    before = command_calls(server)
+    CountingConnection.sends = 0
+    nodes = store.latest()
+    assert CountingConnection.sends == 1
+    assert delta(before, command_calls(server)) == {"hgetall": 1}
+    assert len(nodes) == 1_000
+
+    CountingConnection.sends = 0
+    history = store.history(now - 1)
+    assert len(history) == 1_000
+    assert CountingConnection.sends == 2  # the node list, then one pipeline across all nodes
+    CountingConnection.sends = 0
+    store.history(now - 1, nodes=["node-0001", "node-0002"])
+    assert CountingConnection.sends == 1
+    store.close()
