@@ -76,6 +76,24 @@ used again as soon as it answers. This notebook starts its own `redis-server` to
         ("code", IGNORE + "clusternb.cache_status()"),
         ("code", "client.close()\nredis_proc.terminate()\nredis_proc.wait()"),
     ],
+    "multinode": [
+        ("md", """# Many nodes on one machine
+
+`clusternb.demo.Demo` starts a private `redis-server` and N `clusternb agent` processes with distinct node names,
+so the multi-node views can be tried without a cluster (`clusternb demo` does the same from a terminal). In a
+real cluster, run `clusternb agent --redis URL` on every node and `clusternb.connect(redis_url=URL)` here."""),
+        ("code", "import time\n\nimport clusternb\nfrom clusternb.demo import Demo\n\ndemo = Demo(n_agents=3, interval=1.0).open()\ndemo.wait_ready(30)\nnb = clusternb.connect(redis_url=demo.url, interval=1.0)"),
+        ("code", "workers = clusternb.workers()\nsorted(workers.index), workers[\"status\"].tolist(), workers[\"labels\"].tolist()"),
+        ("code", IGNORE + "workers[[\"status\", \"age_s\", \"cpu_percent\", \"mem_used_percent\", \"net_rx_bps\"]]"),
+        ("md", "Kill one agent with SIGKILL: after three of its intervals without a sample it shows `offline`, and a `node_offline` alert fires."),
+        ("code", "demo.kill(\"demo-2\")\ndeadline = time.monotonic() + 30\nwhile clusternb.workers().loc[\"demo-2\", \"status\"] != \"offline\" and time.monotonic() < deadline:\n    time.sleep(0.5)\nclusternb.workers()[\"status\"].to_dict()"),
+        ("code", "time.sleep(2)\nalerts = clusternb.alerts()\nalerts[alerts[\"rule\"] == \"node_offline\"][[\"alert_id\", \"severity\", \"state\"]].to_dict(\"records\")"),
+        ("md", "Start it again, and stop another one cleanly (SIGTERM): it shows `left`, not `offline`."),
+        ("code", "demo.start(\"demo-2\")\ndemo.stop(\"demo-3\")\ndeadline = time.monotonic() + 30\nwhile clusternb.workers()[\"status\"].to_dict() != {\"demo-1\": \"online\", \"demo-2\": \"online\", \"demo-3\": \"left\"} and time.monotonic() < deadline:\n    time.sleep(0.5)\nclusternb.workers()[\"status\"].to_dict()"),
+        ("code", IGNORE + "clusternb.cluster_status().T"),
+        ("code", IGNORE + "clusternb.metrics(\"5m\", fields=[\"cpu_percent\", \"mem_used_percent\"]).tail(6)"),
+        ("code", "nb.close()\ndemo.close()"),
+    ],
     "dask": [
         ("md", """# Dask workers as clusternb rows
 
