@@ -87,12 +87,7 @@ class Cache:
         except (DecodeError, BackendUnavailable) as exc:
             self._error(stats, "get", exc)
             entry = None
-        stats.get_ns.append(time.perf_counter_ns() - start)
-        if entry is None:
-            stats.misses += 1
-        else:
-            stats.hits += 1
-        return entry
+        return stats.record(entry, time.perf_counter_ns() - start)
 
     def compute(self, stats: NamespaceStats, key: str, ttl: float, fn: Callable[[], T]) -> tuple[T, Entry | None]:
         """Run ``fn`` once per key across this process's threads (and, with Redis, across processes)."""
@@ -159,12 +154,7 @@ class Cache:
         except (DecodeError, BackendUnavailable) as exc:
             self._error(stats, "get", exc)
             entry = None
-        stats.get_ns.append(time.perf_counter_ns() - start)
-        if entry is None:
-            stats.misses += 1
-        else:
-            stats.hits += 1
-        return entry
+        return stats.record(entry, time.perf_counter_ns() - start)
 
     # -- direct use -------------------------------------------------------------------------------------------
 

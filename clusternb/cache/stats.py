@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -19,6 +22,15 @@ class NamespaceStats:
     loads: int = 0  # times the cached function actually ran
     errors: int = 0  # entries that did not decode, writes the backend refused, values that cannot be cached
     get_ns: deque[int] = field(default_factory=lambda: deque(maxlen=4096))
+
+    def record(self, entry: T, elapsed_ns: int) -> T:
+        """Count one lookup (a hit when ``entry`` is not None) and its duration; returns ``entry``."""
+        self.get_ns.append(elapsed_ns)
+        if entry is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return entry
 
     @property
     def hit_rate(self) -> float:
