@@ -183,6 +183,21 @@ class Client:
         key_params, compute = builder(self, now, **params)
         return self._cached(name, key_params, compute)
 
+    def peek(self, name: str, **params: Any) -> QueryResult | None:
+        """The cached result's hash and time, without building or copying the value; None on a miss.
+
+        For consumers that already hold an encoding of the value per content hash (the REST handlers): with
+        the memory cache this costs a dict lookup, cheap enough to run on an event loop. ``value`` is None.
+        """
+        builder = self._builders.get(name)
+        if builder is None:
+            raise ValueError(f"query: unknown query {name!r}; known: {sorted(self._builders)}")
+        if not self.settings.cache_enabled:
+            return None
+        key_params, _ = builder(self, time.time(), **params)
+        entry = self.cache.lookup(self.cache.stats_for(name), self._key(name, key_params))
+        return None if entry is None else QueryResult(None, entry.content_hash, entry.created)
+
     # -- query builders: validate now, compute later ------------------------------------------------------------
 
     def _build_workers(self, now: float) -> tuple[Any, Callable[[], pd.DataFrame]]:
@@ -249,11 +264,13 @@ class Client:
             value = compute()
             fresh = make_entry(value, time.time())
             return QueryResult(value, fresh.content_hash, fresh.created)
-        key = f"{self.cache.namespace_prefix(namespace)}q:{argument_digest(key_params, {})}:{self._freshness()}"
-        value, entry = self.cache.get_or_compute(namespace, key, compute)
+        value, entry = self.cache.get_or_compute(namespace, self._key(namespace, key_params), compute)
         if entry is None:  # uncacheable (counted as a cache error); still give consumers a hash
             return QueryResult(value, argument_digest((repr(value),), {}), time.time())
         return QueryResult(value, entry.content_hash, entry.created)
+
+    def _key(self, namespace: str, key_params: Any) -> str:
+        return f"{self.cache.namespace_prefix(namespace)}q:{argument_digest(key_params, {})}:{self._freshness()}"
 
     def _freshness(self) -> str:
         """Changes with every write to the store and at every interval boundary (see module docstring)."""

@@ -63,3 +63,15 @@ def test_redis_url_puts_the_cache_in_redis(redis_server: RedisServer) -> None:
         status = c.cache_status()
         assert status.loc["workers", "backend"] == "redis" and status.loc["workers", "hits"] == 1
         assert any(b":workers:" in k for k in redis_server.client().keys("clusternb:cache:*"))
+
+
+def test_peek_reports_the_cached_hash_without_computing() -> None:
+    with _client(interval=3600) as c:
+        c.store.put(make_snapshot("a", time=pd.Timestamp.now("UTC").timestamp(), interval_s=3600))
+        assert c.peek("workers") is None  # nothing cached yet, and peek computes nothing
+        assert c.cache_status().loc["workers", "loads"] == 0
+        full = c.query("workers")
+        peeked = c.peek("workers")
+        assert peeked is not None and peeked.content_hash == full.content_hash and peeked.value is None
+        c.store.put(make_snapshot("b", time=pd.Timestamp.now("UTC").timestamp(), interval_s=3600))
+        assert c.peek("workers") is None  # new state, new key
