@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from clusternb._version import __version__
 from clusternb.config import ClusterNB, load_config
 from clusternb.model import SCHEMA_VERSION, GPUStat, NodeSnapshot, SchemaError
+from clusternb.widgets.api import alerts_panel, metrics_panel, panel, status_panel, workers_panel
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,6 +42,13 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    """Where Jupyter finds the server extension (``jpserver_extensions = {"clusternb": True}``)."""
+    from clusternb.server.app import _jupyter_server_extension_points as points
+
+    return points()
+
+
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
@@ -55,6 +63,7 @@ __all__ = [
     "__version__",
     "acknowledge",
     "alerts",
+    "alerts_panel",
     "cache_status",
     "cached",
     "cluster_status",
@@ -62,7 +71,11 @@ __all__ = [
     "get_client",
     "load_config",
     "metrics",
+    "metrics_panel",
+    "panel",
+    "status_panel",
     "workers",
+    "workers_panel",
 ]
 
 

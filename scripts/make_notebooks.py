@@ -108,6 +108,28 @@ workers become rows of `workers()` and series of `metrics()`, its task counts co
         ("code", IGNORE + "clusternb.metrics(\"5m\", fields=[\"cpu_percent\", \"mem_used_bytes\"]).tail()"),
         ("code", "nb.close()\ndask_client.close()\ncluster.close()"),
     ],
+    "panels": [
+        ("md", """# Live panels
+
+`clusternb.panel()` shows the cluster in one widget: health, node counts and "as of" in the header, a workers
+table, CPU / memory / network charts (top 10 nodes plus a median and p10-p90 band beyond 100 nodes) and the
+active alerts. It updates by itself, and only what changed is sent to the browser: a panel left open on
+unchanged data sends nothing at all. Outside JupyterLab (nbconvert, GitHub, a terminal) the output shows a
+static snapshot instead."""),
+        ("code", "import time\n\nimport clusternb\n\nclusternb.connect(interval=1)\ntime.sleep(4)  # a few samples, so the charts have lines"),
+        ("code", IGNORE + "p = clusternb.panel(interval=2)\np"),
+        ("md", "The small panels it is made of can be shown on their own:"),
+        ("code", IGNORE + "clusternb.status_panel()"),
+        ("code", IGNORE + "clusternb.metrics_panel(since=\"5m\", fields=[\"cpu_percent\", \"load_1\"])"),
+        ("md", """However many panels are open, one background thread per kernel polls for them: each query runs once
+per tick, and each section re-renders only when its data changed."""),
+        ("code", "from clusternb.widgets.poller import get_poller\n\npoller = get_poller()\nlen(poller.subscribers), poller.thread.name"),
+        ("md", "The toolbar under each panel pauses it and sets its interval; the same in code:"),
+        ("code", "p.interval = 5\np.pause()\np.paused, p.interval, p.interval_picker.value"),
+        ("code", "p.resume()\np.paused"),
+        ("md", "`close()` stops a panel's work; when the last panel closes, the poller thread stops too."),
+        ("code", "for panel in poller.subscribers:\n    panel.close()\npoller.thread is None, p.closed"),
+    ],
 }
 
 

@@ -1,0 +1,98 @@
+"""The Jupyter server extension: one Client, one query pool, one broadcaster per server process.
+
+Enabled by ``jupyter-config/jupyter_server_config.d/clusternb.json`` (installed with the package) or
+``c.ServerApp.jpserver_extensions = {"clusternb": True}``. Settings of the data side come from the same
+``ClusterNB`` configurable as everywhere (``c.ClusterNB.*``, ``CLUSTERNB_*``); the serving side's own knobs
+are the traits below (``c.ClusterNBApp.*``). The extension's Client samples the server's host in its own
+thread (when ``sample_host``); requests and pushes only read what it stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Bool, Callable, Float, Int
+
+from clusternb.config import load_config
+from clusternb.queries import Client
+from clusternb.server import handlers, metrics, pages, websocket
+from clusternb.server.broadcaster import Broadcaster
+from clusternb.server.metrics import ServerMetrics
+from clusternb.server.pages import Asset
+from clusternb.server.ratelimit import TokenBuckets
+from clusternb.server.service import DataService
+
+
+class ClusterNBApp(ExtensionApp):
+    """Serves the REST API, the WebSocket, the dashboard and Prometheus metrics of clusternb."""
+
+    name = "clusternb"
+    extension_url = "/clusternb/"
+    load_other_extensions = True
+
+    push_interval = Float(
+        3.0, help="Seconds between two change checks of the WebSocket topics (one timer for all clients)."
+    ).tag(config=True)
+    rate_limit = Float(20.0, help="REST requests per second allowed per user on average (0: no limit).").tag(
+        config=True
+    )
+    rate_burst = Int(60, help="REST requests a user may make in a burst before the rate limit applies.").tag(
+        config=True
+    )
+    stall_timeout = Float(
+        10.0, help="Seconds a WebSocket write may stay unfinished before that client is disconnected."
+    ).tag(config=True)
+    query_threads = Int(4, help="Threads that run queries and encode results off the event loop.").tag(config=True)
+    encoded_cache_size = Int(64, help="Encoded (JSON + gzip) results kept, by query and content hash.").tag(config=True)
+    sample_host = Bool(
+        True, help="Sample this server's host in-process (set False when agents report every node, or in tests)."
+    ).tag(config=True)
+    state_store = Callable(
+        None,
+        allow_none=True,
+        help="Test and benchmark hook: a zero-argument callable returning the StateStore to read instead of "
+        "the one the ClusterNB settings describe.",
+    ).tag(config=True)
+
+    client: Client
+    service: DataService
+    broadcaster: Broadcaster
+    prometheus: ServerMetrics
+    buckets: TokenBuckets
+    assets: dict[str, Asset]
+
+    def initialize_settings(self) -> None:
+        """Build the single client and the serving machinery; nothing here samples or queries."""
+        settings = load_config(config=self.serverapp.config if self.serverapp else None)
+        store = self.state_store() if self.state_store is not None else None
+        self.client = Client(settings, store=store, sample_local=self.sample_host)
+        self.service = DataService(self.client, self.query_threads, self.encoded_cache_size)
+        self.broadcaster = Broadcaster(self.service, self.push_interval, self.stall_timeout)
+        self.prometheus = ServerMetrics(self.service)
+        self.buckets = TokenBuckets(self.rate_limit, self.rate_burst)
+        self.assets = pages.load_assets()
+        self.log.info(
+            "clusternb: serving %s/clusternb/ (sampling this host: %s, push every %.1f s)",
+            self.serverapp.base_url.rstrip("/") if self.serverapp else "",
+            self.sample_host,
+            self.push_interval,
+        )
+
+    def initialize_handlers(self) -> None:
+        for module in (handlers, websocket, metrics, pages):
+            self.handlers.extend(module.default_handlers)
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        """Start the broadcaster with the server's loop (it idles until a client subscribes)."""
+        self.broadcaster.start()
+
+    async def stop_extension(self) -> None:
+        """Stop pushing, close sockets, stop the sampler and the query threads."""
+        await self.broadcaster.stop()
+        self.service.close()
+        self.client.close()
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    return [{"module": "clusternb.server.app", "app": ClusterNBApp}]

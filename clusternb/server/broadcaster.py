@@ -1,0 +1,181 @@
+"""One timer for every WebSocket: poll each subscribed topic once per tick, push only what changed.
+
+Per tick the broadcaster computes each distinct subscribed topic once (in the query thread pool), compares
+its ``data_hash`` with the previous tick's, and on a change builds ONE message (bytes) that it drops into the
+:class:`Mailbox` of every subscriber of that topic. A mailbox has one slot per topic: a newer message replaces
+an unsent older one, so memory per client is bounded by its topic count whatever its speed. Each socket's own
+writer task drains its mailbox; a writer stuck on one write longer than ``stall_timeout`` (a peer that stopped
+reading) gets its socket closed by the next tick. Nobody waits on a slow peer: offering is a dict store.
+
+Message (text frame, JSON)::
+
+    {"type": "state", "topic": "workers", "params": {}, "key": "workers", "initial": false,
+     "published": 1714564800.123, "body": {...the REST body of that topic...}}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import orjson
+
+from clusternb.server.payload import Encoded
+from clusternb.server.service import DataService, Topic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Mailbox:
+    """One client's outbox: at most one pending message per topic key (the newest)."""
+
+    close: Callable[[], None]
+    topics: dict[str, Topic] = field(default_factory=dict)
+    seen: dict[str, str] = field(default_factory=dict)  # key -> data_hash last offered
+    slots: dict[str, bytes] = field(default_factory=dict)
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    busy_since: float | None = None  # monotonic time the current write started, None when idle
+    dropped: int = 0  # messages replaced before they were sent (coalesced)
+
+    def offer(self, key: str, data_hash: str, message: bytes) -> bool:
+        """Queue ``message`` unless this client already has that data; never blocks."""
+        if self.seen.get(key) == data_hash:
+            return False
+        self.seen[key] = data_hash
+        if key in self.slots:
+            self.dropped += 1
+        self.slots[key] = message
+        self.event.set()
+        return True
+
+    def take(self) -> list[bytes]:
+        """Everything pending, emptying the slots."""
+        messages = list(self.slots.values())
+        self.slots.clear()
+        self.event.clear()
+        return messages
+
+
+def make_message(topic: Topic, encoded: Encoded, initial: bool, published: float) -> bytes:
+    """The WebSocket frame for ``encoded``; the body is spliced in as bytes, never decoded and re-encoded."""
+    head = {
+        "type": "state",
+        "topic": topic.name,
+        "params": topic.as_dict(),
+        "key": topic.key,
+        "initial": initial,
+        "published": published,
+    }
+    return orjson.dumps(head)[:-1] + b',"body":' + encoded.body + b"}"
+
+
+class Broadcaster:
+    """Owns the single polling task and the set of mailboxes."""
+
+    def __init__(self, service: DataService, interval: float = 3.0, stall_timeout: float = 10.0) -> None:
+        self.service = service
+        self.interval = interval
+        self.stall_timeout = stall_timeout
+        self.mailboxes: set[Mailbox] = set()
+        self._last: dict[str, tuple[str, bytes]] = {}  # key -> (data_hash, message) of the newest broadcast
+        self._task: asyncio.Task[None] | None = None
+        self.ticks = 0
+        self.broadcasts = 0
+        self.disconnected = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the polling task on the running loop (idempotent)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="clusternb-broadcaster")
+
+    async def stop(self) -> None:
+        """Cancel the polling task and close every client."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RuntimeError):
+                await task
+        for box in list(self.mailboxes):
+            self._drop(box)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.tick()
+            except Exception:  # one bad tick must not end pushes for everyone
+                log.exception("clusternb: broadcast tick failed")
+
+    # -- subscribers --------------------------------------------------------------------------------------
+
+    async def subscribe(self, box: Mailbox, topics: Iterable[Topic]) -> list[str]:
+        """Add topics to a mailbox and offer each one's current state at once; ``ValueError`` if one is bad."""
+        chosen = list(topics)
+        results = await asyncio.gather(*(self.service.get(t) for t in chosen))  # all validated before any is added
+        self.mailboxes.add(box)
+        self.start()
+        now = time.time()
+        for topic, encoded in zip(chosen, results, strict=True):
+            box.topics[topic.key] = topic
+            box.seen.pop(topic.key, None)  # a (re)subscription always gets the current state
+            box.offer(topic.key, encoded.data_hash, make_message(topic, encoded, True, now))
+        return [t.key for t in chosen]
+
+    def unsubscribe(self, box: Mailbox, keys: Iterable[str]) -> None:
+        for key in keys:
+            box.topics.pop(key, None)
+            box.seen.pop(key, None)
+            box.slots.pop(key, None)
+
+    def remove(self, box: Mailbox) -> None:
+        """Forget a client (its socket closed)."""
+        self.mailboxes.discard(box)
+
+    def _drop(self, box: Mailbox) -> None:
+        self.remove(box)
+        with contextlib.suppress(Exception):
+            box.close()
+
+    # -- the tick -----------------------------------------------------------------------------------------
+
+    async def tick(self) -> int:
+        """One poll of every subscribed topic; returns how many topics changed."""
+        self.ticks += 1
+        now = time.monotonic()
+        for box in list(self.mailboxes):
+            if box.busy_since is not None and now - box.busy_since > self.stall_timeout:
+                log.warning("clusternb: closing a WebSocket that stopped reading for %.0f s", now - box.busy_since)
+                self.disconnected += 1
+                self._drop(box)
+        wanted: dict[str, Topic] = {}
+        for box in self.mailboxes:
+            wanted.update(box.topics)
+        for key in set(self._last) - set(wanted):
+            del self._last[key]
+        if not wanted:
+            return 0
+        topics = list(wanted.values())
+        results = await asyncio.gather(*(self.service.get(t) for t in topics), return_exceptions=True)
+        changed = 0
+        for topic, result in zip(topics, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("clusternb: topic %s failed: %s", topic.key, result)
+                continue
+            last = self._last.get(topic.key)
+            if last is not None and last[0] == result.data_hash:
+                continue
+            message = make_message(topic, result, False, time.time())
+            self._last[topic.key] = (result.data_hash, message)
+            changed += 1
+            self.broadcasts += 1
+            for box in self.mailboxes:
+                if topic.key in box.topics:
+                    box.offer(topic.key, result.data_hash, message)
+        return changed

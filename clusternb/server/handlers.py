@@ -1,0 +1,133 @@
+"""REST handlers under ``{base_url}clusternb/api/``: thin shells over the query service.
+
+Each request: authenticate (``APIHandler`` + ``@web.authenticated`` -> 403 JSON), take a token from the
+user's bucket (429 + ``Retry-After``), parse parameters (400 + ``{"message": ...}``), get the encoded result
+from the thread pool, then answer 304 when ``If-None-Match`` holds the ETag, else the gzip bytes when the
+client accepts gzip and the body is over 1 KB, else the JSON bytes. No encoding or compressing happens here:
+:class:`~clusternb.server.payload.EncodedCache` did it once per content hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+
+from clusternb._version import __version__
+from clusternb.server.openapi import openapi
+from clusternb.server.payload import Encoded, accepts_gzip, finish
+from clusternb.server.service import topic_from_arguments
+
+if TYPE_CHECKING:
+    from clusternb.server.app import ClusterNBApp
+
+
+class ClusterAPIHandler(APIHandler):
+    """Shared plumbing: rate limit, error bodies, sending an :class:`Encoded`, latency metric."""
+
+    endpoint = "other"
+
+    @property
+    def ext(self) -> ClusterNBApp:
+        return self.settings["clusternb"]  # type: ignore[no-any-return]
+
+    def rate_limited(self) -> bool:
+        """Spend a token of the current user's bucket; on an empty bucket answer 429 and return True."""
+        key = self.rate_key()
+        wait = self.ext.buckets.take(key, time.monotonic())
+        if wait <= 0:
+            return False
+        self.set_header("Retry-After", str(max(1, math.ceil(wait))))
+        self.send_message(429, f"rate limit of {self.ext.rate_limit:g} requests/s exceeded; retry later")
+        return True
+
+    def rate_key(self) -> str:
+        """The user name; for token-authenticated requests the token itself, since Jupyter makes up a new
+        anonymous user for every token request that carries no login cookie."""
+        if self.token_authenticated:
+            token = self.identity_provider.get_token(self) or ""
+            return "token:" + hashlib.blake2b(token.encode(), digest_size=8).hexdigest()
+        user = self.current_user
+        return str(getattr(user, "username", None) or user)
+
+    def send_message(self, status: int, message: str) -> None:
+        self.set_status(status)
+        self.finish(orjson.dumps({"message": message}))
+
+    def send_encoded(self, encoded: Encoded) -> None:
+        self.set_header("ETag", f'"{encoded.etag}"')
+        self.set_header("Vary", "Accept-Encoding")
+        self.set_header("Cache-Control", "no-cache")  # may be stored, but revalidated (cheap: 304)
+        if self.check_etag_header():
+            self.set_status(304)
+            self.finish()
+            return
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        if encoded.gzipped is not None and accepts_gzip(self.request.headers.get("Accept-Encoding", "")):
+            self.set_header("Content-Encoding", "gzip")  # tornado's own gzip transform then leaves it alone
+            self.finish(encoded.gzipped)
+        else:
+            self.finish(encoded.body)
+
+    def on_finish(self) -> None:
+        ext = self.settings.get("clusternb")
+        if ext is not None:
+            ext.prometheus.latency.labels(self.endpoint, str(self.get_status())).observe(self.request.request_time())
+
+
+class TopicHandler(ClusterAPIHandler):
+    """GET one topic (``status``, ``workers``, ``metrics``, ``alerts``, ``cache``) with its parameters."""
+
+    def initialize(self, topic: str) -> None:
+        self.topic = topic
+        self.endpoint = topic
+
+    @web.authenticated
+    async def get(self) -> None:
+        if self.rate_limited():
+            return
+        try:
+            topic = topic_from_arguments(self.topic, self.request.arguments)
+            encoded = await self.ext.service.get(topic)
+        except ValueError as exc:
+            self.send_message(400, str(exc))
+            return
+        self.send_encoded(encoded)
+
+
+class OpenAPIHandler(ClusterAPIHandler):
+    """GET the OpenAPI document (built and compressed once per process)."""
+
+    endpoint = "openapi"
+    _cached: Encoded | None = None
+
+    @web.authenticated
+    async def get(self) -> None:
+        if self.rate_limited():
+            return
+        if OpenAPIHandler._cached is None or OpenAPIHandler._cached.etag != self._base_key():
+            body = orjson.dumps(openapi(self.base_url, __version__), option=orjson.OPT_INDENT_2)
+            OpenAPIHandler._cached = finish(body, self._base_key(), self._base_key(), time.time())
+        self.send_encoded(OpenAPIHandler._cached)
+
+    def _base_key(self) -> str:
+        return f"openapi-{__version__}-{abs(hash(self.base_url))}"
+
+
+def _route(path: str, topic: str) -> tuple[str, type[TopicHandler], dict[str, Any]]:
+    return (f"/clusternb/api/{path}", TopicHandler, {"topic": topic})
+
+
+default_handlers: list[tuple[Any, ...]] = [
+    _route("cluster/status", "status"),
+    _route("workers", "workers"),
+    _route("metrics/system", "metrics"),
+    _route("alerts", "alerts"),
+    _route("cache/status", "cache"),
+    (r"/clusternb/api/openapi.json", OpenAPIHandler),
+]

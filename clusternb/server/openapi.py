@@ -1,0 +1,132 @@
+"""The OpenAPI 3.1 description of the REST API, generated from the column tables in :mod:`clusternb.frames`.
+
+Generating it from the same tables that type the DataFrames keeps the REST schema, the pandas schema and the
+README from drifting apart: a new column appears in all three at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from clusternb import frames
+from clusternb.frames import Column
+
+_NULLABLE = ("Int64", "float64", "string")
+
+
+def column_schema(column: Column) -> dict[str, Any]:
+    """JSON Schema of one column's values as the API sends them (times as ISO strings, NaN as null)."""
+    dtype = column.dtype
+    out: dict[str, Any]
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        out = {"type": ["string", "null"], "format": "date-time"}
+    elif isinstance(dtype, pd.CategoricalDtype):
+        out = {"type": ["string", "null"], "enum": [*map(str, dtype.categories), None]}
+    elif dtype in ("Int64", "int64"):
+        out = {"type": ["integer", "null"] if dtype == "Int64" else "integer"}
+    elif dtype == "float64":
+        out = {"type": ["number", "null"]}
+    elif dtype == "bool":
+        out = {"type": "boolean"}
+    else:
+        out = {"type": ["string", "null"]}
+    out["description"] = column.doc
+    return out
+
+
+def frame_schema(columns: Sequence[Column], index: tuple[str, str] | None = None) -> dict[str, Any]:
+    """The body schema of an endpoint returning one frame (see :mod:`clusternb.server.payload`)."""
+    props = {c.name: column_schema(c) for c in columns}
+    if index is not None:
+        props = {index[0]: {"type": "string", "description": index[1]}, **props}
+    return {
+        "type": "object",
+        "required": ["query", "as_of", "content_hash", "data_hash", "columns", "data"],
+        "properties": {
+            "query": {"type": "string"},
+            "as_of": {"type": "string", "format": "date-time", "description": "when the result was computed"},
+            "content_hash": {"type": "string", "description": "hash of the result; also the ETag"},
+            "data_hash": {"type": "string", "description": "hash without age columns; changes on real change"},
+            "index": {"type": ["string", "null"], "description": "name of the index column, if any"},
+            "columns": {"type": "array", "items": {"type": "string"}},
+            "data": {"type": "array", "items": {"type": "object", "properties": props}},
+        },
+    }
+
+
+def _param(name: str, doc: str, array: bool = False) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "array", "items": {"type": "string"}} if array else {"type": "string"}
+    out: dict[str, Any] = {"name": name, "in": "query", "required": False, "description": doc, "schema": schema}
+    if array:
+        out.update(style="form", explode=True)
+    return out
+
+
+_ERRORS = {
+    "304": {"description": "Not modified (If-None-Match matched the ETag)"},
+    "400": {"description": "Invalid parameter; body {'message': ...} names it"},
+    "403": {"description": "Not authenticated"},
+    "429": {"description": "Rate limit exceeded; see Retry-After"},
+}
+_SINCE = "duration before now ('15m', '2h', seconds) or ISO-8601 time"
+
+
+def openapi(base_url: str, version: str) -> dict[str, Any]:
+    """The whole document; paths are relative to ``{base_url}clusternb/api``."""
+    metric_cols = (Column("time", frames.TIME_DTYPE, "sample time (UTC)"), Column("node", "string", "node name"))
+    endpoints: dict[str, tuple[str, dict[str, Any], list[dict[str, Any]]]] = {
+        "/cluster/status": ("One-row cluster summary", frame_schema(frames.STATUS_COLUMNS), []),
+        "/workers": ("One row per node", frame_schema(frames.WORKER_COLUMNS, ("node", "node name")), []),
+        "/metrics/system": (
+            "Time series, one row per node per sample, oldest first",
+            frame_schema(metric_cols + frames.METRIC_COLUMNS),
+            [
+                _param("since", _SINCE + " (default 15m)"),
+                _param("until", _SINCE),
+                _param("node", "node name; repeat or comma-separate for several", array=True),
+                _param("fields", f"metric fields, of {list(frames.METRIC_FIELDS)}", array=True),
+            ],
+        ),
+        "/alerts": (
+            "Alerts, newest first",
+            frame_schema(frames.ALERT_COLUMNS),
+            [
+                _param("active", "true (default): pending and firing only; false: resolved too"),
+                _param("severity", f"one of {frames.SEVERITY_ORDER}"),
+                _param("since", "alerts active at some point since then; " + _SINCE),
+                _param("node", "alerts about one node"),
+            ],
+        ),
+        "/cache/status": (
+            "Query cache health and statistics per namespace",
+            frame_schema(frames.CACHE_COLUMNS, ("namespace", "cache namespace, or (all)")),
+            [],
+        ),
+    }
+    paths: dict[str, Any] = {}
+    for path, (summary, schema, params) in endpoints.items():
+        paths[path] = {
+            "get": {
+                "summary": summary,
+                "parameters": params,
+                "responses": {
+                    "200": {
+                        "description": summary,
+                        "headers": {"ETag": {"schema": {"type": "string"}}},
+                        "content": {"application/json": {"schema": schema}},
+                    },
+                    **_ERRORS,
+                },
+            }
+        }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "clusternb", "version": version},
+        "servers": [{"url": base_url.rstrip("/") + "/clusternb/api"}],
+        "paths": paths,
+        "components": {"securitySchemes": {"token": {"type": "apiKey", "in": "header", "name": "Authorization"}}},
+        "security": [{"token": []}],
+    }

@@ -1,0 +1,186 @@
+"""Topics (what REST and the WebSocket can ask for) and the one place queries run: a small thread pool.
+
+A :class:`Topic` is a query name plus normalised, hashable parameters; its ``key`` names it in the encoded
+cache, the broadcaster and the Prometheus collector. :class:`DataService` runs ``client.query`` and the
+encoding in worker threads, never on the event loop: psutil, Redis and frame building may take milliseconds,
+and the loop is shared by every notebook, terminal and kernel connection of the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import pandas as pd
+
+from clusternb import frames
+from clusternb.queries import Client
+from clusternb.server.payload import Encoded, EncodedCache, encode_frame
+
+#: Topic name -> the ``Client.query`` name behind it (``cache`` reads the cache's own status instead).
+QUERY_OF = {"status": "cluster", "workers": "workers", "metrics": "metrics", "alerts": "alerts", "cache": ""}
+TOPICS = tuple(QUERY_OF)
+#: Parameters each topic accepts; every other parameter is a 400.
+PARAMS_OF: dict[str, tuple[str, ...]] = {
+    "status": (),
+    "workers": (),
+    "metrics": ("since", "until", "node", "fields"),
+    "alerts": ("active", "severity", "since", "node"),
+    "cache": (),
+}
+_LISTS = ("node", "fields")
+#: Cache-status fields whose change is worth a WebSocket push (hit counters move with every query).
+_CACHE_HEALTH = ("backend", "configured", "redis_state", "fallbacks", "last_failure", "last_recovery")
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """A query name with normalised parameters; equal topics share one computation and one encoding."""
+
+    name: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def key(self) -> str:
+        return self.name + ("?" + urlencode(self.params, doseq=True) if self.params else "")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.params}
+
+
+def make_topic(name: str, params: Mapping[str, Any]) -> Topic:
+    """Validate the topic and parameter names and normalise their shapes; values are checked by the query.
+
+    Lists may be given repeated or comma-separated (``node=a&node=b`` or ``node=a,b``); ``active`` takes
+    true/false/1/0; a ``since``/``until`` made of digits is a number of seconds.
+    """
+    if name not in QUERY_OF:
+        raise ValueError(f"topic: unknown topic {name!r}; known: {list(TOPICS)}")
+    allowed = PARAMS_OF[name]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ValueError(f"{unknown[0]}: unknown parameter for {name}; allowed: {list(allowed)}")
+    out: list[tuple[str, Any]] = []
+    for key in allowed:
+        if key not in params or params[key] is None:
+            continue
+        value = params[key]
+        if key in _LISTS:
+            items = [value] if isinstance(value, str) else list(value)
+            split = [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+            value = split[0] if key == "node" and name == "alerts" and len(split) == 1 else tuple(split)
+            if isinstance(value, tuple) and not value:
+                continue
+        elif key == "active":
+            value = _boolean(value)
+        elif key in ("since", "until"):
+            value = _time_arg(key, value)
+        elif not isinstance(value, str):
+            raise ValueError(f"{key}: expected a string, got {value!r}")
+        out.append((key, value))
+    return Topic(name, tuple(out))
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise ValueError(f"active: expected true or false, got {value!r}")
+
+
+def _time_arg(key: str, value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"{key}: expected a duration or a time, got {value!r}")
+    if isinstance(value, int | float):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"{key}: expected a duration or a time, got {value!r}")
+    try:
+        return float(value) if value.strip().replace(".", "", 1).isdigit() else value
+    except ValueError:
+        return value
+
+
+def topic_from_arguments(name: str, arguments: Mapping[str, list[bytes]]) -> Topic:
+    """A topic from tornado's ``request.arguments`` (every value a list of bytes)."""
+    params: dict[str, Any] = {}
+    for key, raw in arguments.items():
+        if key == "token":  # Jupyter's own auth parameter, not ours
+            continue
+        values = [v.decode("utf-8", "replace") for v in raw]
+        params[key] = values if key in _LISTS else values[-1]
+    return make_topic(name, params)
+
+
+class DataService:
+    """Runs queries and encodes their results in a thread pool; remembers the newest frames for Prometheus."""
+
+    def __init__(self, client: Client, threads: int = 4, encoded_entries: int = 64) -> None:
+        self.client = client
+        self.encoded = EncodedCache(encoded_entries)
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="clusternb-query")
+        self._latest: dict[str, pd.DataFrame] = {}
+        self._lock = threading.Lock()
+
+    async def get(self, topic: Topic) -> Encoded:
+        """The encoded current result of ``topic``; ``ValueError`` for bad parameters."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.compute, topic)
+
+    async def run(self, fn: Any, *args: Any) -> Any:
+        """Run any other blocking call (Prometheus exposition) on the same pool."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def compute(self, topic: Topic) -> Encoded:
+        """Blocking: query through the client's cache, then encode once per content hash."""
+        if topic.name == "cache":
+            status = self.client.cache.status()
+            stable = {k: status.get(k) for k in _CACHE_HEALTH}
+            extra = {k: status.get(k) for k in ("backend", "configured", "redis_state", "redis_url")}
+            return encode_frame("cache", frames.cache_status_frame(status), None, time.time(), extra, stable)
+        result = self.client.query(QUERY_OF[topic.name], **_query_params(topic))
+        if topic.name in ("workers", "status") and isinstance(result.value, pd.DataFrame):
+            with self._lock:
+                self._latest[topic.name] = result.value
+        found = self.encoded.get(topic.key, result.content_hash)
+        if found is not None:
+            return found
+        encoded = encode_frame(topic.name, result.value, result.content_hash, result.created)
+        self.encoded.put(topic.key, result.content_hash, encoded)
+        return encoded
+
+    def latest(self, name: str) -> pd.DataFrame | None:
+        """The newest frame of ``workers`` or ``status`` any request or broadcast computed (None before)."""
+        with self._lock:
+            return self._latest.get(name)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _query_params(topic: Topic) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in topic.params}
+
+
+def topics_of(items: Iterable[Any]) -> list[Topic]:
+    """Parse a WebSocket ``subscribe`` list: names, or objects ``{"topic": "metrics", "since": "5m", ...}``."""
+    out: list[Topic] = []
+    for item in items:
+        if isinstance(item, str):
+            out.append(make_topic(item, {}))
+        elif isinstance(item, dict) and isinstance(item.get("topic"), str):
+            params = {k: v for k, v in item.items() if k != "topic"}
+            out.append(make_topic(item["topic"], params))
+        else:
+            raise ValueError(f"subscribe: expected a topic name or {{'topic': ...}}, got {item!r}")
+    return out

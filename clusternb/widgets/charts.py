@@ -1,0 +1,253 @@
+"""Pure chart building: a metrics frame in, plotly trace and layout dicts out. No widgets, no clock, no I/O.
+
+The panels feed these dicts to ``go.FigureWidget`` and compare them between ticks, so everything here must be
+deterministic: the same frame always gives equal dicts (times become ISO strings, floats are rounded), and
+an unchanged frame therefore costs the panel no message at all.
+
+Up to ``many`` nodes each node gets its own line. Beyond that one line per node is unreadable and heavy to
+send, so a chart shows the ``top_k`` busiest nodes (highest mean over the window) plus the cluster's median
+and a p10-p90 band computed per time bin, which is what an operator scans a big cluster for.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: Above this many nodes a chart switches from one line per node to top-k lines plus median and band.
+MANY_NODES = 100
+#: How many of the busiest nodes keep their own line in the many-node view.
+TOP_K = 10
+#: Qualitative palette shared by every chart, so one node keeps one colour across CPU, memory and network.
+PALETTE = (
+    "#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2",
+    "#B279A2", "#EECA3B", "#9D755D", "#FF9DA6", "#BAB0AC",
+)  # fmt: skip
+BAND_COLOUR = "rgba(76, 120, 168, 0.18)"
+MEDIAN_COLOUR = "#333333"
+
+
+@dataclass(frozen=True, slots=True)
+class ChartSpec:
+    """One chart: which metric columns it plots (summed when several), its title and its unit."""
+
+    key: str
+    title: str
+    columns: tuple[str, ...]
+    unit: str
+    y_max: float | None = None
+
+
+#: The charts of the big panel, in display order.
+DEFAULT_CHARTS = (
+    ChartSpec("cpu", "CPU busy", ("cpu_percent",), "%", 100.0),
+    ChartSpec("memory", "Memory used", ("mem_used_percent",), "%", 100.0),
+    ChartSpec("network", "Network rx + tx", ("net_rx_bps", "net_tx_bps"), "B/s"),
+)
+
+_TITLES = {
+    "cpu_percent": ("CPU busy", "%", 100.0),
+    "mem_used_percent": ("Memory used", "%", 100.0),
+    "swap_used_percent": ("Swap used", "%", 100.0),
+    "disk_used_percent": ("Disk used", "%", 100.0),
+    "gpu_util_percent": ("GPU busy", "%", 100.0),
+}
+
+
+def spec_for_field(field: str) -> ChartSpec:
+    """A chart for one ``metrics()`` field: units come from the column name (``_bps``, ``_bytes``, ``_percent``)."""
+    if field in _TITLES:
+        title, unit, y_max = _TITLES[field]
+        return ChartSpec(field, title, (field,), unit, y_max)
+    unit = "B/s" if field.endswith("_bps") else "B" if field.endswith("_bytes") else ""
+    unit = "°C" if field.endswith("_c") else unit
+    return ChartSpec(field, field.replace("_", " "), (field,), unit)
+
+
+def series(frame: pd.DataFrame, spec: ChartSpec) -> pd.DataFrame:
+    """``time``, ``node``, ``value`` rows for one chart; several columns are summed (rx + tx)."""
+    missing = [c for c in spec.columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"chart {spec.key!r}: metrics frame lacks column(s) {missing}")
+    values = frame[list(spec.columns)].astype("float64").sum(axis=1, min_count=1)
+    out = pd.DataFrame({"time": frame["time"], "node": frame["node"].astype(str), "value": values})
+    return out.dropna(subset=["value"])
+
+
+def traces(frame: pd.DataFrame, spec: ChartSpec, many: int = MANY_NODES, top_k: int = TOP_K) -> list[dict[str, Any]]:
+    """Plotly scatter trace dicts for ``spec`` from a ``metrics()`` frame (see the module docstring)."""
+    data = series(frame, spec)
+    nodes = sorted(data["node"].unique())
+    by_node = dict(iter(data.groupby("node", sort=True)))
+    if len(nodes) < many:
+        return [_line(by_node[n], n, _colour(i)) for i, n in enumerate(nodes)]
+    means = data.groupby("node")["value"].mean()
+    # Ties broken by name so the chosen set, and with it the trace list, is stable from tick to tick.
+    busiest = sorted(means.index, key=lambda n: (-means[n], n))[:top_k]
+    lo, mid, hi = quantile_band(data)
+    out = [
+        _band_edge(lo, "p10", fill=None),
+        _band_edge(hi, "p10-p90", fill="tonexty"),
+        {**_line_xy(mid, "median"), "line": {"color": MEDIAN_COLOUR, "width": 2, "dash": "dash"}},
+    ]
+    for i, n in enumerate(sorted(busiest)):
+        out.append(_line(by_node[n], n, _colour(i)))
+    return out
+
+
+def quantile_band(data: pd.DataFrame, bin_s: float | None = None) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """p10, median and p90 across nodes per time bin (nodes sample at their own instants, so times are binned).
+
+    ``bin_s`` defaults to the median spacing of one node's samples, at least one second.
+    """
+    if data.empty:
+        empty = pd.Series([], dtype="float64", index=pd.DatetimeIndex([], tz="UTC"))
+        return empty, empty, empty
+    epoch = data["time"].astype("int64").to_numpy() / 1e9
+    if bin_s is None:
+        bin_s = _median_spacing(data, epoch)
+    binned = pd.to_datetime(np.floor(epoch / bin_s) * bin_s, unit="s", utc=True)
+    grouped = data["value"].groupby(binned.to_numpy())
+    lo, mid, hi = grouped.quantile(0.1), grouped.median(), grouped.quantile(0.9)
+    return lo, mid, hi
+
+
+def _median_spacing(data: pd.DataFrame, epoch: np.ndarray) -> float:
+    spacings = pd.Series(epoch, index=data.index).groupby(data["node"].to_numpy()).diff().dropna()
+    spacing = float(spacings.median()) if len(spacings) else 1.0
+    return max(1.0, spacing if math.isfinite(spacing) else 1.0)
+
+
+#: Chart size in pixels. A fixed width, because a FigureWidget drawn inside a grid cell that is not laid out
+#: yet sizes itself to plotly's 700 px default and gets clipped; fixed-width charts wrap in narrow windows.
+CHART_WIDTH = 390
+CHART_HEIGHT = 260
+
+
+def layout(spec: ChartSpec, height: int = CHART_HEIGHT, width: int = CHART_WIDTH) -> dict[str, Any]:
+    """The chart's layout. ``uirevision`` keeps hidden legend entries across updates."""
+    y_axis: dict[str, Any] = {"title": {"text": spec.unit}, "rangemode": "tozero", "gridcolor": "#eeeeee"}
+    if spec.y_max is not None:
+        y_axis["range"] = [0, spec.y_max * 1.05]
+    if spec.unit == "B/s":
+        y_axis["ticksuffix"] = "B/s"
+        y_axis["tickformat"] = "~s"  # 3kB/s, 2MB/s
+        y_axis["title"] = {"text": ""}
+    return {
+        "title": {"text": spec.title, "x": 0.02, "font": {"size": 14}},
+        "height": height,
+        "width": width,
+        "autosize": False,
+        "margin": {"l": 48, "r": 12, "t": 36, "b": 28},
+        "template": "plotly_white",
+        "xaxis": {"type": "date", "gridcolor": "#eeeeee"},
+        "yaxis": y_axis,
+        "legend": {"font": {"size": 10}, "itemwidth": 30, "tracegroupgap": 2},
+        "showlegend": True,
+        "uirevision": spec.key,
+        "hovermode": "x unified",
+    }
+
+
+def axis_ranges(traces: list[dict[str, Any]], spec: ChartSpec) -> dict[str, dict[str, list[Any]]]:
+    """Explicit axis ranges for the data shown: a live figure updated by ``Plotly.update`` keeps its first
+    autorange, so without these the x axis would stop at the first paint's newest sample."""
+    xs = [x for t in traces for x in t["x"]]
+    ys = [y for t in traces for y in t["y"] if y is not None]
+    ranges: dict[str, dict[str, list[Any]]] = {}
+    if xs:
+        ranges["xaxis"] = {"range": [min(xs), max(xs)]}  # ISO strings of one format sort as times
+    top = spec.y_max if spec.y_max is not None else (max(ys) if ys else 0.0)
+    ranges["yaxis"] = {"range": [0, round(max(top, 1e-9) * 1.05, 3)]}
+    return ranges
+
+
+def svg(traces: list[dict[str, Any]], spec: ChartSpec, width: int = 360, height: int = 120) -> str:
+    """A static inline SVG of the traces: the chart where no plotly.js runs (nbconvert HTML, GitHub)."""
+    points = [(x, y) for t in traces for x, y in zip(t["x"], t["y"], strict=True) if y is not None]
+    head = f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">'
+    if not points:
+        return head + f'<text x="8" y="20" font-size="12" fill="#616161">{spec.title}: no data</text></svg>'
+    times = [pd.Timestamp(x).timestamp() for x, _ in points]
+    t0, t1 = min(times), max(times)
+    y1 = axis_ranges(traces, spec)["yaxis"]["range"][1] or 1.0
+    pad, plot_w, plot_h = 4, width - 8, height - 24
+
+    def xy(x: str, y: float) -> str:
+        px = pad + (pd.Timestamp(x).timestamp() - t0) / ((t1 - t0) or 1.0) * plot_w
+        return f"{px:.1f},{20 + plot_h - y / y1 * plot_h:.1f}"
+
+    parts = [head, f'<text x="4" y="13" font-size="12" font-weight="bold">{spec.title} ({spec.unit})</text>']
+    parts.append(f'<rect x="{pad}" y="20" width="{plot_w}" height="{plot_h}" fill="none" stroke="#e0e0e0"/>')
+    for t in traces:
+        coords = [xy(x, y) for x, y in zip(t["x"], t["y"], strict=True) if y is not None]
+        colour = t.get("line", {}).get("color") or MEDIAN_COLOUR
+        if t.get("fill") not in (None, "none") or t.get("showlegend") is False:
+            colour = "#9db4d3"  # the band edges, drawn thin
+        if len(coords) == 1:  # a lone sample: a dot, since a one-point polyline draws nothing
+            cx, cy = coords[0].split(",")
+            parts.append(f'<circle cx="{cx}" cy="{cy}" r="2.5" fill="{colour}"/>')
+        elif coords:
+            parts.append(f'<polyline points="{" ".join(coords)}" fill="none" stroke="{colour}" stroke-width="1.2"/>')
+    return "".join(parts) + "</svg>"
+
+
+def figure_dict(frame: pd.DataFrame, spec: ChartSpec, many: int = MANY_NODES, top_k: int = TOP_K) -> dict[str, Any]:
+    """``{"data": [...], "layout": {...}}``, ready for ``go.Figure(...)``/``go.FigureWidget(...)``."""
+    data = traces(frame, spec, many, top_k)
+    out = layout(spec)
+    for axis, value in axis_ranges(data, spec).items():
+        out[axis].update(value)
+    return {"data": data, "layout": out}
+
+
+def _colour(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+def _iso(times: pd.Index | pd.Series) -> list[str]:
+    """Millisecond ISO strings: JSON-able, exact enough for a chart, and equal for equal input."""
+    index = pd.DatetimeIndex(times)
+    index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+    # numpy formats in C: ~50x faster than Timestamp.strftime, which matters at 100 nodes x 450 samples.
+    naive = index.tz_localize(None).to_numpy().astype("datetime64[ms]")
+    return list(np.char.add(np.datetime_as_string(naive, unit="ms"), "Z").tolist())
+
+
+def _values(values: Sequence[float] | np.ndarray | pd.Series) -> list[float | None]:
+    """Rounded floats with None for gaps (NaN is not JSON), vectorised."""
+    array = np.round(np.asarray(values, dtype="float64"), 3)
+    out = array.astype(object)
+    out[~np.isfinite(array)] = None
+    return list(out.tolist())
+
+
+def _line(rows: pd.DataFrame, name: str, colour: str) -> dict[str, Any]:
+    return {
+        "type": "scatter",
+        "mode": "lines",
+        "name": name,
+        "x": _iso(rows["time"]),
+        "y": _values(rows["value"].to_numpy()),
+        "line": {"color": colour, "width": 1.5},
+        "hoverlabel": {"namelength": -1},
+    }
+
+
+def _line_xy(values: pd.Series, name: str) -> dict[str, Any]:
+    return {"type": "scatter", "mode": "lines", "name": name, "x": _iso(values.index), "y": _values(values)}
+
+
+def _band_edge(values: pd.Series, name: str, fill: str | None) -> dict[str, Any]:
+    trace = _line_xy(values, name)
+    trace["line"] = {"width": 0, "color": BAND_COLOUR}
+    trace["fill"] = fill or "none"
+    trace["fillcolor"] = BAND_COLOUR
+    trace["showlegend"] = fill is not None
+    trace["hoverinfo"] = "skip" if fill is None else "x+y+name"
+    return trace

@@ -1,0 +1,177 @@
+"""Pure HTML for the panel sections: header, workers table, alerts, status line. Frames in, strings out.
+
+Only values that change when the data changes are rendered: no "seconds ago" counters and no render time.
+A section sends its HTML only when the string differs from the last one sent, so anything that ticked by
+itself would cost a message on every tick. Age is shown as the absolute time of the newest sample ("as of").
+The same functions build the static snapshot shown where no widget front end runs (nbconvert, a terminal).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+import pandas as pd
+
+HEALTH_COLOURS = {"healthy": "#2e7d32", "degraded": "#ef6c00", "critical": "#c62828"}
+STATUS_COLOURS = {"online": "#2e7d32", "stale": "#ef6c00", "offline": "#c62828", "left": "#757575"}
+SEVERITY_COLOURS = {"info": "#1565c0", "warning": "#ef6c00", "critical": "#c62828"}
+#: A table this long scrolls; beyond MAX_ROWS rows it is cut with a "… n more" line to bound message size.
+MAX_ROWS = 200
+
+_BOX = "font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: 13px; line-height: 1.45;"
+_BADGE = "display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-weight:600;font-size:12px;"
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def badge(text: str, colour: str) -> str:
+    return f'<span style="{_BADGE}background:{colour}">{esc(text)}</span>'
+
+
+def clock(value: Any) -> str:
+    """``YYYY-MM-DD HH:MM:SS UTC``: absolute, so it never needs re-sending just because time passed."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value):
+        return "—"
+    ts = pd.Timestamp(value)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def human_bytes(value: Any, suffix: str = "B") -> str:
+    """1536 -> '1.5 KiB'; NaN/NA -> '—'."""
+    if value is None or pd.isna(value):
+        return "—"
+    number = float(value)
+    for unit in ("", "Ki", "Mi", "Gi", "Ti", "Pi"):
+        if abs(number) < 1024 or unit == "Pi":
+            return f"{number:.0f} {unit}{suffix}" if unit == "" else f"{number:.1f} {unit}{suffix}"
+        number /= 1024
+    return f"{number:.1f} Pi{suffix}"  # pragma: no cover - the loop always returns
+
+
+def percent(value: Any) -> str:
+    return "—" if value is None or pd.isna(value) else f"{float(value):.1f} %"
+
+
+def header_html(status: pd.DataFrame, cache_backend: str, title: str = "clusternb") -> str:
+    """Health, node counts, CPU/memory use, data age ("as of" the newest sample) and the cache backend."""
+    if status.empty:
+        return f'<div style="{_BOX}"><b>{esc(title)}</b> — no data yet</div>'
+    row = status.iloc[0]
+    health = str(row["health"])
+    nodes = [f"<b>{int(row['nodes_total'])}</b> nodes"]
+    for state in ("online", "stale", "offline", "left"):
+        count = int(row[f"nodes_{state}"])
+        if count or state == "online":
+            nodes.append(f'<span style="color:{STATUS_COLOURS[state]}">{count} {state}</span>')
+    use = (
+        f"CPU <b>{percent(row['cpu_percent'])}</b> of {int(row['cpu_count'])} cores · "
+        f"memory <b>{percent(row['mem_used_percent'])}</b> of {human_bytes(row['mem_total_bytes'])}"
+    )
+    if int(row["gpu_count"]):
+        use += f" · {int(row['gpu_count'])} GPUs"
+    extra = []
+    if int(row["alerts_firing"]):
+        extra.append(f"{int(row['alerts_firing'])} alerts firing")
+    if not pd.isna(row["dask_workers"]):
+        extra.append(f"Dask: {int(row['dask_workers'])} workers")
+    if int(row["services_total"]):
+        extra.append(f"services: {esc(row['services'])}")
+    return (
+        f'<div style="{_BOX}display:flex;flex-wrap:wrap;gap:6px 18px;align-items:center;'
+        f'padding:6px 4px;border-bottom:1px solid #e0e0e0">'
+        f'<span style="font-size:15px;font-weight:700">{esc(title)}</span>'
+        f"{badge(health, HEALTH_COLOURS.get(health, '#757575'))}"
+        f"<span>{' · '.join(nodes)}</span><span>{use}</span>"
+        + "".join(f"<span>{e}</span>" for e in extra)
+        + f'<span style="color:#616161">as of {clock(row["newest_sample"])} · cache: {esc(cache_backend)}</span>'
+        "</div>"
+    )
+
+
+#: The workers table's columns: (frame column, heading, formatter).
+WORKER_TABLE = (
+    ("status", "status", None),
+    ("cpu_percent", "CPU", percent),
+    ("cpu_count", "cores", lambda v: "—" if pd.isna(v) else str(int(v))),
+    ("load_1", "load 1m", lambda v: "—" if pd.isna(v) else f"{float(v):.2f}"),
+    ("mem_used_percent", "memory", percent),
+    ("mem_used_bytes", "mem used", human_bytes),
+    ("net_rx_bps", "net rx", lambda v: human_bytes(v, "B/s")),
+    ("net_tx_bps", "net tx", lambda v: human_bytes(v, "B/s")),
+    ("gpu_util_percent", "GPU", percent),
+    ("last_seen", "last seen", lambda v: clock(v)[11:19] if not pd.isna(v) else "—"),
+)
+
+_TH = "text-align:right;padding:3px 10px;border-bottom:2px solid #bdbdbd;position:sticky;top:0;background:#fafafa;"
+_TD = "text-align:right;padding:2px 10px;border-bottom:1px solid #eeeeee;font-variant-numeric:tabular-nums;"
+
+
+def workers_html(workers: pd.DataFrame) -> str:
+    """One row per node; status coloured. Long tables scroll inside a fixed height."""
+    if workers.empty:
+        return f'<div style="{_BOX}color:#616161">no workers reported yet</div>'
+    head = f'<th style="{_TH}text-align:left">node</th>' + "".join(
+        f'<th style="{_TH}">{esc(h)}</th>' for _, h, _ in WORKER_TABLE
+    )
+    rows = []
+    for node, row in workers.head(MAX_ROWS).iterrows():
+        cells = [f'<td style="{_TD}text-align:left;font-weight:600">{esc(node)}</td>']
+        for column, _, fmt in WORKER_TABLE:
+            value = row[column]
+            if column == "status":
+                text = str(value)
+                cells.append(f'<td style="{_TD}color:{STATUS_COLOURS.get(text, "#000")}">● {esc(text)}</td>')
+            else:
+                cells.append(f'<td style="{_TD}">{esc(fmt(value) if fmt else value)}</td>')
+        rows.append(f'<tr class="clusternb-worker">{"".join(cells)}</tr>')
+    more = len(workers) - MAX_ROWS
+    tail = f'<div style="color:#616161">… {more} more nodes (see clusternb.workers())</div>' if more > 0 else ""
+    return (
+        f'<div style="{_BOX}max-height:320px;overflow:auto">'
+        f'<table class="clusternb-workers" style="border-collapse:collapse;width:100%">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{tail}</div>"
+    )
+
+
+def alerts_html(alerts: pd.DataFrame) -> str:
+    """Active alerts, newest first, severity as a coloured badge."""
+    if alerts.empty:
+        return f'<div style="{_BOX}color:#2e7d32;padding:4px">✓ no active alerts</div>'
+    items = []
+    for _, a in alerts.head(MAX_ROWS).iterrows():
+        severity = str(a["severity"])
+        ack = " (acknowledged)" if bool(a["acknowledged"]) else ""
+        items.append(
+            f'<li style="margin:2px 0">{badge(severity, SEVERITY_COLOURS.get(severity, "#757575"))} '
+            f"<b>{esc(a['rule'])}</b> on <b>{esc(a['node'])}</b>: {esc(a['message'])} "
+            f'<span style="color:#616161">({esc(a["state"])} since {clock(a["started_at"])}{ack})</span></li>'
+        )
+    style = f"{_BOX}list-style:none;padding-left:4px;margin:4px 0"
+    return f'<ul class="clusternb-alerts" style="{style}">{"".join(items)}</ul>'
+
+
+def status_line_html(state: str, interval: float, error: str | None = None) -> str:
+    """The panel's footer: live/paused, the refresh interval, and the last error if there is one."""
+    colour = {"live": "#2e7d32", "paused": "#757575", "closed": "#757575"}.get(state, "#c62828")
+    text = f'<span style="color:{colour}">● {esc(state)}</span> · checks every {interval:g} s'
+    if error:
+        text += f' · <span style="color:#c62828">error: {esc(error)}</span>'
+    return f'<div style="{_BOX}font-size:12px;color:#616161">{text}</div>'
+
+
+def section_title(text: str) -> str:
+    return f'<div style="{_BOX}font-weight:700;margin-top:6px">{esc(text)}</div>'
+
+
+def static_snapshot(parts: list[str], note: str) -> str:
+    """The panel as plain HTML for front ends without widgets: the same sections, frozen, with a note."""
+    return (
+        f'<div class="clusternb-static" style="{_BOX}">'
+        + "".join(parts)
+        + f'<div style="color:#616161;font-size:12px;margin-top:4px">{esc(note)}</div></div>'
+    )

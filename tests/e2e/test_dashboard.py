@@ -1,0 +1,72 @@
+"""The dashboard in a real browser: Debian's chromium driven by the playwright pip package.
+
+A real ``jupyter server`` subprocess serves 12 synthetic nodes with 15 minutes of history; one node's CPU
+changes every 2 s inside the server. The test opens ``/clusternb/?token=...``, waits for the workers table
+and the three plotly charts, waits (with a deadline) for the changing CPU value to change on the page, then
+saves a screenshot to ``tests/artifacts/dashboard.png``; with ``CLUSTERNB_UPDATE_SCREENSHOTS=1`` it also
+copies it to ``docs/dashboard.png`` (the README's picture), so a normal test run never dirties the tree.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.server_process import REPO, JupyterServer
+
+pytestmark = [pytest.mark.server, pytest.mark.browser]
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[JupyterServer]:
+    extra = "c.ClusterNBApp.push_interval = 0.5\n"
+    with JupyterServer(extra, nodes=12, history_s=900.0, step_s=10.0, change_every=2.0) as running:
+        yield running
+
+
+def test_dashboard_renders_and_updates_live(server: JupyterServer) -> None:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} missing: apt-get install chromium (scripts/system-deps.sh test)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1440, "height": 1100})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(server.url("clusternb/", token=True))
+        page.wait_for_selector("#workers tbody tr[data-node='node-0000']", timeout=30_000)
+        assert page.locator("#workers tbody tr").count() == 12
+        for chart in ("chart-cpu", "chart-mem", "chart-net"):
+            page.wait_for_selector(f"#{chart} .main-svg .scatterlayer .trace", timeout=30_000)
+        assert page.locator("#conn").inner_text() == "live"
+        cell = page.locator("#workers tbody tr[data-node='node-0000'] td.cpu")
+        first = cell.inner_text()
+        deadline = time.monotonic() + 30
+        while cell.inner_text() == first:
+            assert time.monotonic() < deadline, "the changing CPU value never changed on the page"
+            page.wait_for_timeout(200)
+        assert "ago" in page.locator(".age[data-topic='workers']").inner_text()
+        page.wait_for_timeout(800)  # let the highlight animation of the change finish before the picture
+        out = REPO / "tests" / "artifacts" / "dashboard.png"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(out), full_page=True)
+        browser.close()
+    assert errors == []
+    if os.environ.get("CLUSTERNB_UPDATE_SCREENSHOTS") == "1":
+        shutil.copyfile(out, REPO / "docs" / "dashboard.png")
