@@ -80,7 +80,8 @@ def bench_agents(server: RedisServer, seconds: float) -> list[tuple[str, float, 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs: dict[str, subprocess.Popen[bytes]] = {
         "clusternb agent": subprocess.Popen(
-            [sys.executable, "-m", "clusternb.cli", "agent", "--redis", server.url, "--name", "bench", "--interval", "1"],
+            [sys.executable, "-m", "clusternb.cli", "agent", "--redis", server.url, "--name", "bench"]
+            + ["--interval", "1"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -126,16 +127,18 @@ def main() -> None:
     print("| process | CPU time | CPU per sample | × bare psutil | peak RSS |\n|---|---:|---:|---:|---:|")
     bare = next(cpu for name, cpu, _, _ in agents if name == "bare psutil loop")
     for name, cpu, rss, _state in agents:
-        print(
-            f"| {name} | {cpu:.2f} s | {fmt_time(cpu / args.seconds)} | {cpu / bare:.2f} | {rss / 2**20:.1f} MiB |"
-        )
+        print(f"| {name} | {cpu:.2f} s | {fmt_time(cpu / args.seconds)} | {cpu / bare:.2f} | {rss / 2**20:.1f} MiB |")
     print()
     miss_10k = next(r for r in workers if r.name.startswith("workers(), 10,000 nodes, miss"))
     agent = next(cpu for name, cpu, _, _ in agents if name == "clusternb agent")
-    print(f"{'PASS' if miss_10k.median_s <= 0.150 else 'MISS'}  10,000 nodes in <= 150 ms on a miss "
-          f"(median {fmt_time(miss_10k.median_s)})")
-    print(f"{'PASS' if agent <= 2 * bare else 'MISS'}  agent within 2x of the bare psutil loop's CPU time "
-          f"({agent / bare:.2f}x)")
+    print(
+        f"{'PASS' if miss_10k.median_s <= 0.150 else 'MISS'}  10,000 nodes in <= 150 ms on a miss "
+        f"(median {fmt_time(miss_10k.median_s)})"
+    )
+    print(
+        f"{'PASS' if agent <= 2 * bare else 'MISS'}  agent within 2x of the bare psutil loop's CPU time "
+        f"({agent / bare:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

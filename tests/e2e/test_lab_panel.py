@@ -4,7 +4,8 @@ A temporary JupyterLab (own config, settings and workspace dirs; the news pop-up
 serves a notebook that shows ``clusternb.panel()`` and, in a second cell, starts feeding five extra nodes into
 the client's state store. The test runs all cells, waits for the table and the three plotly charts, then waits
 for changes that only the poller thread can bring: new worker rows and a new "as of" time. A screenshot goes
-to docs/panel.png.
+to tests/artifacts/panel.png, and with ``CLUSTERNB_UPDATE_SCREENSHOTS=1`` also to docs/panel.png (the README's
+picture), so a normal run never dirties the tree.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "panel.png"
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOT = REPO / "tests" / "artifacts" / "panel.png"
 TOKEN = "clusternb-e2e-token"
 
 PANEL_CELL = "import clusternb\n\nclusternb.connect(interval=0.5)\np = clusternb.panel(interval=1)\np"
@@ -158,9 +160,11 @@ def test_panel_renders_and_updates_live(lab: str, tmp_path: Path) -> None:
             time.sleep(4)  # a few samples of the fed nodes, so the charts show lines rather than dots
             page.evaluate("() => window.jupyterapp.commands.execute('application:toggle-left-area')")
             time.sleep(1.5)
-            SCREENSHOT.parent.mkdir(exist_ok=True)
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             panel.screenshot(path=str(SCREENSHOT))
             assert SCREENSHOT.stat().st_size > 20_000
+            if os.environ.get("CLUSTERNB_UPDATE_SCREENSHOTS") == "1":
+                shutil.copyfile(SCREENSHOT, REPO / "docs" / "panel.png")
         except Exception:
             page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
             print("page screenshot:", tmp_path / "failure.png")
