@@ -80,8 +80,18 @@ def bench_agents(server: RedisServer, seconds: float) -> list[tuple[str, float, 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs: dict[str, subprocess.Popen[bytes]] = {
         "clusternb agent": subprocess.Popen(
-            [sys.executable, "-m", "clusternb.cli", "agent", "--redis", server.url, "--name", "bench"]
-            + ["--interval", "1"],
+            [
+                sys.executable,
+                "-m",
+                "clusternb.cli",
+                "agent",
+                "--redis",
+                server.url,
+                "--name",
+                "bench",
+                "--interval",
+                "1",
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -195,7 +195,7 @@ class Client:
         if not self.settings.cache_enabled:
             return None
         key_params, _ = builder(self, time.time(), **params)
-        entry = self.cache.lookup(self.cache.stats_for(name), self._key(name, key_params))
+        entry = self.cache.peek(self._key(name, key_params))  # a change check, not a use: no hit/miss
         return None if entry is None else QueryResult(None, entry.content_hash, entry.created)
 
     # -- query builders: validate now, compute later ------------------------------------------------------------

@@ -156,6 +156,13 @@ class Cache:
             entry = None
         return stats.record(entry, time.perf_counter_ns() - start)
 
+    def peek(self, key: str) -> Entry | None:
+        """The entry under ``key`` if there is one, without counting a hit or a miss (for change checks)."""
+        try:
+            return self.backend.get(key)
+        except (DecodeError, BackendUnavailable):
+            return None
+
     # -- direct use -------------------------------------------------------------------------------------------
 
     def get_or_compute(

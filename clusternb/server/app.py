@@ -68,8 +68,10 @@ class ClusterNBApp(ExtensionApp):
         store = self.state_store() if self.state_store is not None else None
         self.client = Client(settings, store=store, sample_local=self.sample_host)
         self.service = DataService(self.client, self.query_threads, self.encoded_cache_size)
-        self.broadcaster = Broadcaster(self.service, self.push_interval, self.stall_timeout)
         self.prometheus = ServerMetrics(self.service)
+        self.broadcaster = Broadcaster(
+            self.service, self.push_interval, self.stall_timeout, on_fanout=self.prometheus.fanout.observe
+        )
         self.buckets = TokenBuckets(self.rate_limit, self.rate_burst)
         self.assets = pages.load_assets()
         self.log.info(

@@ -7,6 +7,11 @@ an unsent older one, so memory per client is bounded by its topic count whatever
 writer task drains its mailbox; a writer stuck on one write longer than ``stall_timeout`` (a peer that stopped
 reading) gets its socket closed by the next tick. Nobody waits on a slow peer: offering is a dict store.
 
+Each broadcast carries a :class:`Fanout` that counts the writes still owed; when the last one completes (the
+bytes are in every socket's kernel buffer, or the message was superseded or its client left) its duration
+from message creation is reported to ``on_fanout`` (the ``clusternb_websocket_fanout_seconds`` histogram):
+the server's share of the push latency, apart from the network and the clients' own speed.
+
 Message (text frame, JSON)::
 
     {"type": "state", "topic": "workers", "params": {}, "key": "workers", "initial": false,
@@ -31,34 +36,60 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
+class Fanout:
+    """Writes still owed for one broadcast; calls ``report(seconds since created)`` when none are left."""
+
+    report: Callable[[float], None] | None
+    created: float = field(default_factory=time.perf_counter)
+    pending: int = 0
+
+    def done(self) -> None:
+        self.pending -= 1
+        if self.pending == 0 and self.report is not None:
+            self.report(time.perf_counter() - self.created)
+
+
+@dataclass(eq=False)
 class Mailbox:
     """One client's outbox: at most one pending message per topic key (the newest)."""
 
     close: Callable[[], None]
     topics: dict[str, Topic] = field(default_factory=dict)
     seen: dict[str, str] = field(default_factory=dict)  # key -> data_hash last offered
-    slots: dict[str, bytes] = field(default_factory=dict)
+    slots: dict[str, tuple[bytes, Fanout | None]] = field(default_factory=dict)
     event: asyncio.Event = field(default_factory=asyncio.Event)
     busy_since: float | None = None  # monotonic time the current write started, None when idle
     dropped: int = 0  # messages replaced before they were sent (coalesced)
 
-    def offer(self, key: str, data_hash: str, message: bytes) -> bool:
+    def offer(self, key: str, data_hash: str, message: bytes, fanout: Fanout | None = None) -> bool:
         """Queue ``message`` unless this client already has that data; never blocks."""
         if self.seen.get(key) == data_hash:
             return False
         self.seen[key] = data_hash
-        if key in self.slots:
+        replaced = self.slots.get(key)
+        if replaced is not None:
             self.dropped += 1
-        self.slots[key] = message
+            if replaced[1] is not None:
+                replaced[1].done()
+        if fanout is not None:
+            fanout.pending += 1
+        self.slots[key] = (message, fanout)
         self.event.set()
         return True
 
-    def take(self) -> list[bytes]:
-        """Everything pending, emptying the slots."""
+    def take(self) -> list[tuple[bytes, Fanout | None]]:
+        """Everything pending with its fan-out record, emptying the slots."""
         messages = list(self.slots.values())
         self.slots.clear()
         self.event.clear()
         return messages
+
+    def discard(self, key: str | None = None) -> None:
+        """Forget the pending message of ``key`` (all when None), settling its fan-out record."""
+        for k in [key] if key is not None else list(self.slots):
+            pending = self.slots.pop(k, None)
+            if pending is not None and pending[1] is not None:
+                pending[1].done()
 
 
 def make_message(topic: Topic, encoded: Encoded, initial: bool, published: float) -> bytes:
@@ -77,8 +108,15 @@ def make_message(topic: Topic, encoded: Encoded, initial: bool, published: float
 class Broadcaster:
     """Owns the single polling task and the set of mailboxes."""
 
-    def __init__(self, service: DataService, interval: float = 3.0, stall_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        service: DataService,
+        interval: float = 3.0,
+        stall_timeout: float = 10.0,
+        on_fanout: Callable[[float], None] | None = None,
+    ) -> None:
         self.service = service
+        self.on_fanout = on_fanout
         self.interval = interval
         self.stall_timeout = stall_timeout
         self.mailboxes: set[Mailbox] = set()
@@ -132,11 +170,12 @@ class Broadcaster:
         for key in keys:
             box.topics.pop(key, None)
             box.seen.pop(key, None)
-            box.slots.pop(key, None)
+            box.discard(key)
 
     def remove(self, box: Mailbox) -> None:
         """Forget a client (its socket closed)."""
         self.mailboxes.discard(box)
+        box.discard()
 
     def _drop(self, box: Mailbox) -> None:
         self.remove(box)
@@ -171,11 +210,14 @@ class Broadcaster:
             last = self._last.get(topic.key)
             if last is not None and last[0] == result.data_hash:
                 continue
+            fanout = Fanout(self.on_fanout)
             message = make_message(topic, result, False, time.time())
             self._last[topic.key] = (result.data_hash, message)
             changed += 1
             self.broadcasts += 1
+            fanout.pending += 1  # held until every mailbox was offered, so it cannot finish half-way
             for box in self.mailboxes:
                 if topic.key in box.topics:
-                    box.offer(topic.key, result.data_hash, message)
+                    box.offer(topic.key, result.data_hash, message, fanout)
+            fanout.done()
         return changed

@@ -2,8 +2,10 @@
 
 Each request: authenticate (``APIHandler`` + ``@web.authenticated`` -> 403 JSON), take a token from the
 user's bucket (429 + ``Retry-After``), parse parameters (400 + ``{"message": ...}``), get the encoded result
-from the thread pool, then answer 304 when ``If-None-Match`` holds the ETag, else the gzip bytes when the
-client accepts gzip and the body is over 1 KB, else the JSON bytes. No encoding or compressing happens here:
+(straight from the encoded cache when the current one is already there and the cache is in memory, else from
+the thread pool; see :meth:`~clusternb.server.service.DataService.get`), then answer 304 when
+``If-None-Match`` holds the ETag, else the gzip bytes when the client accepts gzip and the body is over 1 KB,
+else the JSON bytes. No encoding or compressing happens here:
 :class:`~clusternb.server.payload.EncodedCache` did it once per content hash.
 """
 
@@ -38,6 +40,8 @@ class ClusterAPIHandler(APIHandler):
 
     def rate_limited(self) -> bool:
         """Spend a token of the current user's bucket; on an empty bucket answer 429 and return True."""
+        if self.ext.buckets.rate <= 0:  # limiting off: skip hashing the token for a key nobody needs
+            return False
         key = self.rate_key()
         wait = self.ext.buckets.take(key, time.monotonic())
         if wait <= 0:

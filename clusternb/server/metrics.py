@@ -107,6 +107,13 @@ class ServerMetrics:
             registry=self.registry,
         )
 
+        self.fanout = Histogram(
+            "clusternb_websocket_fanout_seconds",
+            "time from a WebSocket push message's creation until its last subscriber's write completed",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.35, 0.5, 0.75, 1.0, 2.5, 5.0),
+            registry=self.registry,
+        )
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 

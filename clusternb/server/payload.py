@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 
@@ -31,6 +32,10 @@ import pandas as pd
 VOLATILE_COLUMNS = frozenset({"age_s", "as_of", "data_age_s"})
 #: Bodies smaller than this are sent as they are (the same threshold as tornado's GZipContentEncoding).
 GZIP_MIN_BYTES = 1024
+#: zlib's fast strategy (levels 1-3): on the 1,000-node workers body (~860 KB) level 3 saves ~90 % in ~3 ms,
+#: level 6 ~91 % in ~7 ms. A new body is compressed whenever the data changes (every second on a busy cluster),
+#: on a thread that holds the GIL the event loop needs, so the 1 % is not worth the time.
+GZIP_LEVEL = 3
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
@@ -65,15 +70,28 @@ def frame_columns(frame: pd.DataFrame) -> tuple[str | None, list[str], list[list
 
 
 def _json_values(series: pd.Series) -> list[Any]:
+    """JSON-ready Python values of one column, by the cheapest route per dtype (numpy's ``tolist`` where it
+    can: going through ``astype(object)`` cost ~0.2 ms a column, half of encoding a 1,000-node frame)."""
+    dtype = series.dtype
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        stamps = series.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[us]")
+        missing = np.isnat(stamps).tolist()
+        texts = np.datetime_as_string(stamps, unit="us").tolist()
+        return [None if gap else text + "Z" for text, gap in zip(texts, missing, strict=True)]
+    if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+        values = series.to_numpy()
+        out: list[Any] = values.tolist()
+        if dtype.kind == "f":
+            missing = np.isnan(values)
+            if missing.any():
+                return [None if gap else v for v, gap in zip(out, missing.tolist(), strict=True)]
+        return out
+    # Nullable (Int64, boolean, string, categorical, object): <NA>/NaN/None all become None.
+    out = series.to_numpy(dtype=object).tolist()
     present = series.notna().to_numpy()
-    if isinstance(series.dtype, pd.DatetimeTZDtype):
-        texts = series.dt.tz_convert("UTC").dt.strftime(_TIME_FORMAT)
-        return [t if ok else None for t, ok in zip(texts.tolist(), present, strict=True)]
-    if series.dtype == bool:
-        return [bool(v) for v in series.tolist()]
     if present.all():
-        return list(series.astype(object).tolist())
-    return [v if ok else None for v, ok in zip(series.astype(object).tolist(), present, strict=True)]
+        return out
+    return [v if ok else None for v, ok in zip(out, present.tolist(), strict=True)]
 
 
 def _digest(data: bytes) -> str:
@@ -108,8 +126,8 @@ def encode_frame(
 
 
 def finish(body: bytes, etag: str, data_hash: str, created: float) -> Encoded:
-    """Attach the gzip form (level 6: most of level 9's ratio at a third of its time)."""
-    gzipped = gzip.compress(body, compresslevel=6, mtime=0) if len(body) >= GZIP_MIN_BYTES else None
+    """Attach the gzip form at :data:`GZIP_LEVEL`."""
+    gzipped = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0) if len(body) >= GZIP_MIN_BYTES else None
     return Encoded(body, gzipped, etag, data_hash, created)
 
 

@@ -4,14 +4,23 @@ A :class:`Topic` is a query name plus normalised, hashable parameters; its ``key
 cache, the broadcaster and the Prometheus collector. :class:`DataService` runs ``client.query`` and the
 encoding in worker threads, never on the event loop: psutil, Redis and frame building may take milliseconds,
 and the loop is shared by every notebook, terminal and kernel connection of the server.
+
+The one exception is :meth:`DataService.ready`: when both the query cache and the state store live in this
+process's memory, asking "is the current result already encoded?" is two dict lookups (``Client.peek`` and
+the encoded cache), far cheaper than what it saves. Profiled under load, every request handed to the pool
+cost a thread hop plus a copy of the cached frame (``query`` copies for every caller), and the pool threads
+then competed with the event loop for the GIL, which is where the REST tail latency came from. With Redis
+on either side the lookup is network I/O, so it stays in the pool.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +29,10 @@ from urllib.parse import urlencode
 import pandas as pd
 
 from clusternb import frames
+from clusternb.cache.memory import MemoryBackend
 from clusternb.queries import Client
 from clusternb.server.payload import Encoded, EncodedCache, encode_frame
+from clusternb.state.memory import MemoryStateStore
 
 #: Topic name -> the ``Client.query`` name behind it (``cache`` reads the cache's own status instead).
 QUERY_OF = {"status": "cluster", "workers": "workers", "metrics": "metrics", "alerts": "alerts", "cache": ""}
@@ -131,11 +142,47 @@ class DataService:
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="clusternb-query")
         self._latest: dict[str, pd.DataFrame] = {}
         self._lock = threading.Lock()
+        self._encode_locks: dict[str, tuple[threading.Lock, int]] = {}
+        self._pending: dict[str, asyncio.Future[Encoded]] = {}  # event-loop side only
+        # Fixed for the client's life: the cache's backend object and the store never change after creation
+        # (a Redis fallback is a FallbackBackend/FallbackStore, which is not a memory one, so never on the loop).
+        self._local = isinstance(client.cache.backend, MemoryBackend) and isinstance(client.store, MemoryStateStore)
+
+    def ready(self, topic: Topic) -> Encoded | None:
+        """The encoded current result if it is already at hand, found without blocking; else None.
+
+        Only answers with the in-memory cache and store (see the module docstring); ``cache`` is always
+        computed, since its body is the cache's live counters. ``ValueError`` for bad parameters, as ``get``.
+        """
+        if not self._local or topic.name == "cache":
+            return None
+        peeked = self.client.peek(QUERY_OF[topic.name], **_query_params(topic))
+        if peeked is None:
+            return None
+        return self.encoded.get(topic.key, peeked.content_hash)
 
     async def get(self, topic: Topic) -> Encoded:
         """The encoded current result of ``topic``; ``ValueError`` for bad parameters."""
+        found = self.ready(topic)
+        if found is not None:
+            return found
+        # One pool call per topic at a time: when the data changes, every request that arrives before the
+        # new result is encoded waits on that one call instead of queueing its own behind it; they are all
+        # answered in the same loop iteration it finishes. (The query cache is single-flight too, so a
+        # separate call would only have waited for the same computation, holding a pool thread.)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.compute, topic)
+        pending = self._pending.get(topic.key)
+        if pending is None or pending.get_loop() is not loop:  # (tests run one service on several loops)
+            pending = asyncio.ensure_future(loop.run_in_executor(self._executor, self.compute, topic))
+            self._pending[topic.key] = pending
+            pending.add_done_callback(functools.partial(self._settled, topic.key))
+        return await asyncio.shield(pending)  # one caller giving up must not cancel the others' answer
+
+    def _settled(self, key: str, done: asyncio.Future[Encoded]) -> None:
+        if self._pending.get(key) is done:
+            del self._pending[key]
+        if not done.cancelled():
+            done.exception()  # retrieved: nobody may be left awaiting it, and asyncio would log it
 
     async def run(self, fn: Any, *args: Any) -> Any:
         """Run any other blocking call (Prometheus exposition) on the same pool."""
@@ -148,6 +195,11 @@ class DataService:
             stable = {k: status.get(k) for k in _CACHE_HEALTH}
             extra = {k: status.get(k) for k in ("backend", "configured", "redis_state", "redis_url")}
             return encode_frame("cache", frames.cache_status_frame(status), None, time.time(), extra, stable)
+        # Requests queued behind a recomputation find it encoded by the time they run: skip the frame copy
+        # ``query`` makes for every caller.
+        found = self.ready(topic)
+        if found is not None:
+            return found
         result = self.client.query(QUERY_OF[topic.name], **_query_params(topic))
         if topic.name in ("workers", "status") and isinstance(result.value, pd.DataFrame):
             with self._lock:
@@ -155,9 +207,31 @@ class DataService:
         found = self.encoded.get(topic.key, result.content_hash)
         if found is not None:
             return found
-        encoded = encode_frame(topic.name, result.value, result.content_hash, result.created)
-        self.encoded.put(topic.key, result.content_hash, encoded)
-        return encoded
+        # The query is single-flight, so every pool thread that asked during a recomputation gets the new
+        # result at the same moment; without this lock each would encode and gzip it again, side by side.
+        with self._encoding(topic.key):
+            found = self.encoded.get(topic.key, result.content_hash)
+            if found is None:
+                found = encode_frame(topic.name, result.value, result.content_hash, result.created)
+                self.encoded.put(topic.key, result.content_hash, found)
+        return found
+
+    @contextlib.contextmanager
+    def _encoding(self, key: str) -> Iterator[None]:
+        """Hold the encoding lock of ``key`` (one per topic key, created on demand, dropped when unused)."""
+        with self._lock:
+            lock, users = self._encode_locks.get(key, (threading.Lock(), 0))
+            self._encode_locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._lock:
+                lock, users = self._encode_locks[key]
+                if users == 1:
+                    del self._encode_locks[key]
+                else:
+                    self._encode_locks[key] = (lock, users - 1)
 
     def latest(self, name: str) -> pd.DataFrame | None:
         """The newest frame of ``workers`` or ``status`` any request or broadcast computed (None before)."""

@@ -87,9 +87,13 @@ class ClusterWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):
         try:
             while True:
                 await box.event.wait()
-                for message in box.take():
+                for message, fanout in box.take():
                     box.busy_since = time.monotonic()
-                    await self.write_message(message)
+                    try:
+                        await self.write_message(message)
+                    finally:
+                        if fanout is not None:
+                            fanout.done()
                     box.busy_since = None
         except (WebSocketClosedError, asyncio.CancelledError):
             pass

@@ -69,9 +69,11 @@ def test_peek_reports_the_cached_hash_without_computing() -> None:
     with _client(interval=3600) as c:
         c.store.put(make_snapshot("a", time=pd.Timestamp.now("UTC").timestamp(), interval_s=3600))
         assert c.peek("workers") is None  # nothing cached yet, and peek computes nothing
-        assert c.cache_status().loc["workers", "loads"] == 0
+        assert "workers" not in c.cache_status().index
         full = c.query("workers")
         peeked = c.peek("workers")
         assert peeked is not None and peeked.content_hash == full.content_hash and peeked.value is None
+        stats = c.cache_status().loc["workers"]
+        assert (stats["hits"], stats["misses"], stats["loads"]) == (0, 1, 1)  # peeks are not counted
         c.store.put(make_snapshot("b", time=pd.Timestamp.now("UTC").timestamp(), interval_s=3600))
         assert c.peek("workers") is None  # new state, new key

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 from typing import Any
 
@@ -9,6 +10,7 @@ import orjson
 import pytest
 from tornado.httpclient import HTTPClientError
 
+from clusternb.server.service import Topic
 from tests.jupyter_fixtures import *  # noqa: F403
 from tests.jupyter_fixtures import extension, fill, on_server_loop
 
@@ -91,6 +93,37 @@ async def test_encoding_happens_once_per_content_hash(jp_fetch: Any, jp_serverap
             break  # the interval bucket moved on: a new result is a new encoding, legitimately
     else:
         assert encoded.encodes == before
+
+
+@on_server_loop
+async def test_an_encoded_result_is_found_without_the_pool(jp_fetch: Any, jp_serverapp: Any) -> None:
+    service = extension(jp_serverapp).service
+    first = await get(jp_fetch, "workers")
+    found = service.ready(Topic("workers"))  # on the loop: memory cache and memory store
+    if found is not None:  # None only when the interval bucket moved on in between
+        assert first.headers["ETag"] == f'"{found.etag}"'
+    assert service.ready(Topic("cache")) is None  # live counters: always computed
+
+
+@on_server_loop
+async def test_concurrent_requests_share_one_pool_call(jp_serverapp: Any) -> None:
+    service = extension(jp_serverapp).service
+    calls = []
+    compute = service.compute
+
+    def counting(topic: Topic) -> Any:
+        calls.append(topic.key)
+        return compute(topic)
+
+    service.compute = counting
+    try:
+        results = await asyncio.gather(*(service.get(Topic("cache")) for _ in range(8)))
+    finally:
+        del service.compute
+    assert calls == ["cache"]
+    assert all(r is results[0] for r in results)
+    again = await service.get(Topic("cache"))  # settled: the next request computes afresh
+    assert again is not results[0]
 
 
 @on_server_loop

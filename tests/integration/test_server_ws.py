@@ -103,6 +103,9 @@ async def test_one_message_per_changed_topic(jp_ws_fetch: Any, jp_serverapp: Any
     for message in await pending(ws):
         got[message["topic"]] = got.get(message["topic"], 0) + 1
     assert got == {"status": 1, "workers": 1, "metrics": 1}  # alerts and cache did not change
+    fanout = extension(jp_serverapp).prometheus.fanout.collect()[0].samples
+    count = next(s.value for s in fanout if s.name.endswith("_count"))
+    assert count >= 3  # each of the three broadcasts reported its fan-out time once its write completed
     ws.close()
 
 
