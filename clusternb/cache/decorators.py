@@ -18,6 +18,7 @@ import orjson
 
 from clusternb.cache.codec import Entry
 from clusternb.cache.core import Cache
+from clusternb.cache.stats import NamespaceStats
 
 F = TypeVar("F", bound=Callable[..., Any])
 CacheProvider = Callable[[], Cache]
@@ -88,20 +89,25 @@ def cached(
         def _memo_key(prefix: str, args: tuple[Any, ...], kw_items: tuple[tuple[str, Any], ...]) -> str:
             return prefix + argument_digest(args, dict(kw_items))
 
-        def key_for(c: Cache, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-            prefix = f"{c.namespace_prefix(namespace)}{name}:"
+        # (cache, its stats for this namespace, key prefix), refreshed when the provider hands out another
+        # cache (e.g. after clusternb.connect()): the hit path then skips the namespace checks and lookups.
+        bound: list[Any] = [None, None, ""]
+
+        def resolve(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Cache, NamespaceStats, str]:
+            c = get_cache()
+            if c is not bound[0]:
+                bound[:] = [c, c.stats_for(namespace), f"{c.namespace_prefix(namespace)}{name}:"]
+            prefix = bound[2]
             try:
-                key = _memo_key(prefix, args, tuple(kwargs.items()))
+                key = _memo_key(prefix, args, tuple(kwargs.items()) if kwargs else ())
             except TypeError:  # unhashable arguments (lists, dicts): no memo, same digest
                 key = prefix + argument_digest(args, kwargs)
-            return key if token is None else f"{key}:{token()}"
+            return c, bound[1], key if token is None else f"{key}:{token()}"
 
         if inspect.iscoroutinefunction(fn):
 
             async def awith_entry(*args: Any, **kwargs: Any) -> tuple[Any, Entry | None]:
-                c = get_cache()
-                stats = c.stats_for(namespace)
-                key = key_for(c, args, kwargs)
+                c, stats, key = resolve(args, kwargs)
                 entry = await c.alookup(stats, key)
                 if entry is not None:
                     return entry.value_for_caller(), entry
@@ -117,9 +123,7 @@ def cached(
             return cast(F, awrapper)
 
         def with_entry(*args: Any, **kwargs: Any) -> tuple[Any, Entry | None]:
-            c = get_cache()
-            stats = c.stats_for(namespace)
-            key = key_for(c, args, kwargs)
+            c, stats, key = resolve(args, kwargs)
             entry = c.lookup(stats, key)
             if entry is not None:
                 return entry.value_for_caller(), entry
@@ -127,9 +131,7 @@ def cached(
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            c = get_cache()
-            stats = c.stats_for(namespace)
-            key = key_for(c, args, kwargs)
+            c, stats, key = resolve(args, kwargs)
             entry = c.lookup(stats, key)
             if entry is not None:
                 return entry.value_for_caller()
