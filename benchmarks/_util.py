@@ -52,7 +52,7 @@ def table(title: str, results: list[Result], baseline: str | None = None) -> str
     return "\n".join(lines)
 
 
-def interleaved(cases: dict[str, Callable[[], object]], runs: int, rounds: int = 10) -> list[Result]:
+def interleaved(cases: dict[str, Callable[[], object]], runs: int, rounds: int = 50) -> list[Result]:
     """Measure several cases in alternating rounds, so machine noise hits every case alike."""
     samples: dict[str, list[int]] = {name: [] for name in cases}
     clock = time.perf_counter_ns
@@ -70,7 +70,7 @@ def interleaved(cases: dict[str, Callable[[], object]], runs: int, rounds: int =
     return [_result(name, s) for name, s in samples.items()]
 
 
-async def ainterleaved(cases: dict[str, Callable[[], Awaitable[object]]], runs: int, rounds: int = 10) -> list[Result]:
+async def ainterleaved(cases: dict[str, Callable[[], Awaitable[object]]], runs: int, rounds: int = 50) -> list[Result]:
     """The asyncio twin of :func:`interleaved` (each call awaited in the running loop)."""
     samples: dict[str, list[int]] = {name: [] for name in cases}
     clock = time.perf_counter_ns

@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -33,9 +35,23 @@ from clusternb.state.redis import RedisStateStore  # noqa: E402
 from tests.helpers import make_snapshot  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 
-BARE_LOOP = textwrap.dedent(
+# Both measured processes write time.process_time() (nanosecond clock) to a file on SIGUSR1 and at exit:
+# the kernel's tick counters move in 10 ms steps, too coarse for processes using ~1 ms a second.
+MARKS = textwrap.dedent(
     """
-    import os, sys, time, psutil
+    import atexit, signal, sys, time
+    _marks = sys.argv.pop(1)
+    def _mark(*_):
+        with open(_marks, "a") as f:
+            f.write(f"{time.process_time()}\\n")
+    signal.signal(signal.SIGUSR1, _mark)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # exit through atexit (the agent sets its own)
+    atexit.register(_mark)
+    """
+)
+BARE_LOOP = MARKS + textwrap.dedent(
+    """
+    import os, psutil
     end = time.monotonic() + float(sys.argv[1])
     while time.monotonic() < end:
         psutil.cpu_times(); psutil.disk_io_counters(); psutil.net_io_counters(pernic=True)
@@ -43,6 +59,7 @@ BARE_LOOP = textwrap.dedent(
         time.sleep(1.0)
     """
 )
+AGENT = MARKS + "from clusternb.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 
 
 def bench_workers(server: RedisServer) -> list[Result]:
@@ -76,47 +93,42 @@ def _peak_rss(pid: int) -> int:
     return 0
 
 
-def bench_agents(server: RedisServer, seconds: float) -> list[tuple[str, float, int, str]]:
+def bench_agents(server: RedisServer, seconds: float, tmp: Path) -> list[tuple[str, float, int]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    marks = {"clusternb agent": tmp / "agent.marks", "bare psutil loop": tmp / "bare.marks"}
+    agent_args = ["agent", "--redis", server.url, "--name", "bench", "--interval", "1"]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     procs: dict[str, subprocess.Popen[bytes]] = {
         "clusternb agent": subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "clusternb.cli",
-                "agent",
-                "--redis",
-                server.url,
-                "--name",
-                "bench",
-                "--interval",
-                "1",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            [sys.executable, "-c", AGENT, str(marks["clusternb agent"]), *agent_args], env=env, **quiet
         ),
-        "bare psutil loop": subprocess.Popen([sys.executable, "-c", BARE_LOOP, str(seconds + 5)], env=env),
+        "bare psutil loop": subprocess.Popen(
+            [sys.executable, "-c", BARE_LOOP, str(marks["bare psutil loop"]), str(seconds + 30)], env=env, **quiet
+        ),
     }
     glances = shutil.which("glances") or str(Path(sys.executable).parent / "glances")
     if Path(glances).exists():
         procs["glances --stdout"] = subprocess.Popen(
-            [glances, "--stdout", "cpu.total,mem.percent,load", "-t", "1"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            [glances, "--stdout", "cpu.total,mem.percent,load", "-t", "1"], **quiet
         )
-    time.sleep(3)  # let every process import and start its loop; measure the steady state only
-    start = {name: psutil.Process(p.pid).cpu_times() for name, p in procs.items()}
+    time.sleep(5)  # let every process import and start its loop; measure the steady state only
+    for name in marks:
+        os.kill(procs[name].pid, signal.SIGUSR1)
+    glances_start = psutil.Process(procs["glances --stdout"].pid).cpu_times() if "glances --stdout" in procs else None
     time.sleep(seconds)
     out = []
-    for name, proc in procs.items():
-        ps = psutil.Process(proc.pid)
-        end = ps.cpu_times()
-        cpu = (end.user - start[name].user) + (end.system - start[name].system)
-        out.append((name, cpu, _peak_rss(proc.pid), "alive" if proc.poll() is None else "exited"))
-        proc.terminate()
+    peaks = {name: _peak_rss(p.pid) for name, p in procs.items()}
+    if glances_start is not None:
+        end = psutil.Process(procs["glances --stdout"].pid).cpu_times()
+        cpu = (end.user - glances_start.user) + (end.system - glances_start.system)  # 10 ms ticks; it uses ~10x more
+        out.append(("glances --stdout", cpu, peaks["glances --stdout"]))
+    for proc in procs.values():
+        proc.terminate()  # the agent and the loop write their exit mark
     for proc in procs.values():
         proc.wait(10)
+    for name, path in marks.items():
+        first, last = (float(x) for x in path.read_text().split()[:2])
+        out.insert(0 if name == "clusternb agent" else 1, (name, last - first, peaks[name]))
     return out
 
 
@@ -128,19 +140,20 @@ def main() -> None:
     try:
         workers = bench_workers(server)
         server.client().flushall()
-        agents = bench_agents(server, args.seconds)
+        with tempfile.TemporaryDirectory() as tmp:
+            agents = bench_agents(server, args.seconds, Path(tmp))
     finally:
         server.stop()
     print(table("workers() with nodes held in Redis (cache in Redis too)", workers))
     print()
     print(f"### One node's cost over {args.seconds:.0f} s at a 1 s interval (same run, side by side)\n")
     print("| process | CPU time | CPU per sample | × bare psutil | peak RSS |\n|---|---:|---:|---:|---:|")
-    bare = next(cpu for name, cpu, _, _ in agents if name == "bare psutil loop")
-    for name, cpu, rss, _state in agents:
+    bare = next(cpu for name, cpu, _ in agents if name == "bare psutil loop")
+    for name, cpu, rss in agents:
         print(f"| {name} | {cpu:.2f} s | {fmt_time(cpu / args.seconds)} | {cpu / bare:.2f} | {rss / 2**20:.1f} MiB |")
     print()
     miss_10k = next(r for r in workers if r.name.startswith("workers(), 10,000 nodes, miss"))
-    agent = next(cpu for name, cpu, _, _ in agents if name == "clusternb agent")
+    agent = next(cpu for name, cpu, _ in agents if name == "clusternb agent")
     print(
         f"{'PASS' if miss_10k.median_s <= 0.150 else 'MISS'}  10,000 nodes in <= 150 ms on a miss "
         f"(median {fmt_time(miss_10k.median_s)})"
