@@ -61,7 +61,7 @@ def main() -> None:
             by_name["clusternb @cached, redis, sync"].median_s / by_name["redis-py GET (floor)"].median_s <= 1.3,
         ),
         (
-            "redis hit >= 1.5x faster than aiocache redis",
+            "redis hit (async, like for like) >= 1.5x faster than aiocache redis",
             by_name["aiocache @cached, redis"].median_s / by_name["clusternb @cached, redis, async"].median_s >= 1.5,
         ),
     ]
@@ -71,6 +71,7 @@ def main() -> None:
         ("cachetools / clusternb memory sync", "cachetools @cached (TTLCache)", "clusternb @cached, memory, sync"),
         ("clusternb redis sync / redis-py GET", "clusternb @cached, redis, sync", "redis-py GET (floor)"),
         ("clusternb redis async / redis.asyncio GET", "clusternb @cached, redis, async", "redis.asyncio GET (floor)"),
+        ("aiocache redis / clusternb redis sync", "aiocache @cached, redis", "clusternb @cached, redis, sync"),
         ("aiocache redis / clusternb redis async", "aiocache @cached, redis", "clusternb @cached, redis, async"),
     ]
     print("### Ratios of medians\n")
@@ -80,6 +81,11 @@ def main() -> None:
     print()
     for label, ok in checks:
         print(f"{'PASS' if ok else 'MISS'}  {label}")
+    floor = by_name["aiocache @cached, redis"].median_s / by_name["redis.asyncio GET (floor)"].median_s
+    print(
+        f"info  aiocache's redis hit is {floor:.2f}x redis.asyncio's own GET, the floor both sit on: a 1.5x lead "
+        "over aiocache needs a hit faster than that floor"
+    )
 
 
 def run(server: RedisServer) -> list[Result]:
