@@ -1,4 +1,4 @@
-"""Fixtures around real processes: redis-server on a free port (never fakeredis)."""
+"""Fixtures around real processes: a real redis-server on a free port for every test that needs Redis."""
 
 from __future__ import annotations
 
