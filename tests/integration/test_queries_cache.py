@@ -77,3 +77,21 @@ def test_peek_reports_the_cached_hash_without_computing() -> None:
         assert (stats["hits"], stats["misses"], stats["loads"]) == (0, 1, 1)  # peeks are not counted
         c.store.put(make_snapshot("b", time=pd.Timestamp.now("UTC").timestamp(), interval_s=3600))
         assert c.peek("workers") is None  # new state, new key
+
+
+def test_queries_answer_while_the_redis_state_is_down(redis_server: RedisServer) -> None:
+    from clusternb.state.fallback import MirroredStore
+
+    settings = load_config(redis_url=redis_server.url, interval=3600, redis_socket_timeout=0.2)
+    with Client(settings, sample_local=False) as c:
+        assert isinstance(c.store, MirroredStore)
+        c.store.put(make_snapshot("a", time=pd.Timestamp.now("UTC").timestamp(), interval_s=3600))
+        assert list(c.workers().index) == ["a"]
+        redis_server.kill()
+        assert list(c.workers().index) == ["a"]  # the last view this process read, not a traceback
+        assert len(c.metrics("1h")) == 1  # history from this process's own writes
+        assert c.store.degraded and "ConnectionError" in (c.store.last_error or "")
+        redis_server.start()
+        c.store.put(make_snapshot("b", time=pd.Timestamp.now("UTC").timestamp(), interval_s=3600))
+        assert list(c.workers().index) == ["b"]  # Redis again (restarted empty): no restart of the client
+        assert not c.store.degraded
