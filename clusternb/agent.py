@@ -174,14 +174,7 @@ def run_agent(settings: ClusterNB, install_signals: bool = True) -> int:
     store = RedisStateStore.from_settings(settings, socket_timeout=PUBLISH_TIMEOUT)
     # The agent evaluates its own node's alert rules (bad rules stop it here, in one line).
     try:
-        sampler = LocalSampler(
-            node=settings.node_name,
-            disk_path=settings.disk_path,
-            labels=settings.labels,
-            interval=settings.interval,
-            source="agent",
-            net_exclude=settings.net_exclude,
-        )
+        sampler = LocalSampler.from_settings(settings, source="agent")
     except Exception:
         store.close()
         raise

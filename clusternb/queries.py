@@ -81,13 +81,7 @@ class Client:
             sample_local = not s.redis_url or s.publish_host
         self.sampler: Sampler | None = None
         if sample_local:
-            local = LocalSampler(
-                node=s.node_name,
-                disk_path=s.disk_path,
-                labels=s.labels,
-                interval=s.interval,
-                net_exclude=s.net_exclude,
-            )
+            local = LocalSampler.from_settings(s)
             self.sampler = Sampler(local.sample, [self.store.put, self.after_sample], s.interval).start()
             self._local = local
         # Other sources (a Dask scheduler, service probes) are polled by one more thread, never in a query.
@@ -175,9 +169,7 @@ class Client:
 
     def query(self, name: str, **params: Any) -> QueryResult:
         """Run a query by name (cluster, workers, metrics, alerts) through the cache, with its content hash."""
-        builder = self._builders.get(name)
-        if builder is None:
-            raise ValueError(f"query: unknown query {name!r}; known: {sorted(self._builders)}")
+        builder = self._builder(name)
         self._ready()
         now = time.time()
         key_params, compute = builder(self, now, **params)
@@ -189,14 +181,18 @@ class Client:
         For consumers that already hold an encoding of the value per content hash (the REST handlers): with
         the memory cache this costs a dict lookup, cheap enough to run on an event loop. ``value`` is None.
         """
-        builder = self._builders.get(name)
-        if builder is None:
-            raise ValueError(f"query: unknown query {name!r}; known: {sorted(self._builders)}")
+        builder = self._builder(name)
         if not self.settings.cache_enabled:
             return None
         key_params, _ = builder(self, time.time(), **params)
         entry = self.cache.peek(self._key(name, key_params))  # a change check, not a use: no hit/miss
         return None if entry is None else QueryResult(None, entry.content_hash, entry.created)
+
+    def _builder(self, name: str) -> Callable[..., tuple[Any, Callable[[], pd.DataFrame]]]:
+        builder = self._builders.get(name)
+        if builder is None:
+            raise ValueError(f"query: unknown query {name!r}; known: {sorted(self._builders)}")
+        return builder
 
     # -- query builders: validate now, compute later ------------------------------------------------------------
 

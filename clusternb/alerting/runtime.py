@@ -70,13 +70,9 @@ class AlertRuntime:
         others pay one ``SET NX``, not a full read.
         """
         store = self.store
-        if isinstance(store, RedisAlertStore):
-            if not store.take_watchdog(self.owner, interval):
-                return []
-            engine = AlertEngine(self.engine.rules, history=1)  # this interval's view, from the shared records
-            engine.restore(a for a in store.active() if a.metric == NODE_OFFLINE)
-        else:
-            engine = self.engine
+        if isinstance(store, RedisAlertStore) and not store.take_watchdog(self.owner, interval):
+            return []
+        engine = self._engine_for_shared_records(lambda a: a.metric == NODE_OFFLINE)
         departed = state.departed()
         out: list[Transition] = []
         for snap in state.latest():
@@ -105,17 +101,23 @@ class AlertRuntime:
     def acknowledge(self, alert_id: str, by: str | None = None) -> Alert:
         """Acknowledge an active alert; raises ``ValueError`` naming it if it is not active."""
         now = time.time()
-        if isinstance(self.store, RedisAlertStore):
-            engine = AlertEngine(self.engine.rules, history=1)
-            engine.restore(self.store.active())
-        else:
-            engine = self.engine
+        engine = self._engine_for_shared_records(lambda a: True)
         try:
             transition = engine.acknowledge(alert_id, by=by, now=now)
         except KeyError:
             raise ValueError(f"alert_id: no active alert {alert_id!r}") from None
         self.store.apply([transition])
         return transition.alert
+
+    def _engine_for_shared_records(self, wanted: Callable[[Alert], bool]) -> AlertEngine:
+        """The engine to act with: this process's own in embedded mode; with Redis, a throwaway one seeded with
+        the stored active records, because another process may have written them since this one last looked."""
+        store = self.store
+        if not isinstance(store, RedisAlertStore):
+            return self.engine
+        engine = AlertEngine(self.engine.rules, history=1)
+        engine.restore(a for a in store.active() if wanted(a))
+        return engine
 
     # -- rules ----------------------------------------------------------------------------------------------
 

@@ -100,7 +100,7 @@ class Cache:
             entry, value = future.result()
             return (entry.value_for_caller() if entry is not None else value), entry
         try:
-            entry = self._peek(stats, key)  # another thread may have stored it just before we became leader
+            entry = self.peek(key)  # another thread may have stored it just before we became leader
             if entry is not None:
                 future.set_result((entry, None))
                 return entry.value_for_caller(), entry
@@ -126,7 +126,7 @@ class Cache:
             return (entry.value_for_caller() if entry is not None else value), entry
         future = self._ainflight[slot] = loop.create_future()
         try:
-            entry = await self._apeek(stats, key)
+            entry = await self._apeek(key)
             if entry is not None:
                 future.set_result((entry, None))
                 return entry.value_for_caller(), entry
@@ -247,13 +247,8 @@ class Cache:
 
     # -- internals --------------------------------------------------------------------------------------------
 
-    def _peek(self, stats: NamespaceStats, key: str) -> Entry | None:
-        try:
-            return self.backend.get(key)
-        except (DecodeError, BackendUnavailable):
-            return None
-
-    async def _apeek(self, stats: NamespaceStats, key: str) -> Entry | None:
+    async def _apeek(self, key: str) -> Entry | None:
+        """The asyncio twin of :meth:`peek`."""
         try:
             return await self.backend.aget(key)
         except (DecodeError, BackendUnavailable):

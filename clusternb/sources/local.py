@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import psutil
 
+from clusternb.config import ClusterNB
 from clusternb.model import NodeSnapshot
 from clusternb.sources.cgroups import LimitsReader
 from clusternb.sources.gpu import NvmlReader
@@ -60,6 +61,18 @@ class LocalSampler:
         self._gpu = gpu if gpu is not None else NvmlReader()
         self._limits = LimitsReader(self.cpu_count, psutil.virtual_memory().total, root=cgroup_root)
         self._prev = self._counters()
+
+    @classmethod
+    def from_settings(cls, settings: ClusterNB, source: str = "local") -> LocalSampler:
+        """The sampler a configuration describes (node name, disk path, labels, interval, excluded NICs)."""
+        return cls(
+            node=settings.node_name,
+            disk_path=settings.disk_path,
+            labels=settings.labels,
+            interval=settings.interval,
+            source=source,
+            net_exclude=settings.net_exclude,
+        )
 
     def sample(self) -> NodeSnapshot:
         """One snapshot; rates are over the time since the previous call (or since construction)."""

@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
+from typing import TypeVar
 
 import redis
 
@@ -23,6 +24,7 @@ from clusternb.state.memory import MemoryStateStore
 
 log = logging.getLogger(__name__)
 _FAILURES = (redis.RedisError, OSError)
+T = TypeVar("T")
 
 
 class MirroredStore(StateStore):
@@ -52,46 +54,43 @@ class MirroredStore(StateStore):
             self._failed(exc)
 
     def latest(self) -> list[NodeSnapshot]:
-        try:
-            snaps = self.primary.latest()
-        except _FAILURES as exc:
-            self._failed(exc)
-            merged = {s.node: s for s in self._last_latest}
-            merged.update({s.node: s for s in self.local.latest()})
-            return list(merged.values())
-        self._ok()
-        self._last_latest = snaps
+        snaps = self._read(self.primary.latest, self._known_latest)
+        if not self.degraded:
+            self._last_latest = snaps
         return snaps
 
     def history(
         self, since: float, until: float | None = None, nodes: Collection[str] | None = None
     ) -> list[NodeSnapshot]:
-        try:
-            out = self.primary.history(since, until, nodes)
-        except _FAILURES as exc:
-            self._failed(exc)
-            return self.local.history(since, until, nodes)
-        self._ok()
-        return out
+        return self._read(
+            lambda: self.primary.history(since, until, nodes), lambda: self.local.history(since, until, nodes)
+        )
 
     def departed(self) -> Mapping[str, float]:
-        try:
-            out = self.primary.departed()
-        except _FAILURES as exc:
-            self._failed(exc)
-            return self.local.departed()
-        self._ok()
-        return out
+        return self._read(self.primary.departed, self.local.departed)
 
     def generation(self) -> int:
+        # During an outage local writes and the clock still move on: a new value each second keeps cached
+        # answers honest.
+        return self._read(
+            self.primary.generation,
+            lambda: -(self.local.generation() * 100_000 + int(time.time()) % 100_000) - 1,
+        )
+
+    def _read(self, primary: Callable[[], T], fallback: Callable[[], T]) -> T:
+        """Read from Redis; on failure note the outage (logged once) and answer from what this process knows."""
         try:
-            gen = self.primary.generation()
+            value = primary()
         except _FAILURES as exc:
             self._failed(exc)
-            # Local writes and the clock still move on: a new value each second keeps cached answers honest.
-            return -(self.local.generation() * 100_000 + int(time.time()) % 100_000) - 1
+            return fallback()
         self._ok()
-        return gen
+        return value
+
+    def _known_latest(self) -> list[NodeSnapshot]:
+        merged = {s.node: s for s in self._last_latest}
+        merged.update({s.node: s for s in self.local.latest()})
+        return list(merged.values())
 
     def close(self) -> None:
         self.primary.close()
