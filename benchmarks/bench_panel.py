@@ -24,31 +24,8 @@ import comm
 from clusternb.config import load_config
 from clusternb.queries import Client
 from clusternb.state.memory import MemoryStateStore
+from tests.comms import RecordingComm, clear, sent, sent_bytes
 from tests.helpers import make_snapshot
-
-
-class CountingComm:
-    """Stands in for the kernel's comm (ipywidgets' tests/utils.py DummyComm pattern) and counts sends."""
-
-    kernel = "Truthy"
-    sent = 0
-    sent_bytes = 0
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.comm_id = f"bench-{id(self)}"
-
-    def open(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def on_msg(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def send(self, data: Any = None, metadata: Any = None, buffers: Any = None) -> None:
-        CountingComm.sent += 1
-        CountingComm.sent_bytes += len(repr(data))
-
-    def close(self, *args: Any, **kwargs: Any) -> None:
-        pass
 
 
 def seeded_client(nodes: int, history_s: float = 600.0, step: float = 2.0) -> Client:
@@ -73,7 +50,7 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=20)
     args = parser.parse_args()
 
-    comm.create_comm = CountingComm  # type: ignore[assignment]  # before any widget exists
+    comm.create_comm = RecordingComm  # type: ignore[assignment]  # before any widget exists
     from clusternb.widgets import poller as poller_module
     from clusternb.widgets.panel import panel
     from clusternb.widgets.poller import get_poller
@@ -97,15 +74,15 @@ def main() -> None:
     poller = get_poller()
     thread = poller.thread
     assert thread is not None and thread.ident is not None
-    first_paint = CountingComm.sent
-    CountingComm.sent = CountingComm.sent_bytes = 0
+    first_paint = sent()
+    clear()
     in_queries[:] = [0.0, 0]
     reused0 = poller.reused
     ticks0, cpu0, proc0, wall0 = poller.ticks, thread_cpu(thread.ident), time.process_time(), time.monotonic()
     time.sleep(args.seconds)
     wall = time.monotonic() - wall0
     cpu, proc, ticks = thread_cpu(thread.ident) - cpu0, time.process_time() - proc0, poller.ticks - ticks0
-    idle_messages, idle_bytes = CountingComm.sent, CountingComm.sent_bytes
+    idle_messages, idle_bytes = sent(), sent_bytes()
     query_cpu, queries_run, reused = in_queries[0], in_queries[1], poller.reused - reused0
     renders = sum(s.renders for s in p.sections)
 
@@ -113,9 +90,9 @@ def main() -> None:
     changed = []
     for i in range(5):
         client.store.put(make_snapshot("node-00", time=time.time(), cpu_percent=50.0 + i))
-        before, start = CountingComm.sent, time.perf_counter()
+        before, start = sent(), time.perf_counter()
         report = poller.tick(force=True)
-        changed.append((time.perf_counter() - start, CountingComm.sent - before, report.updated))
+        changed.append((time.perf_counter() - start, sent() - before, report.updated))
     p.close()
     client.close()
 

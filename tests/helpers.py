@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import subprocess
 from typing import Any
 
 from clusternb.model import GPUStat, NodeSnapshot
@@ -13,6 +14,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    """SIGTERM a child (if still running), wait ``timeout`` seconds, then SIGKILL: no test leaves one behind."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def make_snapshot(node: str = "n1", time: float = 1_700_000_000.0, **changes: Any) -> NodeSnapshot:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import redis
 
-from tests.helpers import free_port
+from tests.helpers import free_port, stop_process
 
 
 class RedisServer:
@@ -49,7 +49,7 @@ class RedisServer:
                 time.sleep(0.02)
 
     def client(self, **kwargs: object) -> redis.Redis:
-        return redis.Redis.from_url(self.url, socket_timeout=2, **kwargs)  # type: ignore[arg-type]
+        return redis.Redis.from_url(self.url, socket_timeout=2, **kwargs)
 
     def kill(self) -> None:
         """SIGKILL: the server vanishes mid-conversation, as on an OOM kill or a crashed host."""
@@ -73,12 +73,7 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            self.proc.send_signal(signal.SIGCONT)  # a paused server cannot act on SIGTERM
+            stop_process(self.proc)
             self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from clusternb.state.memory import MemoryStateStore
-from tests.helpers import free_port, make_snapshot
+from tests.helpers import free_port, make_snapshot, stop_process
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -122,11 +121,6 @@ class JupyterServer:
             time.sleep(0.2)
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            stop_process(self.proc, timeout=10)
         self.tmp.cleanup()

@@ -14,7 +14,7 @@ import redis
 
 from clusternb.agent import Agent
 from clusternb.state.redis import RedisStateStore
-from tests.helpers import make_snapshot
+from tests.helpers import make_snapshot, stop_process
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -38,13 +38,7 @@ class AgentProc:
         return self.log.read_text(errors="replace")
 
     def cleanup(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 @pytest.fixture

@@ -22,40 +22,8 @@ from clusternb.queries import Client
 from clusternb.state.memory import MemoryStateStore
 from clusternb.widgets import panel as panels
 from clusternb.widgets.poller import Poller, get_poller
+from tests.comms import RecordingComm, clear, sent
 from tests.helpers import make_snapshot
-
-
-class RecordingComm:
-    """Stands in for ipykernel's comm: records ``send`` calls (ipywidgets' DummyComm pattern)."""
-
-    kernel = "Truthy"  # ipywidgets only sends when comm.kernel is not None
-    instances: list[RecordingComm] = []
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.comm_id = f"comm-{len(RecordingComm.instances)}"
-        self.messages: list[dict[str, Any]] = []
-        RecordingComm.instances.append(self)
-
-    def open(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def on_msg(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def send(self, data: Any = None, metadata: Any = None, buffers: Any = None) -> None:
-        self.messages.append(data)
-
-    def close(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-
-def sent() -> int:
-    return sum(len(c.messages) for c in RecordingComm.instances)
-
-
-def clear() -> None:
-    for c in RecordingComm.instances:
-        c.messages.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -48,7 +48,7 @@ def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
 
 
-# -- the same behaviour as tests/unit/test_state_memory.py ----------------------------------------------------
+# -- bounded like the memory store (the rest of the shared behaviour: tests/integration/test_state_stores.py) --
 
 
 def test_ten_thousand_samples_stay_within_the_window(redis_server: RedisServer) -> None:
@@ -70,39 +70,6 @@ def test_ten_thousand_samples_stay_within_the_window(redis_server: RedisServer) 
     ttl = raw.ttl(store.hist_key("n1"))
     assert 0 < ttl <= 600  # a history nobody writes to any more expires
     store.close()
-
-
-def test_hard_cap_holds_even_when_the_clock_jumps_back(redis_server: RedisServer) -> None:
-    store = RedisStateStore(redis_server.url, window=3600.0, max_samples=50)
-    for i in range(500):
-        store.put(make_snapshot(time=1_700_000_000.0 - i))  # every sample older than the last
-    assert redis_server.client().zcard(store.hist_key("n1")) == 50
-    assert len(store.history(0)) == 50
-    store.close()
-
-
-def test_latest_history_filters_and_generation(store: RedisStateStore) -> None:
-    g0 = store.generation()
-    for i in range(3):
-        store.put(make_snapshot("a", time=100.0 + i))
-        store.put(make_snapshot("b", time=100.0 + i))
-    assert store.generation() > g0
-    assert sorted((s.node, s.time) for s in store.latest()) == [("a", 102.0), ("b", 102.0)]
-    assert [s.time for s in store.history(101.0, 101.0, ["a"])] == [101.0]
-    assert store.history(0, nodes=["nope"]) == []
-    assert sorted((s.node, s.time) for s in store.history(101.5)) == [("a", 102.0), ("b", 102.0)]
-    assert store.latest()[0] == make_snapshot(store.latest()[0].node, time=102.0)  # round trip is lossless
-
-
-def test_leave_is_cleared_by_a_new_sample(store: RedisStateStore) -> None:
-    store.put(make_snapshot("a", time=100.0))
-    gen = store.generation()
-    store.leave("a", 101.0)
-    assert store.departed() == {"a": 101.0}
-    assert store.generation() != gen
-    assert [s.node for s in store.latest()] == ["a"]  # a departed node is still listed, as in memory
-    store.put(make_snapshot("a", time=102.0))
-    assert store.departed() == {}
 
 
 # -- Redis-specific behaviour -------------------------------------------------------------------------------
