@@ -93,8 +93,9 @@ class ClusterNB(Configurable):
     ).tag(config=True)
     publish_host = Bool(
         False,
-        help="With redis_url: also sample this host in-process and publish it to Redis. The server extension "
-        "turns this on for the Jupyter host; kernels leave it off (one sampler per node).",
+        help="With redis_url: also sample this host in-process and publish it to Redis. Kernels leave it off "
+        "(one sampler per node): the server extension samples the Jupyter host (ClusterNBApp.sample_host) "
+        "and agents sample the others.",
     ).tag(config=True)
     redis_socket_timeout = Float(
         0.25, help="Seconds a Redis command may take before the cache falls back to memory."
