@@ -19,7 +19,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from clusternb.alerting.engine import AlertEngine
 from clusternb.alerting.loading import load_rules
@@ -28,11 +28,18 @@ from clusternb.alerting.rules import NODE_OFFLINE, RuleError
 from clusternb.alerting.store import AlertStore, EngineAlertStore, RedisAlertStore
 from clusternb.config import ClusterNB
 from clusternb.model import NodeSnapshot
-from clusternb.state.base import StateStore
+from clusternb.state.base import Liveness, StateStore
+from clusternb.state.fallback import MirroredStore
+from clusternb.state.redis import RedisStateStore
 
 log = logging.getLogger(__name__)
 
 Thresholds = Callable[[float], tuple[float, float]]
+
+#: The watchdog lease lasts this share of the interval. A whole interval would race the next check of the
+#: process that took it (due exactly one interval later, give or take a few ms), which then finds the lease
+#: still held and skips, so a lone watcher checked only every other interval.
+LEASE_SHARE = 0.9
 
 
 class AlertRuntime:
@@ -66,25 +73,36 @@ class AlertRuntime:
     ) -> list[Transition]:
         """Raise node_offline for silent nodes and resolve it for nodes heard again (one process per interval).
 
-        The state is read only by the process that won this interval's lease: with 10,000 nodes the
-        others pay one ``SET NX``, not a full read.
+        The state is read only by the process that won this interval's lease: with 10,000 nodes the others
+        pay one short script call, and the winner reads each node's last time and interval, not its record.
         """
         store = self.store
-        if isinstance(store, RedisAlertStore) and not store.take_watchdog(self.owner, interval):
-            return []
-        engine = self._engine_for_shared_records(lambda a: a.metric == NODE_OFFLINE)
-        departed = state.departed()
+        beats: Liveness | None = None
+        if isinstance(store, RedisAlertStore):
+            redis_state = state.primary if isinstance(state, MirroredStore) else state
+            watch = store.take_watchdog(
+                self.owner,
+                interval * LEASE_SHARE,
+                redis_state if isinstance(redis_state, RedisStateStore) else None,
+            )
+            if watch is None:
+                return []
+            active, beats = watch
+            engine = self._seeded_engine(a for a in active if a.metric == NODE_OFFLINE)
+        else:
+            engine = self.engine
+        seen, departed = beats if beats is not None else state.liveness()
         out: list[Transition] = []
-        for snap in state.latest():
-            if snap.node in departed:
-                out += [t for t in engine.forget_node(snap.node, now) if t.alert.metric == NODE_OFFLINE]
+        for node, (last, node_interval) in seen.items():
+            if node in departed:
+                out += [t for t in engine.forget_node(node, now) if t.alert.metric == NODE_OFFLINE]
                 continue
-            silence = now - snap.time
-            _, offline_after = thresholds(snap.interval_s)
+            silence = now - last
+            _, offline_after = thresholds(node_interval)
             if silence > offline_after:
-                out += engine.evaluate_offline(snap.node, silence, now)
+                out += engine.evaluate_offline(node, silence, now)
             else:
-                out += engine.node_back(snap.node, now)
+                out += engine.node_back(node, now)
         if out:
             store.apply(out)
         return out
@@ -101,7 +119,8 @@ class AlertRuntime:
     def acknowledge(self, alert_id: str, by: str | None = None) -> Alert:
         """Acknowledge an active alert; raises ``ValueError`` naming it if it is not active."""
         now = time.time()
-        engine = self._engine_for_shared_records(lambda a: True)
+        store = self.store
+        engine = self._seeded_engine(store.active()) if isinstance(store, RedisAlertStore) else self.engine
         try:
             transition = engine.acknowledge(alert_id, by=by, now=now)
         except KeyError:
@@ -109,14 +128,11 @@ class AlertRuntime:
         self.store.apply([transition])
         return transition.alert
 
-    def _engine_for_shared_records(self, wanted: Callable[[Alert], bool]) -> AlertEngine:
-        """The engine to act with: this process's own in embedded mode; with Redis, a throwaway one seeded with
-        the stored active records, because another process may have written them since this one last looked."""
-        store = self.store
-        if not isinstance(store, RedisAlertStore):
-            return self.engine
+    def _seeded_engine(self, active: Iterable[Alert]) -> AlertEngine:
+        """With Redis, act through a throwaway engine seeded with the stored active records, not this process's
+        own engine: another process may have written them since this one last looked."""
         engine = AlertEngine(self.engine.rules, history=1)
-        engine.restore(a for a in store.active() if wanted(a))
+        engine.restore(active)
         return engine
 
     # -- rules ----------------------------------------------------------------------------------------------

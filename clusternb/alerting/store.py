@@ -20,8 +20,24 @@ import redis
 from clusternb.alerting.engine import AlertEngine
 from clusternb.alerting.records import Alert, Transition
 from clusternb.model import SchemaError
+from clusternb.state.base import Liveness
+from clusternb.state.redis import RedisStateStore
 
 PREFIX = "clusternb:v1:alerts:"
+
+# Take the liveness lease and, if taken, return what the watchdog reads in the same reply: the active alert
+# records and the state's liveness view (the three reads of RedisStateStore.liveness, same order and shape).
+# The winner needs them all; the others pay one short call. KEYS: watchdog, active[, seen, intervals,
+# departed]. ARGV: owner, lease in ms.
+_WATCHDOG = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+local out = {redis.call('HVALS', KEYS[2])}
+if #KEYS == 5 then
+  out[2] = {redis.call('ZRANGE', KEYS[3], 0, -1, 'WITHSCORES'), redis.call('HGETALL', KEYS[4]),
+            redis.call('HGETALL', KEYS[5])}
+end
+return out
+"""
 
 
 class AlertStore(Protocol):
@@ -55,6 +71,7 @@ class RedisAlertStore:
         self.history_key = prefix + "history"
         self.watchdog_key = prefix + "watchdog"
         self.skipped = 0
+        self._watchdog = client.register_script(_WATCHDOG)
 
     def apply(self, transitions: Iterable[Transition]) -> None:
         pipe = self.client.pipeline(transaction=True)
@@ -82,9 +99,17 @@ class RedisAlertStore:
     def active(self) -> list[Alert]:
         return self._decode(list(self.client.hvals(self.active_key)))
 
-    def take_watchdog(self, owner: str, seconds: float) -> bool:
-        """True for exactly one caller per ``seconds`` across all processes."""
-        return bool(self.client.set(self.watchdog_key, owner, nx=True, px=max(int(seconds * 1000), 1)))
+    def take_watchdog(
+        self, owner: str, seconds: float, state: RedisStateStore | None = None
+    ) -> tuple[list[Alert], Liveness | None] | None:
+        """For exactly one caller per ``seconds`` across all processes: the active records and, given the Redis
+        ``state``, its liveness view, in one round trip. None for every other caller."""
+        keys = (self.watchdog_key, self.active_key, *(state.liveness_keys if state is not None else ()))
+        reply = self._watchdog(keys=keys, args=(owner, max(int(seconds * 1000), 1)))
+        if reply is None:
+            return None
+        liveness = state.parse_liveness(reply[1]) if state is not None else None
+        return self._decode(reply[0]), liveness
 
     def _decode(self, raws: list[Any]) -> list[Alert]:
         out = []

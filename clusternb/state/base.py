@@ -8,8 +8,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping
+from typing import NamedTuple
 
 from clusternb.model import NodeSnapshot
+
+
+class Liveness(NamedTuple):
+    """What a liveness check needs and no more: when each node last sampled, at what interval, and who left."""
+
+    seen: Mapping[str, tuple[float, float]]  #: node -> (time of its newest sample, its interval in seconds)
+    departed: Mapping[str, float]  #: node -> time it left cleanly
 
 
 class StateStore(ABC):
@@ -36,6 +44,10 @@ class StateStore(ABC):
     @abstractmethod
     def departed(self) -> Mapping[str, float]:
         """Nodes that left cleanly and have not published since, with the time they left."""
+
+    def liveness(self) -> Liveness:
+        """Each node's newest sample time and interval plus the departures; stores override it to read less."""
+        return Liveness({s.node: (s.time, s.interval_s) for s in self.latest()}, self.departed())
 
     @abstractmethod
     def generation(self) -> int:

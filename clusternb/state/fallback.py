@@ -19,7 +19,7 @@ from typing import TypeVar
 import redis
 
 from clusternb.model import NodeSnapshot
-from clusternb.state.base import StateStore
+from clusternb.state.base import Liveness, StateStore
 from clusternb.state.memory import MemoryStateStore
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,12 @@ class MirroredStore(StateStore):
 
     def departed(self) -> Mapping[str, float]:
         return self._read(self.primary.departed, self.local.departed)
+
+    def liveness(self) -> Liveness:
+        return self._read(self.primary.liveness, lambda: Liveness(*self._known_liveness()))
+
+    def _known_liveness(self) -> tuple[dict[str, tuple[float, float]], Mapping[str, float]]:
+        return {s.node: (s.time, s.interval_s) for s in self._known_latest()}, self.local.departed()
 
     def generation(self) -> int:
         # During an outage local writes and the clock still move on: a new value each second keeps cached

@@ -9,10 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from clusternb.alerting.runtime import AlertRuntime
+from clusternb.alerting.store import RedisAlertStore
 from clusternb.config import load_config
 from clusternb.queries import Client
 from clusternb.state.memory import MemoryStateStore
+from clusternb.state.redis import RedisStateStore
 from tests.helpers import make_snapshot
+from tests.redis_server import RedisServer
 
 HOT = [{"name": "cpu", "threshold": 50, "clear": 40, "for": 0}]
 
@@ -96,3 +100,21 @@ def test_silent_node_raises_node_offline_in_embedded_mode() -> None:
         offline = c.alerts()
         assert list(offline["alert_id"]) == ["node_offline:gone"]
         assert offline.loc[0, "severity"] == "critical"
+
+
+@pytest.mark.redis
+def test_one_liveness_watcher_per_lease_and_a_lone_one_checks_every_interval(redis_server: RedisServer) -> None:
+    settings = load_config(redis_url=redis_server.url, interval=2.0)
+    state = RedisStateStore.from_settings(settings)
+    first, second = (AlertRuntime(settings, store=RedisAlertStore(state.client)) for _ in range(2))
+    first.owner, second.owner = "first", "second"
+    now = time.time()
+    state.put(make_snapshot("n1", time=now, interval_s=2.0))
+
+    assert first.check_liveness(state, settings.thresholds, now, 2.0) == []  # holds the lease; n1 is online
+    assert second.check_liveness(state, settings.thresholds, now + 60, 2.0) == []  # n1 silent, but not its turn
+    time.sleep(1.95)  # its next check, due one interval after the last, can come a few ms early: no lease left
+    raised = first.check_liveness(state, settings.thresholds, now + 60, 2.0)
+    assert [(t.kind, t.alert.alert_id) for t in raised] == [("fired", "node_offline:n1")]
+    assert [a.alert_id for a in second.records()] == ["node_offline:n1"]  # shared through Redis
+    state.close()

@@ -96,6 +96,8 @@ def test_nodes_gone_longer_than_the_window_are_pruned(redis_server: RedisServer)
     assert {s.node for s in store.latest()} == {"recent", "new"}
     assert store.departed() == {}
     assert redis_server.client().zscore(PREFIX + "seen", "old") is None
+    assert redis_server.client().hget(PREFIX + "intervals", "old") is None
+    assert set(store.liveness().seen) == {"recent", "new"}
     store.close()
 
 
@@ -143,6 +145,22 @@ def test_garbage_and_foreign_versions_are_skipped_and_counted(
     # Garbage is not cached as if it were decoded: a second read skips it again, and still answers.
     assert [s.node for s in store.latest()] == ["good"]
     assert store.skipped == 11
+
+
+def test_liveness_skips_registry_entries_it_cannot_read(redis_server: RedisServer, store: RedisStateStore) -> None:
+    store.put(make_snapshot("good", time=100.0, interval_s=1.0))
+    raw = redis_server.client()
+    raw.zadd(PREFIX + "seen", {"no-interval": 100.0, "words": 100.0, "zero": 100.0})
+    raw.hset(PREFIX + "intervals", mapping={"words": "fast", "zero": "0"})
+    raw.hset(PREFIX + "departed", mapping={"x": b"yesterday", "good": "99"})
+    beats = store.liveness()
+    assert beats.seen == {"good": (100.0, 1.0)}
+    assert beats.departed == {"good": 99.0}
+    assert store.stats()["skipped_by_reason"] == {
+        "registry entry has no valid interval": 2,
+        "registry entry is not a node, a time and an interval": 1,
+        "departure record is not a node and a time": 1,
+    }
 
 
 def test_a_pickle_in_redis_is_never_unpickled(
@@ -206,20 +224,28 @@ def test_a_thousand_nodes_cost_one_round_trip_per_call(redis_server: RedisServer
     client = redis.Redis.from_url(redis_server.url, socket_timeout=5.0, connection_class=CountingConnection)
     store = RedisStateStore(client=client)
     now = time.time()
-    store.latest()  # connect (the handshake's own round trips are not the store's)
+    store.put(make_snapshot("node-0000", time=now))  # connect and load the put script (not the store's cost)
 
+    server = redis_server.client()
+    before = command_calls(server)
     CountingConnection.sends = 0
     for i in range(1_000):
         store.put(make_snapshot(f"node-{i:04d}", time=now))
-    assert CountingConnection.sends == 1_000  # one MULTI/EXEC per put
+    assert CountingConnection.sends == 1_000  # one script call per put ...
+    assert delta(before, command_calls(server))["evalsha"] == 1_000  # ... never a reload once loaded
 
-    server = redis_server.client()
     before = command_calls(server)
     CountingConnection.sends = 0
     nodes = store.latest()
     assert CountingConnection.sends == 1
     assert delta(before, command_calls(server)) == {"hgetall": 1}
     assert len(nodes) == 1_000
+
+    store.liveness()  # loads its script
+    CountingConnection.sends = 0
+    beats = store.liveness()
+    assert CountingConnection.sends == 1
+    assert len(beats.seen) == 1_000 and beats.departed == {}
 
     CountingConnection.sends = 0
     history = store.history(now - 1)

@@ -72,3 +72,15 @@ def test_leave_is_cleared_by_a_new_sample(make_store: StoreFactory) -> None:
     assert [s.node for s in store.latest()] == ["a"]  # a departed node is still listed
     store.put(make_snapshot("a", time=102.0))
     assert store.departed() == {}
+
+
+def test_liveness_is_each_nodes_newest_time_and_interval_and_the_departures(make_store: StoreFactory) -> None:
+    store = make_store()
+    store.put(make_snapshot("a", time=100.0, interval_s=2.0))
+    store.put(make_snapshot("b", time=101.0, interval_s=5.0))
+    store.put(make_snapshot("a", time=102.0, interval_s=2.0))
+    store.leave("b", 103.0)
+    beats = store.liveness()
+    assert dict(beats.seen) == {"a": (102.0, 2.0), "b": (101.0, 5.0)}
+    assert dict(beats.departed) == {"b": 103.0}
+    assert beats == (dict(beats.seen), store.departed())  # the same view latest() and departed() give
