@@ -57,6 +57,7 @@ class AlertRuntime:
         self.store: AlertStore = store if store is not None else EngineAlertStore(self.engine)
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.last_reload_error: str | None = None
+        self._quiet_until = 0.0  # epoch seconds before which a liveness check cannot find anything new
 
     # -- evaluation -----------------------------------------------------------------------------------------
 
@@ -71,11 +72,21 @@ class AlertRuntime:
     def check_liveness(
         self, state: StateStore, thresholds: Thresholds, now: float, interval: float
     ) -> list[Transition]:
-        """Raise node_offline for silent nodes and resolve it for nodes heard again (one process per interval).
+        """Raise node_offline for silent nodes and resolve it for nodes heard again (one process at a time).
 
-        The state is read only by the process that won this interval's lease: with 10,000 nodes the others
-        pay one short script call, and the winner reads each node's last time and interval, not its record.
+        Callers offer a check after every sample; a check runs only when it could find something new:
+
+        - With Redis, one process per lease (``LEASE_SHARE`` of an interval) checks; the others learn how long
+          the lease has left and do not ask again before then, so 10,000 agents do not each pay a round trip
+          per interval. The winner reads each node's last time and interval, not its record.
+        - After a check, nothing can change before the earliest moment a node known to be online could go
+          offline, so the next check waits for it (at most one offline period of this caller's interval, so a
+          node that joins meanwhile is still watched soon enough). While any node is silent or any
+          node_offline alert is active, checks run every time, to resolve it as soon as the node is back.
         """
+        _, horizon = thresholds(interval)
+        if 0 < self._quiet_until - now <= horizon:
+            return []
         store = self.store
         beats: Liveness | None = None
         if isinstance(store, RedisAlertStore):
@@ -85,14 +96,16 @@ class AlertRuntime:
                 interval * LEASE_SHARE,
                 redis_state if isinstance(redis_state, RedisStateStore) else None,
             )
-            if watch is None:
+            if watch.held_for > 0:
+                self._quiet_until = now + watch.held_for
                 return []
-            active, beats = watch
-            engine = self._seeded_engine(a for a in active if a.metric == NODE_OFFLINE)
+            beats = watch.liveness
+            engine = self._seeded_engine(a for a in watch.active if a.metric == NODE_OFFLINE)
         else:
             engine = self.engine
         seen, departed = beats if beats is not None else state.liveness()
         out: list[Transition] = []
+        quiet_until = now + horizon
         for node, (last, node_interval) in seen.items():
             if node in departed:
                 out += [t for t in engine.forget_node(node, now) if t.alert.metric == NODE_OFFLINE]
@@ -103,8 +116,12 @@ class AlertRuntime:
                 out += engine.evaluate_offline(node, silence, now)
             else:
                 out += engine.node_back(node, now)
+                quiet_until = min(quiet_until, last + offline_after)
         if out:
             store.apply(out)
+        if any(a.metric == NODE_OFFLINE for a in engine.active()):
+            quiet_until = now
+        self._quiet_until = quiet_until
         return out
 
     def evaluate_service(self, name: str, up: bool, now: float) -> list[Transition]:

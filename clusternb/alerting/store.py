@@ -12,7 +12,7 @@ A record that does not decode (another schema version, garbage) is skipped and c
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 import redis
@@ -27,10 +27,15 @@ PREFIX = "clusternb:v1:alerts:"
 
 # Take the liveness lease and, if taken, return what the watchdog reads in the same reply: the active alert
 # records and the state's liveness view (the three reads of RedisStateStore.liveness, same order and shape).
-# The winner needs them all; the others pay one short call. KEYS: watchdog, active[, seen, intervals,
-# departed]. ARGV: owner, lease in ms.
+# Otherwise return the milliseconds left on the lease, so the caller need not ask again before then; a lease
+# key without an expiry (written by something else) is given one, or it would stop every watchdog for good.
+# KEYS: watchdog, active[, seen, intervals, departed]. ARGV: owner, lease in ms.
 _WATCHDOG = """
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local left = redis.call('PTTL', KEYS[1])
+  if left < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]); left = tonumber(ARGV[2]) end
+  return left
+end
 local out = {redis.call('HVALS', KEYS[2])}
 if #KEYS == 5 then
   out[2] = {redis.call('ZRANGE', KEYS[3], 0, -1, 'WITHSCORES'), redis.call('HGETALL', KEYS[4]),
@@ -38,6 +43,15 @@ if #KEYS == 5 then
 end
 return out
 """
+
+
+class Watch(NamedTuple):
+    """What :meth:`RedisAlertStore.take_watchdog` got: the lease and what the watchdog reads, or how long another
+    process still holds the lease (``held_for`` seconds, then nothing else)."""
+
+    held_for: float
+    active: tuple[Alert, ...] = ()
+    liveness: Liveness | None = None
 
 
 class AlertStore(Protocol):
@@ -99,17 +113,15 @@ class RedisAlertStore:
     def active(self) -> list[Alert]:
         return self._decode(list(self.client.hvals(self.active_key)))
 
-    def take_watchdog(
-        self, owner: str, seconds: float, state: RedisStateStore | None = None
-    ) -> tuple[list[Alert], Liveness | None] | None:
-        """For exactly one caller per ``seconds`` across all processes: the active records and, given the Redis
-        ``state``, its liveness view, in one round trip. None for every other caller."""
+    def take_watchdog(self, owner: str, seconds: float, state: RedisStateStore | None = None) -> Watch:
+        """Take the liveness lease for ``seconds``, which exactly one caller across all processes gets, and read
+        the active records and (given the Redis ``state``) its liveness view with it: one round trip."""
         keys = (self.watchdog_key, self.active_key, *(state.liveness_keys if state is not None else ()))
         reply = self._watchdog(keys=keys, args=(owner, max(int(seconds * 1000), 1)))
-        if reply is None:
-            return None
+        if isinstance(reply, int):
+            return Watch(held_for=reply / 1000)
         liveness = state.parse_liveness(reply[1]) if state is not None else None
-        return self._decode(reply[0]), liveness
+        return Watch(0.0, tuple(self._decode(reply[0])), liveness)
 
     def _decode(self, raws: list[Any]) -> list[Alert]:
         out = []

@@ -118,3 +118,49 @@ def test_one_liveness_watcher_per_lease_and_a_lone_one_checks_every_interval(red
     assert [(t.kind, t.alert.alert_id) for t in raised] == [("fired", "node_offline:n1")]
     assert [a.alert_id for a in second.records()] == ["node_offline:n1"]  # shared through Redis
     state.close()
+
+
+@pytest.mark.redis
+def test_the_watcher_asks_redis_only_when_a_check_could_find_something(redis_server: RedisServer) -> None:
+    settings = load_config(redis_url=redis_server.url, interval=1.0)
+    limits = settings.thresholds
+    state = RedisStateStore.from_settings(settings)
+    watcher, other = (AlertRuntime(settings, store=RedisAlertStore(state.client)) for _ in range(2))
+    watcher.owner, other.owner = "watcher", "other"
+    raw = redis_server.client()
+    lease_key = RedisAlertStore(raw).watchdog_key
+
+    def script_calls() -> int:
+        return int(raw.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+    now = time.time()
+    state.put(make_snapshot("n1", time=now, interval_s=1.0))  # online; it can go offline at now + 3 at the earliest
+    assert watcher.check_liveness(state, limits, now, 1.0) == []  # checks and holds the lease
+    before = script_calls()
+    assert other.check_liveness(state, limits, now, 1.0) == []  # the lease is held: told for how long ...
+    assert other.check_liveness(state, limits, now + 0.5, 1.0) == []  # ... so it does not ask again meanwhile
+    raw.delete(lease_key)  # the lease ends
+    assert watcher.check_liveness(state, limits, now + 2.0, 1.0) == []  # nothing can have changed before now + 3
+    assert script_calls() - before == 1
+
+    raised = watcher.check_liveness(state, limits, now + 3.5, 1.0)
+    assert [(t.kind, t.alert.alert_id) for t in raised] == [("fired", "node_offline:n1")]
+    # While the alert is active, every offer is a check, so the node's return resolves it at once.
+    state.put(make_snapshot("n1", time=now + 3.6, interval_s=1.0))
+    raw.delete(lease_key)
+    resolved = watcher.check_liveness(state, limits, now + 3.7, 1.0)
+    assert [(t.kind, t.alert.alert_id) for t in resolved] == [("resolved", "node_offline:n1")]
+    state.close()
+
+
+@pytest.mark.redis
+def test_a_lease_key_without_expiry_does_not_stop_the_watch_for_good(redis_server: RedisServer) -> None:
+    settings = load_config(redis_url=redis_server.url, interval=1.0)
+    state = RedisStateStore.from_settings(settings)
+    runtime = AlertRuntime(settings, store=RedisAlertStore(state.client))
+    raw = redis_server.client()
+    lease_key = RedisAlertStore(raw).watchdog_key
+    raw.set(lease_key, "left by something else")  # no expiry
+    assert runtime.check_liveness(state, settings.thresholds, time.time(), 1.0) == []
+    assert 0 < raw.pttl(lease_key) <= 900  # given the lease's length, so it ends like any lease
+    state.close()
