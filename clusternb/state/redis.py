@@ -18,10 +18,11 @@ XADD fail). A ZSET indexes exactly by sample time in any order, ``ZRANGEBYSCORE`
 (``ZREMRANGEBYRANK``) run in the same script as the write. Memory is no worse: for 610-byte records a ZSET
 took 727 bytes per sample against 775 for a stream (Redis 7.0, ``MEMORY USAGE``); the JSON dominates both.
 
-A put is one registered Lua script (``EVALSHA``; redis-py loads it again after a Redis restart): it writes the
-latest record, the registry and the history, trims, sets expiries, prunes and bumps the generation, atomically
-like a MULTI. One command instead of fourteen is what keeps an agent's publish cheap: redis-py spends tens of
-microseconds of Python per command packed and parsed, which across a MULTI cost more CPU than the sample.
+A put is one Lua script (``EVALSHA`` on a held connection, see ``held_script.py``; loaded again after a Redis
+restart): it writes the latest record, the registry and the history, trims, sets expiries, prunes and bumps
+the generation, atomically like a MULTI. One command instead of fourteen is what keeps an agent's publish
+cheap: redis-py spends tens of microseconds of Python per command packed and parsed, which across a MULTI
+cost more CPU than the sample.
 
 Bounds: each put trims its node's history to ``window`` seconds before the new sample and to ``max_samples``
 entries, and sets every key's expiry to ``window``: a history nobody writes disappears, and so does a whole
@@ -59,6 +60,7 @@ from redis.retry import Retry
 from clusternb.config import ClusterNB, mask_url
 from clusternb.model import SCHEMA_VERSION, NodeSnapshot, SchemaError
 from clusternb.state.base import Liveness, StateStore
+from clusternb.state.held_script import HeldScript
 
 PREFIX = f"clusternb:v{SCHEMA_VERSION}:state:"
 
@@ -152,7 +154,7 @@ class RedisStateStore(StateStore):
         self._put_keys = (self._k_latest, self._k_seen, self._k_intervals, self._k_departed)
         #: What :meth:`liveness` reads, in its order, for a script elsewhere that reads it too (the watchdog's).
         self.liveness_keys = (self._k_seen, self._k_intervals, self._k_departed)
-        self._put_script = client.register_script(_PUT)
+        self._put_script = HeldScript(client, _PUT)  # every sample of every agent: the cheapest call there is
         self._liveness_script = client.register_script(_LIVENESS)
         self._lock = threading.Lock()
         # node -> (raw record, decoded snapshot) from the previous latest(): an unchanged record is not decoded twice.
@@ -182,14 +184,13 @@ class RedisStateStore(StateStore):
     def put(self, snapshot: NodeSnapshot) -> None:
         """One script, one round trip: latest, registry, departure cleared, history trimmed, pruning, generation."""
         t = snapshot.time
-        oldest = repr(t - self.window)
         self._put_script(
-            keys=(*self._put_keys, self.hist_key(snapshot.node), self._k_gen),
-            args=(
+            (*self._put_keys, self.hist_key(snapshot.node), self._k_gen),
+            (
                 snapshot.node,
                 orjson.dumps(snapshot.to_dict()),
                 repr(t),
-                oldest,
+                repr(t - self.window),
                 -(self.max_samples + 1),
                 self._ttl,
                 _gen_seed(),
@@ -303,6 +304,7 @@ class RedisStateStore(StateStore):
         }
 
     def close(self) -> None:
+        self._put_script.close()
         self.client.close()
 
     # -- decoding -------------------------------------------------------------------------------------------

@@ -86,6 +86,20 @@ def test_generation_keeps_growing_across_a_redis_restart(redis_server: RedisServ
     assert store.generation() > before
 
 
+def test_puts_survive_a_script_flush_and_a_server_that_is_down_then_back(
+    redis_server: RedisServer, store: RedisStateStore
+) -> None:
+    store.put(make_snapshot(time=100.0))
+    redis_server.client().script_flush()  # what a restarted Redis has forgotten too
+    store.put(make_snapshot(time=101.0))
+    redis_server.kill()
+    with pytest.raises(redis.ConnectionError):
+        store.put(make_snapshot(time=102.0))
+    redis_server.start()
+    store.put(make_snapshot(time=103.0))  # the held connection was dropped and is made again
+    assert [s.time for s in store.history(0)] == [103.0]
+
+
 def test_nodes_gone_longer_than_the_window_are_pruned(redis_server: RedisServer) -> None:
     store = RedisStateStore(redis_server.url, window=100.0)
     store.put(make_snapshot("old", time=1_000.0))
