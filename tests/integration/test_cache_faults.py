@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import pickle
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from clusternb.cache import Cache, FallbackBackend, MemoryBackend, RedisBackend, cached
+from clusternb.cache.codec import entry_from_bytes, make_entry
 from tests.redis_server import RedisServer
 
 TIMEOUT = 0.2
@@ -199,3 +201,62 @@ def test_processes_share_one_computation_through_a_lease(redis_server: RedisServ
     outputs = [p.communicate(timeout=60)[0].decode().strip() for p in procs]
     assert outputs == ["{'v': 1}"] * 4
     assert int(redis_server.client().get("computations")) == 1
+
+
+async def _await_backend(cache: Cache, name: str, probe: object, seconds: float = 15.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        await probe()  # type: ignore[operator]
+        if cache.status()["backend"] == name:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+@pytest.mark.asyncio
+async def test_async_calls_answer_through_a_kill_and_a_pause_then_use_redis_again(
+    cache: Cache, redis_server: RedisServer
+) -> None:
+    @cached("aloop", cache=cache)
+    async def square(x: int) -> int:
+        return x * x
+
+    for i in range(60):
+        if i == 20:
+            redis_server.kill()
+        assert await square(i % 10) == (i % 10) ** 2
+    assert cache.status()["backend"] == "memory"
+    redis_server.restart()
+    assert await _await_backend(cache, "redis", lambda: square(3))
+    await square(11)
+    assert any(k.startswith(b"clusternb:cache:") for k in redis_server.client().keys("*"))
+
+    redis_server.pause()
+    try:
+        for i in range(5):
+            assert await square(i) == i * i
+        assert cache.status()["backend"] == "memory"
+        assert "TimeoutError" in (cache.status()["last_failure_reason"] or "")
+    finally:
+        redis_server.resume()
+    assert await _await_backend(cache, "redis", lambda: square(4))
+    await cache.aclose()
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_async_read_never_hands_its_reply_to_the_next_read(redis_server: RedisServer) -> None:
+    backend = RedisBackend(redis_server.url, socket_timeout=5.0)
+    await backend.aset("a", make_entry("value of a", 0.0), 60)
+    await backend.aset("b", make_entry("value of b", 0.0), 60)
+    redis_server.pause()
+    try:
+        read_a = asyncio.create_task(backend.aget("a"))
+        await asyncio.sleep(0.3)  # the GET of "a" is sent; its reply will come only after the resume
+        read_a.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await read_a
+    finally:
+        redis_server.resume()
+    entry = await backend.aget("b")
+    assert entry is not None and entry_from_bytes(entry.to_bytes(), decode=True).value == "value of b"
+    await backend.aclose()
