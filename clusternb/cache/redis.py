@@ -50,7 +50,9 @@ class RedisBackend(Backend):
         except ValueError as exc:
             raise ValueError(f"redis_url {self.safe_url!r} is invalid: {exc}") from None
         self._release = self.client.register_script(_RELEASE)
-        self._aoptions = {k: v for k, v in self._options.items() if k != "retry"}  # _LoopConnection retries nothing
+        # _LoopConnection retries nothing, and bounds each command itself (see there): no socket timeout.
+        self._aoptions = {**{k: v for k, v in self._options.items() if k != "retry"}, "socket_timeout": None}
+        self._timeout = socket_timeout
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopConnection] = weakref.WeakKeyDictionary()
 
     # -- sync -----------------------------------------------------------------------------------------------
@@ -125,9 +127,8 @@ class RedisBackend(Backend):
         loop = asyncio.get_running_loop()
         conn = self._async.get(loop)
         if conn is None:  # redis.asyncio connections belong to one event loop
-            conn = self._async[loop] = _LoopConnection(
-                redis.asyncio.ConnectionPool.from_url(self.url, **self._aoptions)
-            )
+            pool = redis.asyncio.ConnectionPool.from_url(self.url, **self._aoptions)
+            conn = self._async[loop] = _LoopConnection(pool, self._timeout)
         return conn
 
     async def aget(self, key: str) -> Entry | None:
@@ -170,13 +171,18 @@ class _LoopConnection:
     single-connection ``redis.asyncio.Redis`` took 142 µs and the same GET on its connection 122-129 µs, as
     fast as a bare asyncio stream. Packing, parsing (hiredis), connecting and timeouts stay redis-py's.
 
-    Commands of one loop take turns (an ``asyncio.Lock``), as on a single-connection client. Any failure
-    or cancellation between sending and reading drops the connection: a reply left unread would otherwise
-    be taken as the answer to the next command (the bug class of CVE-2023-28858 in redis-py itself).
+    One ``asyncio.timeout`` bounds the whole command, send and reply: with a socket timeout of its own,
+    redis.asyncio wraps each send in ``asyncio.wait_for``, which creates a task per call on Python 3.11 and
+    cost a hit one more turn of the event loop.
+
+    Commands of one loop take turns (an ``asyncio.Lock``), as on a single-connection client. Any failure,
+    timeout or cancellation between sending and reading drops the connection: a reply left unread would
+    otherwise be taken as the answer to the next command (the bug class of CVE-2023-28858 in redis-py).
     """
 
-    def __init__(self, pool: redis.asyncio.ConnectionPool) -> None:
+    def __init__(self, pool: redis.asyncio.ConnectionPool, timeout: float) -> None:
         self._pool = pool
+        self._timeout = timeout
         self._conn: Any = None
         self._lock = asyncio.Lock()
 
@@ -186,16 +192,19 @@ class _LoopConnection:
                 self._conn = await self._pool.get_connection()  # type: ignore[no-untyped-call]
             conn = self._conn
             try:
-                await conn.send_command(*args)
-                return await conn.read_response()
+                async with asyncio.timeout(self._timeout):
+                    await conn.send_command(*args)
+                    return await conn.read_response()
             except ResponseError:
                 raise  # a complete error reply: the connection is still in step
-            except BaseException:
+            except BaseException as exc:
                 self._conn = None
                 try:
                     await conn.disconnect()
                 finally:
                     await self._pool.release(conn)
+                if isinstance(exc, TimeoutError):
+                    raise RedisTimeoutError(f"no reply within {self._timeout:g} s") from None
                 raise
 
     async def aclose(self) -> None:
