@@ -50,9 +50,7 @@ class RedisBackend(Backend):
         except ValueError as exc:
             raise ValueError(f"redis_url {self.safe_url!r} is invalid: {exc}") from None
         self._release = self.client.register_script(_RELEASE)
-        # _LoopConnection retries nothing, and bounds each command itself (see there): no socket timeout.
-        self._aoptions = {**{k: v for k, v in self._options.items() if k != "retry"}, "socket_timeout": None}
-        self._timeout = socket_timeout
+        self._aoptions = {k: v for k, v in self._options.items() if k != "retry"}  # _LoopConnection retries nothing
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopConnection] = weakref.WeakKeyDictionary()
 
     # -- sync -----------------------------------------------------------------------------------------------
@@ -127,8 +125,9 @@ class RedisBackend(Backend):
         loop = asyncio.get_running_loop()
         conn = self._async.get(loop)
         if conn is None:  # redis.asyncio connections belong to one event loop
-            pool = redis.asyncio.ConnectionPool.from_url(self.url, **self._aoptions)
-            conn = self._async[loop] = _LoopConnection(pool, self._timeout)
+            conn = self._async[loop] = _LoopConnection(
+                redis.asyncio.ConnectionPool.from_url(self.url, **self._aoptions)
+            )
         return conn
 
     async def aget(self, key: str) -> Entry | None:
@@ -171,18 +170,13 @@ class _LoopConnection:
     single-connection ``redis.asyncio.Redis`` took 142 µs and the same GET on its connection 122-129 µs, as
     fast as a bare asyncio stream. Packing, parsing (hiredis), connecting and timeouts stay redis-py's.
 
-    One ``asyncio.timeout`` bounds the whole command, send and reply: with a socket timeout of its own,
-    redis.asyncio wraps each send in ``asyncio.wait_for``, which creates a task per call on Python 3.11 and
-    cost a hit one more turn of the event loop.
-
-    Commands of one loop take turns (an ``asyncio.Lock``), as on a single-connection client. Any failure,
-    timeout or cancellation between sending and reading drops the connection: a reply left unread would
-    otherwise be taken as the answer to the next command (the bug class of CVE-2023-28858 in redis-py).
+    Commands of one loop take turns (an ``asyncio.Lock``), as on a single-connection client. Any failure
+    or cancellation between sending and reading drops the connection: a reply left unread would otherwise
+    be taken as the answer to the next command (the bug class of CVE-2023-28858 in redis-py itself).
     """
 
-    def __init__(self, pool: redis.asyncio.ConnectionPool, timeout: float) -> None:
+    def __init__(self, pool: redis.asyncio.ConnectionPool) -> None:
         self._pool = pool
-        self._timeout = timeout
         self._conn: Any = None
         self._lock = asyncio.Lock()
 
@@ -192,19 +186,16 @@ class _LoopConnection:
                 self._conn = await self._pool.get_connection()  # type: ignore[no-untyped-call]
             conn = self._conn
             try:
-                async with asyncio.timeout(self._timeout):
-                    await conn.send_command(*args)
-                    return await conn.read_response()
+                await conn.send_command(*args)
+                return await conn.read_response()
             except ResponseError:
                 raise  # a complete error reply: the connection is still in step
-            except BaseException as exc:
+            except BaseException:
                 self._conn = None
                 try:
                     await conn.disconnect()
                 finally:
                     await self._pool.release(conn)
-                if isinstance(exc, TimeoutError):
-                    raise RedisTimeoutError(f"no reply within {self._timeout:g} s") from None
                 raise
 
     async def aclose(self) -> None:
