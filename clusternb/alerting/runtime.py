@@ -114,6 +114,7 @@ class AlertRuntime:
             _, offline_after = thresholds(node_interval)
             if silence > offline_after:
                 out += engine.evaluate_offline(node, silence, now)
+                quiet_until = now  # whatever the rules make of it (a 'for', a threshold), look again next time
             else:
                 out += engine.node_back(node, now)
                 quiet_until = min(quiet_until, last + offline_after)

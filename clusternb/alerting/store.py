@@ -34,7 +34,7 @@ _WATCHDOG = """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local left = redis.call('PTTL', KEYS[1])
   if left < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]); left = tonumber(ARGV[2]) end
-  return left
+  return math.max(left, 1)
 end
 local out = {redis.call('HVALS', KEYS[2])}
 if #KEYS == 5 then
@@ -119,7 +119,7 @@ class RedisAlertStore:
         keys = (self.watchdog_key, self.active_key, *(state.liveness_keys if state is not None else ()))
         reply = self._watchdog(keys=keys, args=(owner, max(int(seconds * 1000), 1)))
         if isinstance(reply, int):
-            return Watch(held_for=reply / 1000)
+            return Watch(held_for=max(reply, 1) / 1000)  # held, if only for its last millisecond
         liveness = state.parse_liveness(reply[1]) if state is not None else None
         return Watch(0.0, tuple(self._decode(reply[0])), liveness)
 

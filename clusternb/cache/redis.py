@@ -181,10 +181,13 @@ class _LoopConnection:
     def __init__(self, pool: redis.asyncio.ConnectionPool) -> None:
         self._pool = pool
         self._conn: Any = None
+        self._closed = False
         self._lock = asyncio.Lock()
 
     async def call(self, *args: Any) -> Any:
         async with self._lock:
+            if self._closed:  # a call that waited for the lock while aclose() ran: do not reopen the pool
+                raise RedisConnectionError("the cache's connection for this event loop is closed")
             if self._conn is None:
                 self._conn = await self._pool.get_connection()  # type: ignore[no-untyped-call]
             conn = self._conn
@@ -203,6 +206,7 @@ class _LoopConnection:
 
     async def aclose(self) -> None:
         async with self._lock:
+            self._closed = True
             if self._conn is not None:
                 await self._pool.release(self._conn)
                 self._conn = None

@@ -7,11 +7,12 @@ against 83 µs on a held connection, measured on the same script on this project
 when the process wakes with cold caches. The protocol work (packing, hiredis parsing, reconnecting, the
 health check) stays redis-py's: this class only holds the connection and reproduces the two behaviours
 of ``Script`` and ``Retry`` the store relies on (load the script again after a Redis restart, retry once
-on a broken connection).
+on a broken connection), plus the pool's fork check.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -25,36 +26,49 @@ class HeldScript:
     """Calls one script with ``EVALSHA`` on a connection checked out of ``client``'s pool once and kept.
 
     Thread-safe (calls take turns on the one connection). Connects lazily, so building it never touches
-    Redis. Raises ``redis`` exceptions like the client would; a connection error or timeout drops the
-    connection (a late reply must not be read as the answer to the next call) and is retried once.
+    Redis. Raises ``redis`` exceptions like the client would. A broken connection (Redis restarted) is
+    dropped and the call made once more on a new one; a timeout drops the connection (a late reply must not
+    be read as the answer to the next call) and fails at once: Redis is slow or hung, and the caller's
+    backoff decides when to try again.
     """
 
     def __init__(self, client: redis.Redis, text: str) -> None:
         self._pool = client.connection_pool
         self._script = client.register_script(text)  # computes the SHA; loads the text when Redis lacks it
         self._conn: Any = None
+        self._pid = os.getpid()
         self._lock = threading.Lock()
 
     def __call__(self, keys: tuple[str, ...], args: tuple[Any, ...]) -> Any:
         with self._lock:
-            for attempt in (1, 2):
-                try:
-                    return self._call(keys, args)
-                except NoScriptError:  # Redis restarted (or SCRIPT FLUSH): load the text, then ask again
-                    self._script.registered_client.script_load(self._script.script)
-                    return self._call(keys, args)
-                except _BROKEN:
-                    self._drop()
-                    if attempt == 2:
-                        raise
-        raise AssertionError("unreachable")  # pragma: no cover
+            if self._pid != os.getpid():  # a forked child must not write on its parent's socket
+                self._conn, self._pid = None, os.getpid()
+            try:
+                return self._call_loading(keys, args)
+            except redis.ConnectionError:
+                self._drop()
+            except _BROKEN:
+                self._drop()
+                raise
+            try:
+                return self._call_loading(keys, args)
+            except _BROKEN:
+                self._drop()
+                raise
 
     def close(self) -> None:
         """Give the connection back to the pool (the pool's owner disconnects it)."""
         with self._lock:
-            if self._conn is not None:
+            if self._conn is not None and self._pid == os.getpid():
                 self._pool.release(self._conn)
-                self._conn = None
+            self._conn = None
+
+    def _call_loading(self, keys: tuple[str, ...], args: tuple[Any, ...]) -> Any:
+        try:
+            return self._call(keys, args)
+        except NoScriptError:  # Redis restarted (or SCRIPT FLUSH): load the text, then ask again
+            self._script.registered_client.script_load(self._script.script)
+            return self._call(keys, args)
 
     def _call(self, keys: tuple[str, ...], args: tuple[Any, ...]) -> Any:
         if self._conn is None:

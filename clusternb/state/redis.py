@@ -40,8 +40,9 @@ version, garbage bytes or a pickle are skipped and counted in :attr:`RedisStateS
 
 Errors: Redis failures propagate as ``redis`` exceptions (``redis.ConnectionError``, ``redis.TimeoutError``,
 ``redis.ResponseError``, all ``redis.RedisError``). The store makes no fallback decision: the agent retries
-with backoff, the query layer decides what to show. A command is retried once on a connection error (a pooled
-connection dies when Redis restarts), so one call costs at most about twice its timeouts.
+with backoff, the query layer decides what to show. A read is retried once on a connection error or a timeout
+(a pooled connection dies when Redis restarts), so it costs at most about twice its timeouts; a put is retried
+on a connection error only, so a hung Redis costs an agent one timeout per sample.
 """
 
 from __future__ import annotations
@@ -69,7 +70,9 @@ PREFIX = f"clusternb:v{SCHEMA_VERSION}:state:"
 # expiry in seconds, generation seed, window in seconds, the node's interval.
 # Nodes whose last sample is older than the window are pruned, judged by the writer's sample clock and by the
 # server's clock (TIME - window), whichever is earlier; so are departures older than that. Returns the
-# number of nodes pruned.
+# number of nodes pruned. A script stops at its first failing command (a MULTI would run the rest), so the
+# latest record and the generation come first: if the history key is unusable (another program's key under
+# our name), readers still see the new sample, never a new record behind an old generation.
 _PUT = """
 local node, record, t = ARGV[1], ARGV[2], ARGV[3]
 redis.call('SET', KEYS[6], ARGV[7], 'NX')
@@ -77,10 +80,8 @@ redis.call('HSET', KEYS[1], node, record)
 redis.call('ZADD', KEYS[2], t, node)
 redis.call('HSET', KEYS[3], node, ARGV[9])
 redis.call('HDEL', KEYS[4], node)
-redis.call('ZADD', KEYS[5], t, record)
-redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[4])
-redis.call('ZREMRANGEBYRANK', KEYS[5], 0, ARGV[5])
-for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ARGV[6]) end
+redis.call('INCR', KEYS[6])
+for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[6]) end
 local now = redis.call('TIME')
 local cutoff = tonumber(now[1]) + tonumber(now[2]) / 1000000 - tonumber(ARGV[8])
 if tonumber(ARGV[4]) < cutoff then cutoff = tonumber(ARGV[4]) end
@@ -96,7 +97,10 @@ for i = 1, #left, 2 do
   local when = tonumber(left[i + 1])
   if when == nil or when < cutoff then redis.call('HDEL', KEYS[4], left[i]) end
 end
-redis.call('INCR', KEYS[6])
+redis.call('ZADD', KEYS[5], t, record)
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[4])
+redis.call('ZREMRANGEBYRANK', KEYS[5], 0, ARGV[5])
+redis.call('EXPIRE', KEYS[5], ARGV[6])
 return #gone
 """
 
@@ -108,7 +112,8 @@ return {redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES'), redis.call('HGETALL'
 
 
 class RedisStateStore(StateStore):
-    """The :class:`StateStore` of cluster mode. Thread-safe (redis-py's pool is; each call uses its own pipeline).
+    """The :class:`StateStore` of cluster mode. Thread-safe: reads use redis-py's pool; puts take turns on one
+    held connection (see ``held_script.py``).
 
     ``latest()`` is one HGETALL whatever the number of nodes; ``put`` is one script call and ``leave`` one MULTI;
     ``liveness()`` is one script call; ``history`` is one round trip for the node list (when not given) and one
@@ -259,9 +264,15 @@ class RedisStateStore(StateStore):
         return self.parse_liveness(self._liveness_script(keys=self.liveness_keys))
 
     def parse_liveness(self, reply: list[list[bytes]]) -> Liveness:
-        """Decode the reply of the three reads :attr:`liveness_keys` name (ZRANGE WITHSCORES, HGETALL, HGETALL)."""
+        """Decode the reply of the three reads :attr:`liveness_keys` name (ZRANGE WITHSCORES, HGETALL, HGETALL).
+
+        A node in the registry without an interval entry (last written by an older clusternb, whose records
+        carry the interval but which kept no ``intervals`` hash) gets it from its record, one HMGET for all
+        such nodes, so a node that went silent before an upgrade is still watched.
+        """
         seen, intervals, departed = reply
         every = dict(zip(intervals[::2], intervals[1::2], strict=True))
+        every.update(self._intervals_from_records([f for f in seen[::2] if f not in every]))
         beats: dict[str, tuple[float, float]] = {}
         for field, score in zip(seen[::2], seen[1::2], strict=True):
             raw_interval = every.get(field)
@@ -271,11 +282,22 @@ class RedisStateStore(StateStore):
             except (ValueError, UnicodeDecodeError):
                 self._skip("registry entry is not a node, a time and an interval")
                 continue
-            if math.isfinite(interval) and interval > 0:
+            if math.isfinite(when) and math.isfinite(interval) and interval > 0:
                 beats[name] = (when, interval)
             else:
                 self._skip("registry entry has no valid interval")
         return Liveness(beats, self._departures(zip(departed[::2], departed[1::2], strict=True)))
+
+    def _intervals_from_records(self, fields: list[bytes]) -> dict[bytes, bytes]:
+        if not fields:
+            return {}
+        out: dict[bytes, bytes] = {}
+        records = cast(list[bytes | None], self.client.hmget(self._k_latest, fields))
+        for field, record in zip(fields, records, strict=True):
+            snap = self._decode(record) if record is not None else None
+            if snap is not None:
+                out[field] = repr(snap.interval_s).encode()
+        return out
 
     def generation(self) -> int:
         raw = self.client.get(self._k_gen)

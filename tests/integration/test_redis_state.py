@@ -100,6 +100,18 @@ def test_puts_survive_a_script_flush_and_a_server_that_is_down_then_back(
     assert [s.time for s in store.history(0)] == [103.0]
 
 
+def test_an_unusable_history_key_still_leaves_the_new_sample_behind_a_new_generation(
+    redis_server: RedisServer, store: RedisStateStore
+) -> None:
+    store.put(make_snapshot(time=100.0))
+    generation = store.generation()
+    redis_server.client().set(store.hist_key("n1"), "another program's string under our name")
+    with pytest.raises(redis.ResponseError):  # WRONGTYPE: the script stops there
+        store.put(make_snapshot(time=101.0))
+    assert [s.time for s in store.latest()] == [101.0]
+    assert store.generation() > generation  # so no cache serves the previous sample as current
+
+
 def test_nodes_gone_longer_than_the_window_are_pruned(redis_server: RedisServer) -> None:
     store = RedisStateStore(redis_server.url, window=100.0)
     store.put(make_snapshot("old", time=1_000.0))
@@ -163,12 +175,14 @@ def test_garbage_and_foreign_versions_are_skipped_and_counted(
 
 def test_liveness_skips_registry_entries_it_cannot_read(redis_server: RedisServer, store: RedisStateStore) -> None:
     store.put(make_snapshot("good", time=100.0, interval_s=1.0))
+    store.put(make_snapshot("older-writer", time=100.0, interval_s=5.0))
     raw = redis_server.client()
+    raw.hdel(PREFIX + "intervals", "older-writer")  # as a clusternb without the intervals hash left it
     raw.zadd(PREFIX + "seen", {"no-interval": 100.0, "words": 100.0, "zero": 100.0})
     raw.hset(PREFIX + "intervals", mapping={"words": "fast", "zero": "0"})
     raw.hset(PREFIX + "departed", mapping={"x": b"yesterday", "good": "99"})
     beats = store.liveness()
-    assert beats.seen == {"good": (100.0, 1.0)}
+    assert beats.seen == {"good": (100.0, 1.0), "older-writer": (100.0, 5.0)}  # its record has the interval
     assert beats.departed == {"good": 99.0}
     assert store.stats()["skipped_by_reason"] == {
         "registry entry has no valid interval": 2,
