@@ -16,6 +16,7 @@ version of the file) and the previous rules stay active.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import time
@@ -58,6 +59,7 @@ class AlertRuntime:
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.last_reload_error: str | None = None
         self._quiet_until = 0.0  # epoch seconds before which a liveness check cannot find anything new
+        self._shortest = math.inf  # the shortest node interval the last check saw
 
     # -- evaluation -----------------------------------------------------------------------------------------
 
@@ -76,7 +78,9 @@ class AlertRuntime:
 
         Callers offer a check after every sample; a check runs only when it could find something new:
 
-        - With Redis, one process per lease (``LEASE_SHARE`` of an interval) checks; the others learn how long
+        - With Redis, one process per lease (``LEASE_SHARE`` of this caller's interval, or of the shortest node
+          interval in the cluster if that is shorter: a server sampling every minute must not hold the watch
+          for a minute over nodes sampled every second) checks; the others learn how long
           the lease has left and do not ask again before then, so 10,000 agents do not each pay a round trip
           per interval. The winner reads each node's last time and interval, not its record.
         - After a check, nothing can change before the earliest moment a node known to be online could go
@@ -89,12 +93,11 @@ class AlertRuntime:
             return []
         store = self.store
         beats: Liveness | None = None
+        lease = min(interval, self._shortest) * LEASE_SHARE
         if isinstance(store, RedisAlertStore):
             redis_state = state.primary if isinstance(state, MirroredStore) else state
             watch = store.take_watchdog(
-                self.owner,
-                interval * LEASE_SHARE,
-                redis_state if isinstance(redis_state, RedisStateStore) else None,
+                self.owner, lease, redis_state if isinstance(redis_state, RedisStateStore) else None
             )
             if watch.held_for > 0:
                 self._quiet_until = now + watch.held_for
@@ -123,6 +126,9 @@ class AlertRuntime:
         if any(a.metric == NODE_OFFLINE for a in engine.active()):
             quiet_until = now
         self._quiet_until = quiet_until
+        self._shortest = min((node_interval for _, node_interval in seen.values()), default=math.inf)
+        if isinstance(store, RedisAlertStore) and self._shortest * LEASE_SHARE < lease:
+            store.shorten_watchdog(self.owner, self._shortest * LEASE_SHARE)  # faster nodes than it knew of
         return out
 
     def evaluate_service(self, name: str, up: bool, now: float) -> list[Transition]:

@@ -45,6 +45,13 @@ return out
 """
 
 
+# Shorten the lease to ARGV[2] ms if ARGV[1] still holds it. KEYS: watchdog.
+_SHORTEN = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+
 class Watch(NamedTuple):
     """What :meth:`RedisAlertStore.take_watchdog` got: the lease and what the watchdog reads, or how long another
     process still holds the lease (``held_for`` seconds, then nothing else)."""
@@ -86,6 +93,7 @@ class RedisAlertStore:
         self.watchdog_key = prefix + "watchdog"
         self.skipped = 0
         self._watchdog = client.register_script(_WATCHDOG)
+        self._shorten = client.register_script(_SHORTEN)
 
     def apply(self, transitions: Iterable[Transition]) -> None:
         pipe = self.client.pipeline(transaction=True)
@@ -122,6 +130,10 @@ class RedisAlertStore:
             return Watch(held_for=max(reply, 1) / 1000)  # held, if only for its last millisecond
         liveness = state.parse_liveness(reply[1]) if state is not None else None
         return Watch(0.0, tuple(self._decode(reply[0])), liveness)
+
+    def shorten_watchdog(self, owner: str, seconds: float) -> bool:
+        """End ``owner``'s lease after ``seconds`` instead (a no-op once another process holds it)."""
+        return bool(self._shorten(keys=(self.watchdog_key,), args=(owner, max(int(seconds * 1000), 1))))
 
     def _decode(self, raws: list[Any]) -> list[Alert]:
         out = []

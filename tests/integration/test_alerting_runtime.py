@@ -164,3 +164,20 @@ def test_a_lease_key_without_expiry_does_not_stop_the_watch_for_good(redis_serve
     assert runtime.check_liveness(state, settings.thresholds, time.time(), 1.0) == []
     assert 0 < raw.pttl(lease_key) <= 900  # given the lease's length, so it ends like any lease
     state.close()
+
+
+@pytest.mark.redis
+def test_a_slow_sampler_does_not_hold_the_watch_over_faster_nodes(redis_server: RedisServer) -> None:
+    settings = load_config(redis_url=redis_server.url, interval=60.0)  # e.g. a server sampling every minute
+    state = RedisStateStore.from_settings(settings)
+    runtime = AlertRuntime(settings, store=RedisAlertStore(state.client))
+    raw = redis_server.client()
+    lease_key = RedisAlertStore(raw).watchdog_key
+    now = time.time()
+    state.put(make_snapshot("fast", time=now, interval_s=1.0))
+    runtime.check_liveness(state, settings.thresholds, now, 60.0)
+    assert 0 < raw.pttl(lease_key) <= 900  # cut to 0.9 of the fastest node's interval once it saw that node
+    raw.delete(lease_key)
+    runtime.check_liveness(state, settings.thresholds, now + 3.5, 60.0)  # 'fast' went silent: a check is due
+    assert 0 < raw.pttl(lease_key) <= 900  # and taken that short from the start
+    state.close()
