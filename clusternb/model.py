@@ -3,14 +3,20 @@
 Everything that crosses a process boundary (Redis, the REST API, the cache) is built from these records and
 their plain-dict form. ``from_dict`` validates instead of trusting: a record written by another schema version,
 another program or a corrupted write raises :class:`SchemaError`, which readers count and skip.
+
+The records are msgspec ``Struct``s (frozen, unknown fields forbidden) so that a JSON record read from Redis
+is parsed, type-checked and built in one call in C (:func:`decode_snapshot_json`): 2 µs per record instead
+of 20-30 µs for ``orjson.loads`` plus ``from_dict``, which is what a ``workers()`` over 10,000 nodes that all
+published since the last read spends its time on.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
+
+import msgspec
 
 #: Bumped whenever a field is added, removed or changes meaning. Readers skip records of other versions.
 SCHEMA_VERSION: Final = 1
@@ -20,8 +26,7 @@ class SchemaError(ValueError):
     """A record does not match this schema version (wrong version, missing or mistyped field)."""
 
 
-@dataclass(frozen=True, slots=True)
-class GPUStat:
+class GPUStat(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One GPU as NVML reports it; fields NVML cannot read on a given card are ``None``."""
 
     index: int
@@ -34,8 +39,7 @@ class GPUStat:
     power_w: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class NodeSnapshot:
+class NodeSnapshot(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One sample of one node.
 
     Host totals and container limits are reported side by side (``cpu_count`` beside ``cpu_limit``,
@@ -72,7 +76,7 @@ class NodeSnapshot:
     mem_cgroup_used_bytes: int | None = None  # what the cgroup uses, when a limit applies
     threads: int | None = None  # worker threads (Dask workers); None for plain hosts
     source: str = "local"  # local | agent | dask
-    labels: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = {}  # msgspec gives each instance its own empty dict
     gpus: tuple[GPUStat, ...] = ()
     schema: int = SCHEMA_VERSION
 
@@ -127,8 +131,35 @@ def _percent(used: float, total: float) -> float:
     return 100.0 * used / total if total > 0 else 0.0
 
 
-_NODE_FIELDS = fields(NodeSnapshot)
-_GPU_FIELDS = fields(GPUStat)
+class RecordField(NamedTuple):
+    """A field of a record class: its name, its annotation as written (``"float"``, ``"int | None"``...)."""
+
+    name: str
+    type: str
+    required: bool
+
+
+def record_fields(cls: type[msgspec.Struct]) -> tuple[RecordField, ...]:
+    """The fields of :class:`NodeSnapshot` or :class:`GPUStat`, in order (for validation and metric tables)."""
+    return tuple(RecordField(f.name, cls.__annotations__[f.name], f.required) for f in msgspec.structs.fields(cls))
+
+
+_NODE_FIELDS = record_fields(NodeSnapshot)
+_GPU_FIELDS = record_fields(GPUStat)
+_DECODE_NODE = msgspec.json.Decoder(NodeSnapshot)
+
+
+def decode_snapshot_json(raw: bytes) -> NodeSnapshot:
+    """Parse, check and build a JSON record in one pass; :class:`SchemaError` on anything this version did not
+    write (the same records :meth:`NodeSnapshot.from_dict` rejects; JSON cannot carry NaN or infinities)."""
+    try:
+        snap = _DECODE_NODE.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise SchemaError(str(exc)) from None
+    if snap.schema != SCHEMA_VERSION:
+        raise SchemaError(f"snapshot schema {snap.schema!r} is not {SCHEMA_VERSION}")
+    return snap
+
 
 # Accepted JSON types per field. ints are accepted where floats are expected (JSON has one number type).
 _NUM = (int, float)
@@ -159,7 +190,43 @@ _NODE_TYPES = _types_for(_NODE_FIELDS)
 _GPU_TYPES = _types_for(_GPU_FIELDS)
 
 
+def _exact_types(cls_fields: tuple[Any, ...], types: dict[str, tuple[type, ...]]) -> dict[str, frozenset[type]]:
+    # The exact types JSON decoding yields for each field; object (labels, gpus) is checked by from_dict.
+    return {f.name: frozenset() if types[f.name] == (object,) else frozenset(types[f.name]) for f in cls_fields}
+
+
+_NODE_EXACT = _exact_types(_NODE_FIELDS, _NODE_TYPES)
+_GPU_EXACT = _exact_types(_GPU_FIELDS, _GPU_TYPES)
+_NODE_REQUIRED = frozenset(f.name for f in _NODE_FIELDS if f.required)
+_GPU_REQUIRED = frozenset(f.name for f in _GPU_FIELDS if f.required)
+_EXACT = {id(_NODE_FIELDS): (_NODE_EXACT, _NODE_REQUIRED), id(_GPU_FIELDS): (_GPU_EXACT, _GPU_REQUIRED)}
+
+
 def _check_fields(
+    data: Mapping[str, Any],
+    cls_fields: tuple[Any, ...],
+    types: dict[str, tuple[type, ...]],
+    what: str,
+) -> dict[str, Any]:
+    """The fields of ``data`` as constructor arguments, or :class:`SchemaError` naming the first problem.
+
+    A record written by this version passes a fast path (key sets and exact types: 10,000 records are
+    decoded on every ``workers()`` miss in a large cluster); anything else takes the field-by-field path
+    that names the problem.
+    """
+    exact, required = _EXACT[id(cls_fields)]
+    keys = data.keys()
+    if keys <= exact.keys() and required <= keys:
+        for name, value in data.items():
+            allowed = exact[name]
+            if allowed and (type(value) not in allowed or (type(value) is float and not math.isfinite(value))):
+                break
+        else:
+            return dict(data)
+    return _check_fields_slowly(data, cls_fields, types, what)
+
+
+def _check_fields_slowly(
     data: Mapping[str, Any],
     cls_fields: tuple[Any, ...],
     types: dict[str, tuple[type, ...]],
@@ -172,7 +239,7 @@ def _check_fields(
     out: dict[str, Any] = {}
     for f in cls_fields:
         if f.name not in data:
-            if f.default is MISSING and f.default_factory is MISSING:  # required field
+            if f.required:
                 raise SchemaError(f"{what} is missing field {f.name!r}")
             continue
         value = data[f.name]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import socket
 import subprocess
 from typing import Any
+
+import msgspec
 
 from clusternb.model import GPUStat, NodeSnapshot
 
@@ -53,7 +54,7 @@ def make_snapshot(node: str = "n1", time: float = 1_700_000_000.0, **changes: An
         net_tx_bps=4000.0,
         uptime_s=3600.0,
     )
-    return dataclasses.replace(base, **changes)
+    return msgspec.structs.replace(base, **changes)
 
 
 def make_gpu(index: int = 0, **changes: Any) -> GPUStat:
@@ -67,4 +68,4 @@ def make_gpu(index: int = 0, **changes: Any) -> GPUStat:
         temperature_c=60.0,
         power_w=250.0,
     )
-    return dataclasses.replace(base, **changes)
+    return msgspec.structs.replace(base, **changes)

@@ -30,10 +30,10 @@ import math
 import re
 import string
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Final, Literal
 
-from clusternb.model import NodeSnapshot
+from clusternb.model import NodeSnapshot, record_fields
 from clusternb.vocab import _DURATION, _DURATION_PART, _UNITS, SEVERITY_ORDER, _gpu_summary
 
 
@@ -103,8 +103,8 @@ def _gpu_mem_used_percent(s: NodeSnapshot) -> float | None:
 def _snapshot_metrics() -> dict[str, Callable[[NodeSnapshot], float | None]]:
     table = {
         f.name: _field_getter(f.name)
-        for f in fields(NodeSnapshot)
-        if str(f.type) in _NUMERIC_TYPES and f.name not in _NOT_METRICS
+        for f in record_fields(NodeSnapshot)
+        if f.type in _NUMERIC_TYPES and f.name not in _NOT_METRICS
     }
     for prop in ("mem_used_percent", "swap_used_percent", "disk_used_percent"):
         table[prop] = _field_getter(prop)

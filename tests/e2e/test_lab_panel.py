@@ -37,7 +37,8 @@ SCREENSHOT = REPO / "tests" / "artifacts" / "panel.png"
 TOKEN = "clusternb-e2e-token"
 
 PANEL_CELL = "import clusternb\n\nclusternb.connect(interval=0.5)\np = clusternb.panel(interval=1)\np"
-FEEDER = '''import dataclasses, math, threading, time
+FEEDER = '''import math, threading, time
+import msgspec
 
 client = clusternb.get_client()
 
@@ -49,7 +50,7 @@ def feed(seconds=120):
         base = max(client.store.latest(), key=lambda s: s.time)
         for i in range(1, 6):
             phase = time.time() / 6 + i
-            client.store.put(dataclasses.replace(
+            client.store.put(msgspec.structs.replace(
                 base, node=f"worker-{i}", host=f"worker-{i}", time=time.time(),
                 cpu_percent=round(50 + 40 * math.sin(phase), 1),
                 mem_used_bytes=int(base.mem_total_bytes * (0.3 + 0.08 * i + 0.05 * math.cos(phase))),
