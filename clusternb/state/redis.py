@@ -58,8 +58,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from clusternb.bulk import paused_gc
 from clusternb.config import ClusterNB, mask_url
-from clusternb.model import SCHEMA_VERSION, NodeSnapshot, SchemaError
+from clusternb.model import SCHEMA_VERSION, NodeSnapshot, SchemaError, decode_snapshot_json
 from clusternb.state.base import Liveness, StateStore
 from clusternb.state.held_script import HeldScript
 
@@ -222,15 +223,16 @@ class RedisStateStore(StateStore):
         previous = self._decoded
         decoded: dict[bytes, tuple[bytes, NodeSnapshot]] = {}
         out: list[NodeSnapshot] = []
-        for field, record in raw.items():
-            hit = previous.get(field)
-            if hit is not None and hit[0] == record:
-                snap: NodeSnapshot | None = hit[1]
-            else:
-                snap = self._decode(record)
-            if snap is not None:
-                decoded[field] = (record, snap)
-                out.append(snap)
+        with paused_gc():  # a burst of records without cycles: collect after it, not dozens of times during
+            for field, record in raw.items():
+                hit = previous.get(field)
+                if hit is not None and hit[0] == record:
+                    snap: NodeSnapshot | None = hit[1]
+                else:
+                    snap = self._decode(record)
+                if snap is not None:
+                    decoded[field] = (record, snap)
+                    out.append(snap)
         self._decoded = decoded  # a plain swap: concurrent callers each see a complete dict
         return out
 
@@ -249,8 +251,10 @@ class RedisStateStore(StateStore):
         for name in names:
             pipe.zrangebyscore(self.hist_key(name), repr(float(since)), high)
         out: list[NodeSnapshot] = []
-        for records in pipe.execute():
-            out.extend(self._decode_all(records))
+        replies = pipe.execute()
+        with paused_gc():
+            for records in replies:
+                out.extend(self._decode_all(records))
         return out
 
     def departed(self) -> Mapping[str, float]:
@@ -355,7 +359,12 @@ class RedisStateStore(StateStore):
         return out
 
     def _decode(self, record: bytes) -> NodeSnapshot | None:
-        # orjson rejects anything that is not JSON (a pickle included) before any of it is interpreted.
+        try:
+            return decode_snapshot_json(record)  # every good record: one pass in C
+        except SchemaError:
+            pass
+        # Not a record of this version: find out why, to count it. orjson rejects anything that is not JSON
+        # (a pickle included) before any of it is interpreted.
         try:
             data = orjson.loads(record)
         except orjson.JSONDecodeError:
