@@ -27,9 +27,9 @@ def measure(name: str, fn: Callable[[], object], runs: int = 1000, warmup: int =
         start = clock()
         fn()
         samples.append(clock() - start)
-    samples.sort()
-    p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
-    return Result(name, statistics.median(samples) / 1e9, p99 / 1e9, runs, note)
+    result = summarize(name, samples)
+    result.note = note
+    return result
 
 
 def fmt_time(seconds: float) -> str:
@@ -67,7 +67,7 @@ def interleaved(cases: dict[str, Callable[[], object]], runs: int, rounds: int =
                 start = clock()
                 fn()
                 bucket.append(clock() - start)
-    return [_result(name, s) for name, s in samples.items()]
+    return [summarize(name, s) for name, s in samples.items()]
 
 
 async def ainterleaved(cases: dict[str, Callable[[], Awaitable[object]]], runs: int, rounds: int = 50) -> list[Result]:
@@ -85,10 +85,11 @@ async def ainterleaved(cases: dict[str, Callable[[], Awaitable[object]]], runs: 
                 start = clock()
                 await fn()
                 bucket.append(clock() - start)
-    return [_result(name, s) for name, s in samples.items()]
+    return [summarize(name, s) for name, s in samples.items()]
 
 
-def _result(name: str, samples: list[int]) -> Result:
+def summarize(name: str, samples: list[int]) -> Result:
+    """Median and p99 of per-call times in nanoseconds (with few samples, p99 is the slowest)."""
     samples.sort()
     p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
     return Result(name, statistics.median(samples) / 1e9, p99 / 1e9, len(samples))

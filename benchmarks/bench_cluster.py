@@ -18,7 +18,6 @@ import argparse
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._util import Result, fmt_time, measure, table  # noqa: E402
+from benchmarks._util import Result, fmt_time, measure, summarize, table  # noqa: E402
 from clusternb.config import load_config  # noqa: E402
 from clusternb.queries import Client  # noqa: E402
 from clusternb.state.redis import RedisStateStore  # noqa: E402
@@ -70,9 +69,7 @@ def bench_workers(server: RedisServer) -> list[Result]:
     for nodes in (1_000, 10_000):
         server.client().flushall()
         store = RedisStateStore(server.url)
-        now = time.time()
-        for i in range(nodes):
-            store.put(make_snapshot(f"node-{i:05d}", time=now, interval_s=3600.0, labels={"rack": f"r{i % 40}"}))
+        publish_all(store, nodes)
         settings = load_config(redis_url=server.url, interval=3600)
         with Client(settings, sample_local=False) as client:
             assert len(client.workers()) == nodes
@@ -95,16 +92,18 @@ def after_every_node_published(client: Client, store: RedisStateStore, nodes: in
     every record is new and decoded again (the plain miss above reuses the records decoded the time before)."""
     samples = []
     for _ in range(runs):
-        now = time.time()
-        for i in range(nodes):  # not timed: the agents' work
-            store.put(make_snapshot(f"node-{i:05d}", time=now, interval_s=3600.0, labels={"rack": f"r{i % 40}"}))
-        start = time.perf_counter()
+        publish_all(store, nodes)  # not timed: the agents' work
+        start = time.perf_counter_ns()
         client.workers()
-        samples.append(time.perf_counter() - start)
-    samples.sort()
-    return Result(
-        f"workers(), {nodes:,} nodes, miss after every node published", statistics.median(samples), samples[-1], runs
-    )
+        samples.append(time.perf_counter_ns() - start)
+    return summarize(f"workers(), {nodes:,} nodes, miss after every node published", samples)
+
+
+def publish_all(store: RedisStateStore, nodes: int) -> None:
+    """One fresh sample of each of ``nodes`` synthetic nodes (names node-00000..., 40 racks), as agents would."""
+    now = time.time()
+    for i in range(nodes):
+        store.put(make_snapshot(f"node-{i:05d}", time=now, interval_s=3600.0, labels={"rack": f"r{i % 40}"}))
 
 
 def _peak_rss(pid: int) -> int:

@@ -178,7 +178,8 @@ def run_agent(settings: ClusterNB, install_signals: bool = True) -> int:
     except Exception:
         store.close()
         raise
-    alerting = AlertRuntime(settings, store=RedisAlertStore(store.client, history=settings.alert_history))
+    alerts = RedisAlertStore(store.client, history=settings.alert_history, state=store)
+    alerting = AlertRuntime(settings, store=alerts)
 
     def evaluate(snapshot: NodeSnapshot) -> None:
         alerting.on_sample(snapshot)

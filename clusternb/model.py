@@ -190,43 +190,7 @@ _NODE_TYPES = _types_for(_NODE_FIELDS)
 _GPU_TYPES = _types_for(_GPU_FIELDS)
 
 
-def _exact_types(cls_fields: tuple[Any, ...], types: dict[str, tuple[type, ...]]) -> dict[str, frozenset[type]]:
-    # The exact types JSON decoding yields for each field; object (labels, gpus) is checked by from_dict.
-    return {f.name: frozenset() if types[f.name] == (object,) else frozenset(types[f.name]) for f in cls_fields}
-
-
-_NODE_EXACT = _exact_types(_NODE_FIELDS, _NODE_TYPES)
-_GPU_EXACT = _exact_types(_GPU_FIELDS, _GPU_TYPES)
-_NODE_REQUIRED = frozenset(f.name for f in _NODE_FIELDS if f.required)
-_GPU_REQUIRED = frozenset(f.name for f in _GPU_FIELDS if f.required)
-_EXACT = {id(_NODE_FIELDS): (_NODE_EXACT, _NODE_REQUIRED), id(_GPU_FIELDS): (_GPU_EXACT, _GPU_REQUIRED)}
-
-
 def _check_fields(
-    data: Mapping[str, Any],
-    cls_fields: tuple[Any, ...],
-    types: dict[str, tuple[type, ...]],
-    what: str,
-) -> dict[str, Any]:
-    """The fields of ``data`` as constructor arguments, or :class:`SchemaError` naming the first problem.
-
-    A record written by this version passes a fast path (key sets and exact types: 10,000 records are
-    decoded on every ``workers()`` miss in a large cluster); anything else takes the field-by-field path
-    that names the problem.
-    """
-    exact, required = _EXACT[id(cls_fields)]
-    keys = data.keys()
-    if keys <= exact.keys() and required <= keys:
-        for name, value in data.items():
-            allowed = exact[name]
-            if allowed and (type(value) not in allowed or (type(value) is float and not math.isfinite(value))):
-                break
-        else:
-            return dict(data)
-    return _check_fields_slowly(data, cls_fields, types, what)
-
-
-def _check_fields_slowly(
     data: Mapping[str, Any],
     cls_fields: tuple[Any, ...],
     types: dict[str, tuple[type, ...]],

@@ -74,7 +74,7 @@ class Client:
         if store is None and s.redis_url:
             redis_store = RedisStateStore.from_settings(s)
             store = MirroredStore(redis_store, local_store)
-            alert_store = RedisAlertStore(redis_store.client, history=s.alert_history)
+            alert_store = RedisAlertStore(redis_store.client, history=s.alert_history, state=redis_store)
         self.store: StateStore = store or local_store
         self.cache: Cache = build_cache(s)
         self.alerting = AlertRuntime(s, store=alert_store)

@@ -30,8 +30,6 @@ from clusternb.alerting.store import AlertStore, EngineAlertStore, RedisAlertSto
 from clusternb.config import ClusterNB
 from clusternb.model import NodeSnapshot
 from clusternb.state.base import Liveness, StateStore
-from clusternb.state.fallback import MirroredStore
-from clusternb.state.redis import RedisStateStore
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +93,7 @@ class AlertRuntime:
         beats: Liveness | None = None
         lease = min(interval, self._shortest) * LEASE_SHARE
         if isinstance(store, RedisAlertStore):
-            redis_state = state.primary if isinstance(state, MirroredStore) else state
-            watch = store.take_watchdog(
-                self.owner, lease, redis_state if isinstance(redis_state, RedisStateStore) else None
-            )
+            watch = store.take_watchdog(self.owner, lease)
             if watch.held_for > 0:
                 self._quiet_until = now + watch.held_for
                 return []

@@ -21,28 +21,29 @@ from clusternb.alerting.engine import AlertEngine
 from clusternb.alerting.records import Alert, Transition
 from clusternb.model import SchemaError
 from clusternb.state.base import Liveness
-from clusternb.state.redis import RedisStateStore
+from clusternb.state.redis import RedisStateStore, liveness_reads_lua
 
 PREFIX = "clusternb:v1:alerts:"
 
 # Take the liveness lease and, if taken, return what the watchdog reads in the same reply: the active alert
-# records and the state's liveness view (the three reads of RedisStateStore.liveness, same order and shape).
+# records and the state's liveness view (the reads of RedisStateStore.liveness, from state/redis.py).
 # Otherwise return the milliseconds left on the lease, so the caller need not ask again before then; a lease
 # key without an expiry (written by something else) is given one, or it would stop every watchdog for good.
 # KEYS: watchdog, active[, seen, intervals, departed]. ARGV: owner, lease in ms.
-_WATCHDOG = """
+_WATCHDOG = (
+    """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local left = redis.call('PTTL', KEYS[1])
   if left < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]); left = tonumber(ARGV[2]) end
   return math.max(left, 1)
 end
 local out = {redis.call('HVALS', KEYS[2])}
-if #KEYS == 5 then
-  out[2] = {redis.call('ZRANGE', KEYS[3], 0, -1, 'WITHSCORES'), redis.call('HGETALL', KEYS[4]),
-            redis.call('HGETALL', KEYS[5])}
-end
+if #KEYS == 5 then out[2] = """
+    + liveness_reads_lua(3)
+    + """ end
 return out
 """
+)
 
 
 # Shorten the lease to ARGV[2] ms if ARGV[1] still holds it. KEYS: watchdog.
@@ -83,10 +84,17 @@ class EngineAlertStore:
 
 
 class RedisAlertStore:
-    """Cluster mode: every process reads the same records; each transition is one pipelined write."""
+    """Cluster mode: every process reads the same records; each transition is one pipelined write.
 
-    def __init__(self, client: redis.Redis, history: int = 1000, prefix: str = PREFIX) -> None:
+    ``state`` is the Redis state store the records are about: given it, the liveness watchdog reads its view
+    in the same call that takes the lease (see :meth:`take_watchdog`).
+    """
+
+    def __init__(
+        self, client: redis.Redis, history: int = 1000, prefix: str = PREFIX, state: RedisStateStore | None = None
+    ) -> None:
         self.client = client
+        self.state = state
         self.history = history
         self.active_key = prefix + "active"
         self.history_key = prefix + "history"
@@ -121,11 +129,12 @@ class RedisAlertStore:
     def active(self) -> list[Alert]:
         return self._decode(list(self.client.hvals(self.active_key)))
 
-    def take_watchdog(self, owner: str, seconds: float, state: RedisStateStore | None = None) -> Watch:
+    def take_watchdog(self, owner: str, seconds: float) -> Watch:
         """Take the liveness lease for ``seconds``, which exactly one caller across all processes gets, and read
-        the active records and (given the Redis ``state``) its liveness view with it: one round trip."""
+        the active records and (with a ``state`` store) its liveness view with it: one round trip."""
+        state = self.state
         keys = (self.watchdog_key, self.active_key, *(state.liveness_keys if state is not None else ()))
-        reply = self._watchdog(keys=keys, args=(owner, max(int(seconds * 1000), 1)))
+        reply = self._watchdog(keys=keys, args=(owner, _millis(seconds)))
         if isinstance(reply, int):
             return Watch(held_for=max(reply, 1) / 1000)  # held, if only for its last millisecond
         liveness = state.parse_liveness(reply[1]) if state is not None else None
@@ -133,7 +142,7 @@ class RedisAlertStore:
 
     def shorten_watchdog(self, owner: str, seconds: float) -> bool:
         """End ``owner``'s lease after ``seconds`` instead (a no-op once another process holds it)."""
-        return bool(self._shorten(keys=(self.watchdog_key,), args=(owner, max(int(seconds * 1000), 1))))
+        return bool(self._shorten(keys=(self.watchdog_key,), args=(owner, _millis(seconds))))
 
     def _decode(self, raws: list[Any]) -> list[Alert]:
         out = []
@@ -143,3 +152,7 @@ class RedisAlertStore:
             except (orjson.JSONDecodeError, SchemaError, TypeError, ValueError):
                 self.skipped += 1
         return out
+
+
+def _millis(seconds: float) -> int:
+    return max(int(seconds * 1000), 1)  # PX 0 is an error; a lease always lasts at least 1 ms

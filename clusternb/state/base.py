@@ -7,7 +7,7 @@ is never older than the newest sample the store holds, while unchanged state is 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import NamedTuple
 
 from clusternb.model import NodeSnapshot
@@ -18,6 +18,11 @@ class Liveness(NamedTuple):
 
     seen: Mapping[str, tuple[float, float]]  #: node -> (time of its newest sample, its interval in seconds)
     departed: Mapping[str, float]  #: node -> time it left cleanly
+
+    @classmethod
+    def of(cls, latest: Iterable[NodeSnapshot], departed: Mapping[str, float]) -> Liveness:
+        """The view derived from full snapshots, for stores that hold nothing cheaper."""
+        return cls({s.node: (s.time, s.interval_s) for s in latest}, departed)
 
 
 class StateStore(ABC):
@@ -47,7 +52,7 @@ class StateStore(ABC):
 
     def liveness(self) -> Liveness:
         """Each node's newest sample time and interval plus the departures; stores override it to read less."""
-        return Liveness({s.node: (s.time, s.interval_s) for s in self.latest()}, self.departed())
+        return Liveness.of(self.latest(), self.departed())
 
     @abstractmethod
     def generation(self) -> int:

@@ -70,10 +70,7 @@ class MirroredStore(StateStore):
         return self._read(self.primary.departed, self.local.departed)
 
     def liveness(self) -> Liveness:
-        return self._read(self.primary.liveness, lambda: Liveness(*self._known_liveness()))
-
-    def _known_liveness(self) -> tuple[dict[str, tuple[float, float]], Mapping[str, float]]:
-        return {s.node: (s.time, s.interval_s) for s in self._known_latest()}, self.local.departed()
+        return self._read(self.primary.liveness, lambda: Liveness.of(self._known_latest(), self.local.departed()))
 
     def generation(self) -> int:
         # During an outage local writes and the clock still move on: a new value each second keeps cached

@@ -43,18 +43,14 @@ class HeldScript:
         with self._lock:
             if self._pid != os.getpid():  # a forked child must not write on its parent's socket
                 self._conn, self._pid = None, os.getpid()
-            try:
-                return self._call_loading(keys, args)
-            except redis.ConnectionError:
-                self._drop()
-            except _BROKEN:
-                self._drop()
-                raise
-            try:
-                return self._call_loading(keys, args)
-            except _BROKEN:
-                self._drop()
-                raise
+            for attempt in (1, 2):
+                try:
+                    return self._call_loading(keys, args)
+                except _BROKEN as exc:
+                    self._drop()
+                    if attempt == 2 or not isinstance(exc, redis.ConnectionError):  # a timeout: fail at once
+                        raise
+            raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
         """Give the connection back to the pool (the pool's owner disconnects it)."""

@@ -105,11 +105,19 @@ redis.call('EXPIRE', KEYS[5], ARGV[6])
 return #gone
 """
 
-# The liveness view in one reply. KEYS: seen, intervals, departed.
-_LIVENESS = """
-return {redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES'), redis.call('HGETALL', KEYS[2]),
-        redis.call('HGETALL', KEYS[3])}
-"""
+
+def liveness_reads_lua(first_key: int) -> str:
+    """Lua for the three reads of :meth:`RedisStateStore.liveness` (registry with scores, intervals, departures)
+    as one table, their keys at ``KEYS[first_key]`` onwards in :attr:`RedisStateStore.liveness_keys` order: the
+    reply :meth:`RedisStateStore.parse_liveness` decodes, for any script that reads the liveness view."""
+    k = first_key
+    return (
+        f"{{redis.call('ZRANGE', KEYS[{k}], 0, -1, 'WITHSCORES'), redis.call('HGETALL', KEYS[{k + 1}]), "
+        f"redis.call('HGETALL', KEYS[{k + 2}])}}"
+    )
+
+
+_LIVENESS = f"return {liveness_reads_lua(1)}"
 
 
 class RedisStateStore(StateStore):
