@@ -124,7 +124,7 @@ class RedisStateStore(StateStore):
     """The :class:`StateStore` of cluster mode. Thread-safe: reads use redis-py's pool; puts take turns on one
     held connection (see ``held_script.py``).
 
-    ``latest()`` is one HGETALL whatever the number of nodes; ``put`` is one script call and ``leave`` one MULTI;
+    ``latest()`` is one HVALS whatever the number of nodes; ``put`` is one script call and ``leave`` one MULTI;
     ``liveness()`` is one script call; ``history`` is one round trip for the node list (when not given) and one
     pipeline across nodes.
     A ``client`` passed in instead of a URL must leave ``decode_responses`` off: records are read as bytes.
@@ -171,8 +171,8 @@ class RedisStateStore(StateStore):
         self._put_script = HeldScript(client, _PUT)  # every sample of every agent: the cheapest call there is
         self._liveness_script = client.register_script(_LIVENESS)
         self._lock = threading.Lock()
-        # node -> (raw record, decoded snapshot) from the previous latest(): an unchanged record is not decoded twice.
-        self._decoded: dict[bytes, tuple[bytes, NodeSnapshot]] = {}
+        # raw record -> its decoded snapshot, from the previous latest(): an unchanged record is not decoded twice.
+        self._decoded: dict[bytes, NodeSnapshot] = {}
         self.skipped = 0
         self.puts = 0
         self._skip_reasons: dict[str, int] = {}
@@ -225,22 +225,27 @@ class RedisStateStore(StateStore):
     # -- reads ----------------------------------------------------------------------------------------------
 
     def latest(self) -> list[NodeSnapshot]:
-        """One HGETALL for every node; records unchanged since the previous call reuse their decoded snapshot."""
-        # The client never decodes responses, so every key and value here is bytes.
-        raw = cast(dict[bytes, bytes], self.client.hgetall(self._k_latest))
+        """One HVALS for every node; a record unchanged since the previous call reuses its decoded snapshot.
+
+        HVALS, not HGETALL: every record names its node, and Redis answers HVALS in about half the time
+        (10,000 records: 6-7 ms against 10-14 ms). Unchanged records are found by their bytes (hashing
+        10,000 fresh records costs ~2 ms), not by their position: the order of a Redis hash changes while
+        it rehashes, which updates in place can trigger.
+        """
+        # The client never decodes responses, so every record here is bytes.
+        records = cast(list[bytes], self.client.hvals(self._k_latest))
         previous = self._decoded
-        decoded: dict[bytes, tuple[bytes, NodeSnapshot]] = {}
+        decoded: dict[bytes, NodeSnapshot] = {}
         out: list[NodeSnapshot] = []
         with paused_gc():  # a burst of records without cycles: collect after it, not dozens of times during
-            for field, record in raw.items():
-                hit = previous.get(field)
-                if hit is not None and hit[0] == record:
-                    snap: NodeSnapshot | None = hit[1]
-                else:
-                    snap = self._decode(record)
-                if snap is not None:
-                    decoded[field] = (record, snap)
-                    out.append(snap)
+            for record in records:
+                snap = previous.get(record)
+                if snap is None:
+                    snap = self._decode(record)  # new or changed, or skipped last time (and counted again)
+                    if snap is None:
+                        continue
+                decoded[record] = snap
+                out.append(snap)
         self._decoded = decoded  # a plain swap: concurrent callers each see a complete dict
         return out
 

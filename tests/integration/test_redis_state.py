@@ -266,7 +266,7 @@ def test_a_thousand_nodes_cost_one_round_trip_per_call(redis_server: RedisServer
     CountingConnection.sends = 0
     nodes = store.latest()
     assert CountingConnection.sends == 1
-    assert delta(before, command_calls(server)) == {"hgetall": 1}
+    assert delta(before, command_calls(server)) == {"hvals": 1}
     assert len(nodes) == 1_000
 
     store.liveness()  # loads its script
@@ -283,3 +283,34 @@ def test_a_thousand_nodes_cost_one_round_trip_per_call(redis_server: RedisServer
     store.history(now - 1, nodes=["node-0001", "node-0002"])
     assert CountingConnection.sends == 1
     store.close()
+
+
+def test_only_records_that_changed_are_decoded_again(
+    redis_server: RedisServer, store: RedisStateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(300):
+        store.put(make_snapshot(f"node-{i:03d}", time=100.0))
+    decoded: list[bytes] = []
+    real = store._decode
+
+    def counting(record: bytes) -> Any:
+        decoded.append(record)
+        return real(record)
+
+    monkeypatch.setattr(store, "_decode", counting)
+    assert len(store.latest()) == 300
+    assert len(decoded) == 300
+    decoded.clear()
+    assert len(store.latest()) == 300
+    assert decoded == []  # nothing changed: every snapshot reused
+
+    store.put(make_snapshot("node-007", time=101.0, cpu_percent=77.0))
+    redis_server.client().hset(PREFIX + "latest", "node-008", b"not a record")
+    by_node = {s.node: s for s in store.latest()}
+    assert len(decoded) == 2  # the changed record and the garbage, no other
+    assert by_node["node-007"].time == 101.0 and by_node["node-007"].cpu_percent == 77.0
+    assert "node-008" not in by_node and len(by_node) == 299
+
+    store.put(make_snapshot("node-300", time=102.0))  # a new node: the hash may reorder, answers stay right
+    by_node = {s.node: s for s in store.latest()}
+    assert len(by_node) == 300 and by_node["node-300"].time == 102.0 and by_node["node-007"].time == 101.0
