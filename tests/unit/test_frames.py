@@ -135,3 +135,22 @@ def test_vectorised_percentages_match_the_snapshot_definitions() -> None:
         assert row["disk_used_percent"] == pytest.approx(s.disk_used_percent)
     assert df.loc["boxed", "mem_used_percent"] == pytest.approx(50.0)
     assert df.loc["slow", "status"] == "online"  # 15 s is fresh for a node sampled every 10 s
+
+
+def test_missing_values_stay_with_their_node_whatever_the_input_order() -> None:
+    # The builder gathers columns in input order and sorts rows at the end: every column must move together.
+    snaps = [
+        make_snapshot("c", time=NOW, threads=4, mem_limit_bytes=2**30, mem_cgroup_used_bytes=2**28, cpu_limit=1.5),
+        make_snapshot("a", time=NOW - 2, labels={"rack": "r1"}),
+        make_snapshot("b", time=NOW - 1, threads=8, gpus=(make_gpu(0, mem_used_bytes=5, mem_total_bytes=9),)),
+    ]
+    df = frames.workers_frame(snaps, NOW, _thresholds)
+    _assert_schema(df, frames.WORKER_COLUMNS)
+    assert list(df.index) == ["a", "b", "c"]
+    assert df["threads"].tolist() == [pd.NA, 8, 4]
+    assert df["mem_limit_bytes"].tolist() == [pd.NA, pd.NA, 2**30]
+    assert df["cpu_limit"].isna().tolist() == [True, True, False] and df.loc["c", "cpu_limit"] == 1.5
+    assert df["gpu_mem_used_bytes"].tolist() == [pd.NA, 5, pd.NA] and df["gpu_count"].tolist() == [0, 1, 0]
+    assert df["labels"].tolist() == ["rack=r1", "", ""]
+    assert df["age_s"].tolist() == [2.0, 1.0, 0.0]
+    assert df.loc["c", "mem_used_percent"] == pytest.approx(25.0)
