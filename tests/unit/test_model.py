@@ -7,7 +7,7 @@ import gc
 import orjson
 import pytest
 
-from clusternb.model import SCHEMA_VERSION, NodeSnapshot, SchemaError, decode_snapshot_json
+from clusternb.model import SCHEMA_VERSION, NodeSnapshot, SchemaError, decode_snapshot_json, decode_snapshots_json
 from tests.helpers import make_gpu, make_snapshot
 
 
@@ -34,6 +34,16 @@ def test_decoded_records_cost_the_garbage_collector_nothing() -> None:
     assert not gc.is_tracked(snap)
     assert not gc.is_tracked(snap.labels)
     assert not gc.is_tracked(snap.gpus[0])
+
+
+def test_decoding_many_records_is_all_or_nothing() -> None:
+    good = [orjson.dumps(make_snapshot(f"n{i}").to_dict()) for i in range(3)]
+    assert [s.node for s in decode_snapshots_json(good)] == ["n0", "n1", "n2"]
+    assert decode_snapshots_json([]) == []
+    other_version = orjson.dumps({**make_snapshot("v2").to_dict(), "schema": SCHEMA_VERSION + 1})
+    for bad in (b"{not json", b"[1, 2]", other_version, good[0] + b"," + good[1]):
+        with pytest.raises(SchemaError):
+            decode_snapshots_json([*good, bad])
 
 
 def test_every_record_carries_the_schema_version() -> None:
