@@ -26,7 +26,6 @@ from clusternb import frames
 from clusternb.alerting.frame import alerts_frame
 from clusternb.alerting.runtime import AlertRuntime
 from clusternb.alerting.store import RedisAlertStore
-from clusternb.bulk import paused_gc
 from clusternb.cache import Cache, build_cache
 from clusternb.cache.codec import make_entry
 from clusternb.cache.decorators import argument_digest, set_default_cache_provider
@@ -301,8 +300,7 @@ class Client:
     # -- helpers ------------------------------------------------------------------------------------------
 
     def _workers(self, now: float) -> pd.DataFrame:
-        with paused_gc():  # 10,000 records decoded and turned into columns: collect after, not during
-            return frames.workers_frame(self.store.latest(), now, self.settings.thresholds, self.store.departed())
+        return frames.workers_frame(self.store.latest(), now, self.settings.thresholds, self.store.departed())
 
     def _ready(self) -> None:
         if self._closed:

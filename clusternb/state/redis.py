@@ -59,7 +59,6 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from clusternb.bulk import paused_gc
 from clusternb.config import ClusterNB, mask_url
 from clusternb.model import SCHEMA_VERSION, NodeSnapshot, SchemaError, decode_snapshot_json, decode_snapshots_json
 from clusternb.state.base import Liveness, StateStore
@@ -251,15 +250,14 @@ class RedisStateStore(StateStore):
                     old if old is not None else self._decode(record) for record, old in zip(records, kept, strict=True)
                 ]
         else:
-            with paused_gc():  # a burst of records: collect after it, not during
-                if sum(map(operator.eq, records, before)) < len(records) // 2:
-                    snaps = self._decode_all(records)
-                else:
-                    snaps = [
-                        old if old is not None and record == was else self._decode(record)
-                        for record, was, old in zip(records, before, kept, strict=False)
-                    ]
-                    snaps.extend(map(self._decode, records[len(snaps) :]))  # the reply grew
+            if sum(map(operator.eq, records, before)) < len(records) // 2:
+                snaps = self._decode_all(records)
+            else:
+                snaps = [
+                    old if old is not None and record == was else self._decode(record)
+                    for record, was, old in zip(records, before, kept, strict=False)
+                ]
+                snaps.extend(map(self._decode, records[len(snaps) :]))  # the reply grew
             self._decoded = (records, snaps)  # one swap: concurrent callers each see a matching pair
         return [snap for snap in snaps if snap is not None]
 
@@ -279,9 +277,8 @@ class RedisStateStore(StateStore):
             pipe.zrangebyscore(self.hist_key(name), repr(float(since)), high)
         out: list[NodeSnapshot] = []
         replies = pipe.execute()
-        with paused_gc():
-            for records in replies:
-                out.extend(snap for snap in self._decode_all(records) if snap is not None)
+        for records in replies:
+            out.extend(snap for snap in self._decode_all(records) if snap is not None)
         return out
 
     def departed(self) -> Mapping[str, float]:
