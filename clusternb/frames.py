@@ -411,8 +411,9 @@ def _to_times(epoch_seconds: np.ndarray) -> pd.DatetimeIndex:
 def _typed(
     data: Mapping[str, Any], columns: Sequence[Column], index: pd.Index, order: np.ndarray | None = None
 ) -> pd.DataFrame:
-    """Build a frame whose columns and dtypes are exactly ``columns``, whatever ``data`` held; ``order``
-    (positions) puts the rows of every column in the order of ``index``."""
+    """Build a frame whose columns and dtypes are exactly ``columns``, whatever ``data`` held (sequences or
+    arrays, taken by position: a Series is not aligned on its index); ``order`` (positions) puts the rows of
+    every column in the order of ``index``."""
     arrays = {col.name: _column(data.get(col.name, []), col.dtype) for col in columns}
     if order is not None:
         arrays = {name: a[order] if isinstance(a, np.ndarray) else a.take(order) for name, a in arrays.items()}
@@ -427,12 +428,12 @@ def _column(values: Any, dtype: Any) -> Any:
     Arrow, both in C. Anything unusual (a None among integers, NaN among strings) falls back to pandas.
     """
     extension = isinstance(dtype, pd.api.extensions.ExtensionDtype) or dtype in ("Int64", "string")
-    if isinstance(values, pd.api.extensions.ExtensionArray | pd.Index | np.ndarray):
-        if values.dtype == dtype:
-            return values.array if isinstance(values, pd.Index) else values
-        return pd.array(values, dtype=dtype) if extension else np.asarray(values, dtype=dtype)
+    if isinstance(values, pd.api.extensions.ExtensionArray | pd.Index | np.ndarray) and _exactly(values.dtype, dtype):
+        return values.array if isinstance(values, pd.Index) else values
     if _is_time(dtype):
-        return pd.array(pd.to_datetime(values, utc=True), dtype=dtype)
+        return pd.array(pd.to_datetime(values, utc=True), dtype=dtype)  # any time zone, or naive (taken as UTC)
+    if isinstance(values, pd.api.extensions.ExtensionArray | pd.Index | np.ndarray | pd.Series):
+        values = values.tolist()  # e.g. python-backed strings, NaN-for-missing str: convert like a list
     if dtype == "string":
         return _strings(values)
     if dtype == "float64":
@@ -449,6 +450,18 @@ def _column(values: Any, dtype: Any) -> Any:
         else:
             return pd.arrays.IntegerArray(exact, np.zeros(len(exact), bool)) if dtype == "Int64" else exact
     return pd.array(values, dtype=dtype) if extension else np.asarray(values, dtype=dtype)
+
+
+def _exactly(have: Any, want: Any) -> bool:
+    """Same dtype, storage and missing-value marker: pandas' ``==`` calls ``str`` and python-backed strings
+    equal to ``"string"``."""
+    target = _PANDAS_DTYPES.get(want) if isinstance(want, str) else want
+    if target is None:
+        target = _PANDAS_DTYPES[want] = pd.api.types.pandas_dtype(want)
+    return bool(have == target) and repr(have) == repr(target)
+
+
+_PANDAS_DTYPES: dict[str, Any] = {}
 
 
 def _strings(values: Sequence[Any]) -> Any:

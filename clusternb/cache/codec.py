@@ -142,8 +142,9 @@ def _series_name(series: pd.Series) -> Any:
     return _NO_NAME if series.name is None else series.name
 
 
-#: Frames whose Arrow buffers exceed this are written with LZ4-compressed buffers (any Arrow IPC reader
-#: decompresses them transparently, so entries stay readable by every clusternb of this format version).
+#: Frames whose Arrow buffers exceed this are written with LZ4-compressed buffers, which pyarrow's IPC reader
+#: decompresses transparently (every pyarrow wheel has LZ4; a build without it fails to read such an entry,
+#: which the cache then counts as an error and recomputes, like any undecodable entry).
 #: For a 10,000-node workers() frame (3.9 MB) LZ4 costs ~2.5 ms to write and ~1 ms to read, and halves
 #: what Redis stores, sends and what the content hash covers: a SET of 3.9 MB took 7.4 ms, of 1.8 MB 1.4 ms.
 COMPRESS_ABOVE: Final = 256 * 1024

@@ -251,7 +251,8 @@ class RedisStateStore(StateStore):
                 ]
         else:
             if sum(map(operator.eq, records, before)) < len(records) // 2:
-                snaps = self._decode_all(records)
+                # All at once, unless the last read skipped something: then the batch would fail and be redone.
+                snaps = self._decode_all(records) if None not in kept else list(map(self._decode, records))
             else:
                 snaps = [
                     old if old is not None and record == was else self._decode(record)
