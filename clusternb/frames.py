@@ -6,11 +6,12 @@ tests. The column tables below are the single source of truth for dtypes, the RE
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
@@ -282,17 +283,7 @@ def workers_frame(
     data: dict[str, Any] = {name: tuple(map(get, snaps)) for name, get in _WORKER_GETTERS}
     times = np.fromiter(data.pop("time"), dtype="float64", count=n)
     intervals = np.fromiter(data["interval_s"], dtype="float64", count=n)
-    f = {k: _floats(data[k]) for k in _PERCENT_PARTS}
-    limit = _floats(data["mem_limit_bytes"])
-    cg_used = np.nan_to_num(_floats(data.pop("mem_cgroup_used_bytes")))
-    limited = limit > 0  # False for NaN (no limit)
-    data["mem_used_percent"] = np.where(
-        limited,
-        _percent_of(cg_used, np.nan_to_num(limit)),
-        _percent_of(f["mem_used_bytes"], f["mem_total_bytes"]),
-    )
-    data["swap_used_percent"] = _percent_of(f["swap_used_bytes"], f["swap_total_bytes"])
-    data["disk_used_percent"] = _percent_of(f["disk_used_bytes"], f["disk_total_bytes"])
+    data.update(_percents(data.__getitem__))
     # Liveness, vectorised per distinct interval (a cluster has a handful of them), straight into category codes.
     age = now - times
     codes = np.full(n, _STATUS_CODE["online"], dtype="int8")
@@ -319,29 +310,63 @@ def workers_frame(
     return _typed(data, WORKER_COLUMNS, index, order)
 
 
+def _percents(raw: Callable[[str], Sequence[Any]]) -> dict[str, np.ndarray]:
+    """The three derived percentages, vectorised (same definitions as the NodeSnapshot properties, which cost
+    a Python call per record and per percentage); ``raw(field)`` gives a field's values, one per record."""
+    f = {k: _floats(raw(k)) for k in _PERCENT_PARTS}
+    limit = f["mem_limit_bytes"]
+    return {
+        "mem_used_percent": np.where(
+            limit > 0,  # False for NaN (no limit)
+            _percent_of(np.nan_to_num(f["mem_cgroup_used_bytes"]), np.nan_to_num(limit)),
+            _percent_of(f["mem_used_bytes"], f["mem_total_bytes"]),
+        ),
+        "swap_used_percent": _percent_of(f["swap_used_bytes"], f["swap_total_bytes"]),
+        "disk_used_percent": _percent_of(f["disk_used_bytes"], f["disk_total_bytes"]),
+    }
+
+
 _PERCENT_PARTS = (
     "mem_total_bytes", "mem_used_bytes", "swap_total_bytes", "swap_used_bytes", "disk_total_bytes", "disk_used_bytes",
+    "mem_limit_bytes", "mem_cgroup_used_bytes",
 )  # fmt: skip
+_GPU_METRICS = {"gpu_util_percent": 1, "gpu_mem_used_bytes": 2, "gpu_temperature_c": 4}
 
 
 def metrics_frame(snapshots: Iterable[NodeSnapshot], fields: Sequence[str]) -> pd.DataFrame:
-    """Tidy time series: one row per node per sample, columns ``time``, ``node`` then ``fields``."""
-    snaps = sorted(snapshots, key=attrgetter("time", "node"))
-    data: dict[str, Any] = {
-        "time": _to_times(np.array([s.time for s in snaps], dtype="float64")),
-        "node": [s.node for s in snaps],
-    }
-    gpu = [_gpu_summary(s) for s in snaps] if any(f.startswith("gpu_") for f in fields) else []
-    gpu_pos = {"gpu_util_percent": 1, "gpu_mem_used_bytes": 2, "gpu_temperature_c": 4}
+    """Tidy time series: one row per node per sample, columns ``time``, ``node`` then ``fields``.
+
+    Gathered like :func:`workers_frame`: each column in one pass in the records' own order, rows sorted by
+    (time, node) at the end.
+    """
+    snaps = list(snapshots)
+    n = len(snaps)
+    times = np.fromiter(map(_TIME, snaps), dtype="float64", count=n)
+    nodes = list(map(_NODE, snaps))
+    order = np.fromiter(sorted(range(n), key=list(zip(times.tolist(), nodes, strict=True)).__getitem__), np.intp, n)
+    data: dict[str, Any] = {"time": _to_times(times), "node": nodes}
+    raw = functools.cache(lambda name: tuple(map(attrgetter(name), snaps)))
+    if any(name in _DERIVED for name in fields):
+        data.update(_percents(raw))
+    if any(name in _GPU_METRICS for name in fields):
+        if any(map(attrgetter("gpus"), snaps)):
+            gpu = list(map(_gpu_summary, snaps))
+            data.update({name: list(map(itemgetter(pos), gpu)) for name, pos in _GPU_METRICS.items()})
+        else:  # no GPU anywhere: constant columns
+            data.update(gpu_util_percent=np.full(n, math.nan), gpu_temperature_c=np.full(n, math.nan))
+            data["gpu_mem_used_bytes"] = _missing_ints(n)
     for name in fields:
-        if name in gpu_pos:
-            data[name] = [g[gpu_pos[name]] for g in gpu]
-        else:
-            data[name] = [getattr(s, name) for s in snaps]
+        if name not in data:
+            data[name] = raw(name)
     chosen = [c for c in METRIC_COLUMNS if c.name in fields]
     chosen.sort(key=lambda c: fields.index(c.name))
     head = _cols(("time", TIME_DTYPE, ""), ("node", "string", ""))
-    return _typed(data, head + tuple(chosen), pd.RangeIndex(len(snaps)))
+    return _typed(data, head + tuple(chosen), pd.RangeIndex(n), order)
+
+
+_TIME = attrgetter("time")
+_NODE = attrgetter("node")
+_DERIVED = ("mem_used_percent", "swap_used_percent", "disk_used_percent")
 
 
 def status_frame(
