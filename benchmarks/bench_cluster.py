@@ -110,7 +110,6 @@ def publish_all(store: RedisStateStore, nodes: int) -> None:
     a second, loads, memory, rates, addresses): identical rows would flatter the cache, whose large entries
     are compressed.
     """
-    rng = _RNG
     now = time.time()
     for i in range(nodes):
         store.put(
@@ -118,22 +117,22 @@ def publish_all(store: RedisStateStore, nodes: int) -> None:
                 f"node-{i:05d}",
                 host=f"node-{i:05d}.cluster.example.org",
                 ip=f"10.{i >> 16}.{(i >> 8) & 255}.{i & 255}",
-                time=now - rng.random(),
+                time=now - _RNG.random(),
                 interval_s=3600.0,
                 labels={"rack": f"r{i % 40}"},
-                cpu_percent=round(rng.uniform(0, 100), 2),
-                load_1=rng.uniform(0, 16),
-                load_5=rng.uniform(0, 16),
-                load_15=rng.uniform(0, 16),
-                mem_used_bytes=rng.randrange(2**34),
-                mem_available_bytes=rng.randrange(2**34),
-                swap_used_bytes=rng.randrange(2**30),
-                disk_used_bytes=rng.randrange(2**36),
-                disk_read_bps=rng.uniform(0, 1e8),
-                disk_write_bps=rng.uniform(0, 1e8),
-                net_rx_bps=rng.uniform(0, 1e9),
-                net_tx_bps=rng.uniform(0, 1e9),
-                uptime_s=rng.uniform(0, 1e7),
+                cpu_percent=round(_RNG.uniform(0, 100), 2),
+                load_1=_RNG.uniform(0, 16),
+                load_5=_RNG.uniform(0, 16),
+                load_15=_RNG.uniform(0, 16),
+                mem_used_bytes=_RNG.randrange(2**34),
+                mem_available_bytes=_RNG.randrange(2**34),
+                swap_used_bytes=_RNG.randrange(2**30),
+                disk_used_bytes=_RNG.randrange(2**36),
+                disk_read_bps=_RNG.uniform(0, 1e8),
+                disk_write_bps=_RNG.uniform(0, 1e8),
+                net_rx_bps=_RNG.uniform(0, 1e9),
+                net_tx_bps=_RNG.uniform(0, 1e9),
+                uptime_s=_RNG.uniform(0, 1e7),
             )
         )
 

@@ -239,6 +239,10 @@ _RAW_WORKER = (
 )  # fmt: skip
 _WORKER_GETTERS = tuple((name, attrgetter(name)) for name in _RAW_WORKER)
 _GPU_COLUMNS = ("gpu_count", "gpu_util_percent", "gpu_mem_used_bytes", "gpu_mem_total_bytes", "gpu_temperature_c")
+"""The GPU summary columns, in the order of ``vocab._gpu_summary``'s tuple."""
+_TIME = attrgetter("time")
+_NODE = attrgetter("node")
+_GPUS = attrgetter("gpus")
 _STATUS_CODE = {name: np.int8(code) for code, name in enumerate(STATUS_ORDER)}
 
 
@@ -277,8 +281,8 @@ def workers_frame(
     # 10,000 records in memory order is twice as fast as walking them sorted by name (cache misses).
     snaps = list(snapshots)
     n = len(snaps)
-    nodes = list(map(attrgetter("node"), snaps))
-    order = np.fromiter(sorted(range(n), key=nodes.__getitem__), dtype=np.intp, count=n)
+    nodes = list(map(_NODE, snaps))
+    order = _sort_order(nodes)
     departed = departed or {}
     data: dict[str, Any] = {name: tuple(map(get, snaps)) for name, get in _WORKER_GETTERS}
     times = np.fromiter(data.pop("time"), dtype="float64", count=n)
@@ -297,14 +301,7 @@ def workers_frame(
     data["status"] = pd.Categorical.from_codes(codes, dtype=STATUS_DTYPE)
     data["last_seen"] = _to_times(times)
     data["age_s"] = np.round(age, 3)
-    if any(map(attrgetter("gpus"), snaps)):
-        gpu = [_gpu_summary(s) for s in snaps]
-        for pos, name in enumerate(_GPU_COLUMNS):
-            data[name] = [g[pos] for g in gpu]
-    else:  # most clusters: no GPU anywhere, five constant columns
-        data.update(gpu_count=np.zeros(n, "int64"), gpu_mem_used_bytes=_missing_ints(n))
-        data.update(gpu_util_percent=np.full(n, math.nan), gpu_temperature_c=np.full(n, math.nan))
-        data.update(gpu_mem_total_bytes=_missing_ints(n))
+    data.update(_gpu_columns(snaps, _GPU_COLUMNS))
     data["labels"] = _label_texts(snaps)
     index = pd.Index(_strings(nodes).take(order), name="node")
     return _typed(data, WORKER_COLUMNS, index, order)
@@ -330,7 +327,26 @@ _PERCENT_PARTS = (
     "mem_total_bytes", "mem_used_bytes", "swap_total_bytes", "swap_used_bytes", "disk_total_bytes", "disk_used_bytes",
     "mem_limit_bytes", "mem_cgroup_used_bytes",
 )  # fmt: skip
-_GPU_METRICS = {"gpu_util_percent": 1, "gpu_mem_used_bytes": 2, "gpu_temperature_c": 4}
+
+
+def _gpu_columns(snaps: Sequence[NodeSnapshot], names: Sequence[str]) -> dict[str, Any]:
+    """The GPU summary columns ``names`` (of :data:`_GPU_COLUMNS`), one value per record; constant arrays
+    when no record has a GPU, as in most clusters."""
+    n = len(snaps)
+    if not names:
+        return {}
+    if any(map(_GPUS, snaps)):
+        summaries = list(map(_gpu_summary, snaps))
+        return {name: list(map(itemgetter(_GPU_COLUMNS.index(name)), summaries)) for name in names}
+    none = {"gpu_count": np.zeros(n, "int64"), "gpu_util_percent": np.full(n, math.nan),
+            "gpu_mem_used_bytes": _missing_ints(n), "gpu_mem_total_bytes": _missing_ints(n),
+            "gpu_temperature_c": np.full(n, math.nan)}  # fmt: skip
+    return {name: none[name] for name in names}
+
+
+def _sort_order(keys: list[Any]) -> np.ndarray:
+    """The positions that put ``keys`` in (stable) sorted order, for :func:`_typed`'s ``order``."""
+    return np.fromiter(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.intp, count=len(keys))
 
 
 def metrics_frame(snapshots: Iterable[NodeSnapshot], fields: Sequence[str]) -> pd.DataFrame:
@@ -343,18 +359,12 @@ def metrics_frame(snapshots: Iterable[NodeSnapshot], fields: Sequence[str]) -> p
     n = len(snaps)
     times = np.fromiter(map(_TIME, snaps), dtype="float64", count=n)
     nodes = list(map(_NODE, snaps))
-    order = np.fromiter(sorted(range(n), key=list(zip(times.tolist(), nodes, strict=True)).__getitem__), np.intp, n)
+    order = _sort_order(list(zip(times.tolist(), nodes, strict=True)))
     data: dict[str, Any] = {"time": _to_times(times), "node": nodes}
     raw = functools.cache(lambda name: tuple(map(attrgetter(name), snaps)))
     if any(name in _DERIVED for name in fields):
         data.update(_percents(raw))
-    if any(name in _GPU_METRICS for name in fields):
-        if any(map(attrgetter("gpus"), snaps)):
-            gpu = list(map(_gpu_summary, snaps))
-            data.update({name: list(map(itemgetter(pos), gpu)) for name, pos in _GPU_METRICS.items()})
-        else:  # no GPU anywhere: constant columns
-            data.update(gpu_util_percent=np.full(n, math.nan), gpu_temperature_c=np.full(n, math.nan))
-            data["gpu_mem_used_bytes"] = _missing_ints(n)
+    data.update(_gpu_columns(snaps, [name for name in fields if name in _GPU_COLUMNS]))
     for name in fields:
         if name not in data:
             data[name] = raw(name)
@@ -364,8 +374,6 @@ def metrics_frame(snapshots: Iterable[NodeSnapshot], fields: Sequence[str]) -> p
     return _typed(data, head + tuple(chosen), pd.RangeIndex(n), order)
 
 
-_TIME = attrgetter("time")
-_NODE = attrgetter("node")
 _DERIVED = ("mem_used_percent", "swap_used_percent", "disk_used_percent")
 
 

@@ -235,7 +235,8 @@ class RedisStateStore(StateStore):
         - nothing changed (a plain cache miss): the previous snapshots, no record touched;
         - most records changed (every node published since the last read, or the hash reordered): all are
           decoded in one C-level pass, no Python code per record;
-        - otherwise, one by one: an unchanged record keeps its snapshot, a changed one is decoded.
+        - otherwise, one by one: an unchanged record keeps its snapshot, a changed one is decoded. So it goes
+          while a record the last read skipped is still there: it is decoded, and counted, again each read.
 
         Finding unchanged records by their bytes instead would not depend on the order, but hashing 10,000
         records of ~700 bytes cost 7 ms, paid again on every read of a busy cluster.
@@ -243,23 +244,18 @@ class RedisStateStore(StateStore):
         # The client never decodes responses, so every record here is bytes.
         records = cast(list[bytes], self.client.hvals(self._k_latest))
         before, kept = self._decoded
-        if records == before:
+        clean = None not in kept  # the last read skipped nothing
+        if clean and records == before:
             snaps = kept
-            if None in kept:  # garbage still there: skipped and counted again, as on every read
-                snaps = [
-                    old if old is not None else self._decode(record) for record, old in zip(records, kept, strict=True)
-                ]
+        elif clean and sum(map(operator.eq, records, before)) < len(records) // 2:
+            snaps = self._decode_all(records)
         else:
-            if sum(map(operator.eq, records, before)) < len(records) // 2:
-                # All at once, unless the last read skipped something: then the batch would fail and be redone.
-                snaps = self._decode_all(records) if None not in kept else list(map(self._decode, records))
-            else:
-                snaps = [
-                    old if old is not None and record == was else self._decode(record)
-                    for record, was, old in zip(records, before, kept, strict=False)
-                ]
-                snaps.extend(map(self._decode, records[len(snaps) :]))  # the reply grew
-            self._decoded = (records, snaps)  # one swap: concurrent callers each see a matching pair
+            snaps = [
+                old if old is not None and record == was else self._decode(record)
+                for record, was, old in zip(records, before, kept, strict=False)
+            ]
+            snaps.extend(map(self._decode, records[len(snaps) :]))  # the reply grew
+        self._decoded = (records, snaps)  # one swap: concurrent callers each see a matching pair
         return [snap for snap in snaps if snap is not None]
 
     def history(
@@ -277,8 +273,7 @@ class RedisStateStore(StateStore):
         for name in names:
             pipe.zrangebyscore(self.hist_key(name), repr(float(since)), high)
         out: list[NodeSnapshot] = []
-        replies = pipe.execute()
-        for records in replies:
+        for records in pipe.execute():
             out.extend(snap for snap in self._decode_all(records) if snap is not None)
         return out
 
@@ -378,7 +373,7 @@ class RedisStateStore(StateStore):
     def _decode_all(self, records: list[bytes]) -> list[NodeSnapshot | None]:
         """Each record's snapshot, None for those skipped: all in one C-level pass when every one is good."""
         try:
-            return list(decode_snapshots_json(records))
+            return cast(list[NodeSnapshot | None], decode_snapshots_json(records))
         except SchemaError:
             return [self._decode(record) for record in records]  # find and count the bad ones
 
