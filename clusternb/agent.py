@@ -6,8 +6,10 @@ An agent is a daemon that must outlive every hiccup of the network and of Redis,
   samples of the same :class:`LocalSampler`; a paused sampler would report one huge averaged spike on resume.
 - A failed publish is logged once per outage ("redis unreachable, will retry"), then retried with capped
   exponential backoff so a thousand agents do not hammer a Redis that is starting up; the recovery is logged
-  once too. Samples taken while waiting are counted as ``dropped``, not queued: the newest sample is what
-  matters, and a backlog would grow without bound during a long outage.
+  once too. The backoff is the agent's :class:`~clusternb.redisio.link.RedisLink`'s, the one retry policy of
+  clusternb: while it runs, a publish fails at once without touching the network. Samples taken meanwhile
+  are counted as ``dropped``, not queued: the newest sample is what matters, and a backlog would grow without
+  bound during a long outage. On a Redis Cluster, a failover is such an outage, of a second or two.
 - SIGTERM/SIGINT record a clean departure (``store.leave``), best effort within the store's short timeouts,
   so the cluster view shows "left" instead of "offline", then exit 0.
 
@@ -25,11 +27,9 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-import redis
-from redis.backoff import AbstractBackoff, ExponentialBackoff
-
 from clusternb.config import ClusterNB
 from clusternb.model import NodeSnapshot
+from clusternb.redisio.errors import RedisFault, Unavailable
 from clusternb.sources.local import LocalSampler
 from clusternb.state.base import StateStore
 
@@ -51,7 +51,6 @@ class Agent:
         store: StateStore,
         interval: float,
         node: str,
-        backoff: AbstractBackoff | None = None,
         clock: Callable[[], float] = time.monotonic,
         after_publish: Callable[[NodeSnapshot], object] | None = None,
     ) -> None:
@@ -60,12 +59,9 @@ class Agent:
         self.store = store
         self.interval = interval
         self.node = node
-        # First retry one interval after the failure, then 2x, 4x ... up to BACKOFF_CAP (or the interval, if longer).
-        self.backoff = backoff or ExponentialBackoff(cap=max(BACKOFF_CAP, interval), base=interval / 2)
         self._clock = clock
         self._stop = threading.Event()
         self._failures = 0  # consecutive failed publishes; 0 means Redis is reachable
-        self._retry_at = 0.0
         self._down_since = 0.0
         self._dropped_before = 0  # dropped count when the current outage began
         self._seen_errors: set[str] = set()
@@ -103,12 +99,9 @@ class Agent:
             return None
         self.samples += 1
         now = self._clock()
-        if self._failures and now < self._retry_at:
-            self.dropped += 1
-            return snapshot
         try:
-            self.store.put(snapshot)
-        except redis.RedisError as exc:
+            self.store.put(snapshot)  # fails at once, without a round trip, while the link backs off
+        except Unavailable as exc:
             self._publish_failed(exc, now)
         except Exception as exc:  # not Redis: a bug or an unencodable value; keep sampling, say it once
             self.dropped += 1
@@ -126,20 +119,19 @@ class Agent:
         """Record a clean departure; best effort (False when Redis did not take it)."""
         try:
             self.store.leave(self.node, time.time())
-        except redis.RedisError as exc:
+        except RedisFault as exc:
             log.warning("could not record the departure of %r: %s", self.node, exc)
             return False
         return True
 
-    def _publish_failed(self, exc: redis.RedisError, now: float) -> None:
+    def _publish_failed(self, exc: Unavailable, now: float) -> None:
         self.dropped += 1
         if self._failures == 0:
             self.outages += 1
             self._down_since = now
             self._dropped_before = self.dropped - 1
-            log.warning("redis unreachable (%s: %s), will retry", type(exc).__name__, exc)
+            log.warning("redis unreachable (%s), will retry", exc.reason)
         self._failures += 1
-        self._retry_at = now + self.backoff.compute(self._failures)
 
     def _published(self, now: float) -> None:
         self.published += 1
@@ -166,19 +158,29 @@ def run_agent(settings: ClusterNB, install_signals: bool = True) -> int:
     """
     from clusternb.alerting.runtime import AlertRuntime
     from clusternb.alerting.store import RedisAlertStore
-    from clusternb.config import mask_url
+    from clusternb.redisio.link import RedisLink
     from clusternb.state.redis import RedisStateStore
 
     if not settings.redis_url:
         raise ValueError("no Redis URL: pass --redis URL or set CLUSTERNB_REDIS_URL")
-    store = RedisStateStore.from_settings(settings, socket_timeout=PUBLISH_TIMEOUT)
+    # First retry one interval after a failure, then 2x, 4x ... up to BACKOFF_CAP (or the interval, if longer).
+    link = RedisLink.from_settings(
+        settings,
+        socket_timeout=PUBLISH_TIMEOUT,
+        backoff_base=settings.interval / 2,
+        backoff_cap=max(BACKOFF_CAP, settings.interval),
+        name="clusternb-agent",
+        outage_note="samples are dropped until it answers again",
+    )
+    store = RedisStateStore.from_settings(settings, link)
     # The agent evaluates its own node's alert rules (bad rules stop it here, in one line).
     try:
         sampler = LocalSampler.from_settings(settings, source="agent")
     except Exception:
         store.close()
+        link.close()
         raise
-    alerts = RedisAlertStore(store.client, history=settings.alert_history, state=store)
+    alerts = RedisAlertStore(link, history=settings.alert_history, state=store, rejections=store.rejections)
     alerting = AlertRuntime(settings, store=alerts)
 
     def evaluate(snapshot: NodeSnapshot) -> None:
@@ -198,7 +200,7 @@ def run_agent(settings: ClusterNB, install_signals: bool = True) -> int:
         "publishing node %r every %g s to %s (labels %s)",
         agent.node,
         settings.interval,
-        mask_url(settings.redis_url),
+        link.safe_url,
         dict(settings.labels) or "none",
     )
     try:
@@ -206,6 +208,7 @@ def run_agent(settings: ClusterNB, install_signals: bool = True) -> int:
     finally:
         left = agent.leave()
         store.close()
+        link.close()
         sampler.close()
         for sig, handler in previous:
             signal.signal(sig, handler)

@@ -18,6 +18,8 @@ from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, default
 from traitlets.config import Config, Configurable
 from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
 
+from clusternb.redisio.urls import check_url, mask_url
+
 ENV_PREFIX = "CLUSTERNB_"
 
 #: Default time-to-live, in seconds, of each query namespace in the cache.
@@ -60,6 +62,11 @@ class ClusterNB(Configurable):
 
     # -- state ------------------------------------------------------------------------------------------
     history_window = Float(3600.0, help="Seconds of per-node history kept for metrics().").tag(config=True)
+    max_clock_skew = Float(
+        300.0,
+        help="Seconds a node's sample time may be ahead of this host's clock; a record further in the future is "
+        "rejected (counted in cluster_status().records_rejected), since it would show a node online forever.",
+    ).tag(config=True)
     history_max_samples = Int(
         20_000,
         help="Hard cap on samples kept per node, so memory stays flat even if clocks jump.",
@@ -116,7 +123,20 @@ class ClusterNB(Configurable):
             raise TraitError(f"interval must be between 0.05 and 3600 seconds, got {value}")
         return value
 
-    @validate("history_window", "stale_after", "offline_after", "redis_socket_timeout", "redis_connect_timeout")
+    @validate("redis_url")
+    def _check_redis_url(self, proposal: Any) -> str:
+        value = str(proposal["value"])
+        if value:
+            try:
+                check_url(value)
+            except ValueError as exc:
+                raise TraitError(str(exc)) from None
+        return value
+
+    @validate(
+        "history_window", "max_clock_skew", "stale_after", "offline_after", "redis_socket_timeout",
+        "redis_connect_timeout",
+    )  # fmt: skip
     def _check_non_negative(self, proposal: Any) -> float:
         value = float(proposal["value"])
         if value < 0:
@@ -194,22 +214,6 @@ def _parse_env(trait: Any, raw: str) -> Any:
             out[key.strip()] = value.strip()
         return out
     return trait.from_string(raw)
-
-
-def mask_url(url: str) -> str:
-    """Hide the password of a URL so it can be logged or shown (``redis://:***@host``)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    if not url:
-        return url
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def config_files() -> list[Path]:

@@ -26,6 +26,7 @@ from types import TracebackType
 import redis
 
 import clusternb
+from clusternb.redisio.errors import RedisFault
 from clusternb.state.redis import RedisStateStore
 
 #: Seconds an agent or redis-server gets to exit after SIGTERM before it is killed.
@@ -162,7 +163,7 @@ class Demo:
                 try:
                     if wanted <= {s.node for s in store.latest()}:
                         return True
-                except redis.RedisError:
+                except RedisFault:
                     pass
                 time.sleep(0.1)
             return False

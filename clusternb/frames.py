@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -139,7 +139,23 @@ STATUS_COLUMNS = _cols(
     ("services_total", "int64", "services probed"),
     ("services_down", "int64", "services not answering"),
     ("services", "string", "each service as name=up|down latency, e.g. 'web=up 3.1ms, db=down'"),
+    ("redis_state", "string", "connected / unreachable / never reached (<NA>: embedded mode, no Redis)"),
+    ("redis_down_since", TIME_DTYPE, "when Redis stopped answering (NaT while connected)"),
+    ("redis_error", "string", "why Redis is not answering; meanwhile answers come from this process's last view"),
+    ("records_rejected", "int64", "records read from Redis that failed validation and were skipped"),
+    ("rejected", "string", "the most frequent rejections: kind, node, reason and count"),
 )
+
+
+class SharedState(NamedTuple):
+    """Where a status comes from: Redis state (or why not) and the records readers rejected."""
+
+    redis_state: str | None
+    down_since: float | None
+    error: str | None
+    records_rejected: int = 0
+    rejected: str = ""
+
 
 ALERT_COLUMNS = _cols(
     ("alert_id", "string", "stable id: rule and node"),
@@ -383,6 +399,7 @@ def status_frame(
     alerts: pd.DataFrame,
     dask: Mapping[str, Any] | None = None,
     services: Sequence[Mapping[str, Any]] = (),
+    shared: SharedState | None = None,
 ) -> pd.DataFrame:
     """The one-row cluster summary (see :data:`STATUS_COLUMNS`), computed from a workers frame.
 
@@ -391,10 +408,12 @@ def status_frame(
     """
     online = workers[workers["status"] == "online"]
     counts = workers["status"].value_counts()
-    cpu_total = int(online["cpu_count"].sum())
-    cpu_percent = float((online["cpu_percent"] * online["cpu_count"]).sum() / cpu_total) if cpu_total else 0.0
-    mem_total = int(online["mem_total_bytes"].sum())
-    mem_used = int(online["mem_used_bytes"].sum())
+    cpu_total = _exact_sum(online["cpu_count"])
+    cpu_weighted = (online["cpu_percent"] * online["cpu_count"].astype("float64")).sum()
+    cpu_percent = float(cpu_weighted / cpu_total) if cpu_total else 0.0
+    mem_total = _exact_sum(online["mem_total_bytes"])
+    mem_used = _exact_sum(online["mem_used_bytes"])
+    shared = shared or SharedState(None, None, None)
     active = alerts[alerts["state"] == "firing"] if len(alerts) else alerts
     critical = int((active["severity"] == "critical").sum()) if len(active) else 0
     newest = workers["last_seen"].max() if len(workers) else None
@@ -410,7 +429,7 @@ def status_frame(
         "mem_total_bytes": [mem_total],
         "mem_used_bytes": [mem_used],
         "mem_used_percent": [round(100.0 * mem_used / mem_total, 2) if mem_total else 0.0],
-        "gpu_count": [int(online["gpu_count"].sum())],
+        "gpu_count": [_exact_sum(online["gpu_count"])],
         "alerts_firing": [len(active)],
         "alerts_critical": [critical],
         "dask_workers": [dask["workers"] if dask else None],
@@ -421,7 +440,23 @@ def status_frame(
     }
     for state in ("processing", "waiting", "memory", "erred"):
         row[f"tasks_{state}"] = [dask["tasks"].get(state) if dask else None]
+    row["redis_state"] = [shared.redis_state]
+    since = shared.down_since
+    row["redis_down_since"] = [None if since is None else pd.Timestamp(since, unit="s", tz="UTC")]
+    row["redis_error"] = [shared.error]
+    row["records_rejected"] = [shared.records_rejected]
+    row["rejected"] = [shared.rejected]
     return _typed(row, STATUS_COLUMNS, pd.RangeIndex(1))
+
+
+_INT64_MAX = 2**63 - 1
+
+
+def _exact_sum(column: pd.Series) -> int:
+    """A column's sum as an exact int, capped at int64's maximum: numpy's int64 sum wraps silently past it."""
+    if float(column.to_numpy(dtype="float64", na_value=0.0).sum()) < 2**62:  # no wrap possible: numpy's sum
+        return int(column.sum())
+    return min(sum(int(v) for v in column.dropna()), _INT64_MAX)
 
 
 def health_from(firing: int, critical: int) -> str:

@@ -17,10 +17,11 @@ later collection walks them). Do not put objects that could refer back to a reco
 
 from __future__ import annotations
 
-import math
+import types
+import typing
 from collections.abc import Iterable, Mapping
 from operator import attrgetter
-from typing import Any, Final, NamedTuple
+from typing import Annotated, Any, Final, NamedTuple
 
 import msgspec
 
@@ -32,17 +33,47 @@ class SchemaError(ValueError):
     """A record does not match this schema version (wrong version, missing or mistyped field)."""
 
 
+#: Physical bounds, declared once: every record read from Redis (or any other process) is checked against them
+#: where it is decoded, so no absurd number reaches a frame, a chart or a sum. Generous on purpose: a bound
+#: rejects what no machine can report, never an unusual but real machine.
+TIME_MAX: Final = 4_102_444_800.0  # 2100-01-01 UTC; also keeps every time well inside pandas' datetime64[ns]
+BYTES_MAX: Final = 2**60  # 1 EiB per node and field: 2**13 such nodes still sum within int64
+RATE_MAX: Final = 1e13  # bytes per second, 80 Tbit/s
+COUNT_MAX: Final = 2**20  # CPUs, threads, cores of a quota
+LOAD_MAX: Final = 1e6
+NAME_MAX: Final = 256  # node and host names (an FQDN is at most 253)
+
+Time = Annotated[float, msgspec.Meta(ge=0.0, le=TIME_MAX, description="seconds since the epoch (UTC)")]
+Bytes = Annotated[int, msgspec.Meta(ge=0, le=BYTES_MAX)]
+Rate = Annotated[float, msgspec.Meta(ge=0.0, le=RATE_MAX)]
+Percent = Annotated[float, msgspec.Meta(ge=0.0, le=100.0)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=COUNT_MAX)]
+Load = Annotated[float, msgspec.Meta(ge=0.0, le=LOAD_MAX)]
+Seconds = Annotated[float, msgspec.Meta(ge=0.0, le=1e10)]
+Interval = Annotated[float, msgspec.Meta(gt=0.0, le=86_400.0)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX)]
+Text = Annotated[str, msgspec.Meta(max_length=NAME_MAX)]
+Path = Annotated[str, msgspec.Meta(max_length=4096)]
+Labels = Annotated[
+    dict[Annotated[str, msgspec.Meta(max_length=64)], Annotated[str, msgspec.Meta(max_length=NAME_MAX)]],
+    msgspec.Meta(max_length=64),
+]
+
+
 class GPUStat(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     """One GPU as NVML reports it; fields NVML cannot read on a given card are ``None``."""
 
-    index: int
-    name: str
-    uuid: str
-    util_percent: float | None = None
-    mem_total_bytes: int | None = None
-    mem_used_bytes: int | None = None
-    temperature_c: float | None = None
-    power_w: float | None = None
+    index: Annotated[int, msgspec.Meta(ge=0, le=1024)]
+    name: Text
+    uuid: Text
+    util_percent: Percent | None = None
+    mem_total_bytes: Bytes | None = None
+    mem_used_bytes: Bytes | None = None
+    temperature_c: Annotated[float, msgspec.Meta(ge=-100.0, le=200.0)] | None = None
+    power_w: Annotated[float, msgspec.Meta(ge=0.0, le=100_000.0)] | None = None
+
+    def __post_init__(self) -> None:
+        _at_most("GPU mem_used_bytes", self.mem_used_bytes, "mem_total_bytes", self.mem_total_bytes)
 
 
 class NodeSnapshot(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
@@ -52,39 +83,50 @@ class NodeSnapshot(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=F
     ``mem_total_bytes`` beside ``mem_limit_bytes``) because a notebook in a container needs both: the limit
     is what it may use, the host total is what it shares. Rates are bytes per second over the interval
     since the previous sample of the same sampler (0.0 on the first sample).
+
+    Types and bounds are checked where a record is decoded (:func:`decode_snapshot_json`,
+    :meth:`from_dict`); the parts that compare two fields (used <= total where a total is known) on every
+    construction too, so a source cannot build a record that readers elsewhere would reject.
     """
 
-    node: str
-    host: str
-    ip: str
-    time: float  # sample time, seconds since the epoch (UTC)
-    cpu_count: int
-    cpu_percent: float
-    load_1: float
-    load_5: float
-    load_15: float
-    mem_total_bytes: int
-    mem_used_bytes: int
-    mem_available_bytes: int
-    swap_total_bytes: int
-    swap_used_bytes: int
-    disk_path: str
-    disk_total_bytes: int
-    disk_used_bytes: int
-    disk_read_bps: float
-    disk_write_bps: float
-    net_rx_bps: float
-    net_tx_bps: float
-    uptime_s: float
-    interval_s: float = 2.0  # how often this node is sampled; liveness thresholds derive from it
-    cpu_limit: float | None = None  # cores granted by a cgroup quota, None when unlimited
-    mem_limit_bytes: int | None = None  # cgroup memory limit, None when unlimited
-    mem_cgroup_used_bytes: int | None = None  # what the cgroup uses, when a limit applies
-    threads: int | None = None  # worker threads (Dask workers); None for plain hosts
-    source: str = "local"  # local | agent | dask
-    labels: Mapping[str, str] = {}  # msgspec gives each instance its own empty dict
-    gpus: tuple[GPUStat, ...] = ()
+    node: Name
+    host: Text
+    ip: Annotated[str, msgspec.Meta(max_length=64)]
+    time: Time  # sample time
+    cpu_count: Count
+    cpu_percent: Percent
+    load_1: Load
+    load_5: Load
+    load_15: Load
+    mem_total_bytes: Bytes
+    mem_used_bytes: Bytes
+    mem_available_bytes: Bytes
+    swap_total_bytes: Bytes
+    swap_used_bytes: Bytes
+    disk_path: Path
+    disk_total_bytes: Bytes
+    disk_used_bytes: Bytes
+    disk_read_bps: Rate
+    disk_write_bps: Rate
+    net_rx_bps: Rate
+    net_tx_bps: Rate
+    uptime_s: Seconds
+    interval_s: Interval = 2.0  # how often this node is sampled; liveness thresholds derive from it
+    cpu_limit: Annotated[float, msgspec.Meta(ge=0.0, le=COUNT_MAX)] | None = None  # cgroup quota, None: unlimited
+    mem_limit_bytes: Bytes | None = None  # cgroup memory limit, None when unlimited
+    mem_cgroup_used_bytes: Bytes | None = None  # what the cgroup uses, when a limit applies
+    threads: Count | None = None  # worker threads (Dask workers); None for plain hosts
+    source: Annotated[str, msgspec.Meta(max_length=16)] = "local"  # local | agent | dask
+    labels: Labels = {}  # msgspec gives each instance its own empty dict
+    gpus: Annotated[tuple[GPUStat, ...], msgspec.Meta(max_length=64)] = ()
     schema: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        total = self.mem_total_bytes
+        _at_most("mem_used_bytes", self.mem_used_bytes, "mem_total_bytes", total)
+        _at_most("mem_available_bytes", self.mem_available_bytes, "mem_total_bytes", total)
+        _at_most("swap_used_bytes", self.swap_used_bytes, "swap_total_bytes", self.swap_total_bytes)
+        _at_most("disk_used_bytes", self.disk_used_bytes, "disk_total_bytes", self.disk_total_bytes)
 
     # Derived percentages live here so alerts, queries and charts agree on one definition.
     @property
@@ -111,26 +153,22 @@ class NodeSnapshot(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=F
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> NodeSnapshot:
-        """Validate and build; raises :class:`SchemaError` on anything this version did not write."""
+        """Validate (types and bounds) and build; :class:`SchemaError` on anything this version did not write."""
         if not isinstance(data, Mapping):
             raise SchemaError(f"snapshot must be a mapping, got {type(data).__name__}")
         version = data.get("schema")
         if version != SCHEMA_VERSION:
             raise SchemaError(f"snapshot schema {version!r} is not {SCHEMA_VERSION}")
-        kwargs = _check_fields(data, _NODE_FIELDS, _NODE_TYPES, "snapshot")
-        labels = kwargs.get("labels", {})
-        if not isinstance(labels, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
-        ):
-            raise SchemaError("snapshot field 'labels' must map strings to strings")
-        kwargs["labels"] = dict(labels)
-        gpus = kwargs.get("gpus", [])
-        if not isinstance(gpus, list | tuple):
-            raise SchemaError("snapshot field 'gpus' must be a list")
-        if not all(isinstance(g, Mapping) for g in gpus):
-            raise SchemaError("each entry of 'gpus' must be a mapping")
-        kwargs["gpus"] = tuple(GPUStat(**_check_fields(g, _GPU_FIELDS, _GPU_TYPES, "gpu")) for g in gpus)
-        return cls(**kwargs)
+        try:
+            return msgspec.convert(dict(data), cls)
+        except msgspec.ValidationError as exc:
+            raise SchemaError(str(exc)) from None
+
+
+def _at_most(name: str, used: int | None, total_name: str, total: int | None) -> None:
+    """``used <= total`` where a total is known (0 or None: unknown, as for a Dask worker without a limit)."""
+    if used is not None and total and used > total:
+        raise ValueError(f"{name} is more than {total_name}")
 
 
 def _percent(used: float, total: float) -> float:
@@ -147,7 +185,16 @@ class RecordField(NamedTuple):
 
 def record_fields(cls: type[msgspec.Struct]) -> tuple[RecordField, ...]:
     """The fields of :class:`NodeSnapshot` or :class:`GPUStat`, in order (for validation and metric tables)."""
-    return tuple(RecordField(f.name, cls.__annotations__[f.name], f.required) for f in msgspec.structs.fields(cls))
+    hints = typing.get_type_hints(cls)  # Annotated bounds stripped: the plain type
+    return tuple(RecordField(f.name, _type_name(hints[f.name]), f.required) for f in msgspec.structs.fields(cls))
+
+
+def _type_name(tp: Any) -> str:
+    """``float``, ``int | None``...: the annotation as written, without its bounds."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in args)
+    return "None" if tp is type(None) else getattr(tp, "__name__", str(tp))
 
 
 _NODE_FIELDS = record_fields(NodeSnapshot)
@@ -184,59 +231,3 @@ def decode_snapshots_json(records: Iterable[bytes]) -> list[NodeSnapshot]:
 
 
 _SCHEMA_OF = attrgetter("schema")
-
-
-# Accepted JSON types per field. ints are accepted where floats are expected (JSON has one number type).
-_NUM = (int, float)
-_OPT_NUM = (int, float, type(None))
-_OPT_INT = (int, type(None))
-
-
-def _types_for(cls_fields: tuple[Any, ...]) -> dict[str, tuple[type, ...]]:
-    table: dict[str, tuple[type, ...]] = {}
-    for f in cls_fields:
-        ann = str(f.type)
-        if ann == "str":
-            table[f.name] = (str,)
-        elif ann == "int":
-            table[f.name] = (int,)
-        elif ann == "float":
-            table[f.name] = _NUM
-        elif ann == "int | None":
-            table[f.name] = _OPT_INT
-        elif ann == "float | None":
-            table[f.name] = _OPT_NUM
-        else:  # labels, gpus: checked by from_dict itself
-            table[f.name] = (object,)
-    return table
-
-
-_NODE_TYPES = _types_for(_NODE_FIELDS)
-_GPU_TYPES = _types_for(_GPU_FIELDS)
-
-
-def _check_fields(
-    data: Mapping[str, Any],
-    cls_fields: tuple[Any, ...],
-    types: dict[str, tuple[type, ...]],
-    what: str,
-) -> dict[str, Any]:
-    names = {f.name for f in cls_fields}
-    unknown = set(data) - names
-    if unknown:
-        raise SchemaError(f"{what} has unknown fields {sorted(unknown)}")
-    out: dict[str, Any] = {}
-    for f in cls_fields:
-        if f.name not in data:
-            if f.required:
-                raise SchemaError(f"{what} is missing field {f.name!r}")
-            continue
-        value = data[f.name]
-        allowed = types[f.name]
-        # bool is an int subclass; a bool where a number belongs is a foreign record, not a 1.
-        if isinstance(value, bool) or not isinstance(value, allowed):
-            raise SchemaError(f"{what} field {f.name!r} has type {type(value).__name__}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise SchemaError(f"{what} field {f.name!r} is not finite")
-        out[f.name] = value
-    return out

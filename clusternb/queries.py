@@ -30,7 +30,10 @@ from clusternb.cache import Cache, build_cache
 from clusternb.cache.codec import make_entry
 from clusternb.cache.decorators import argument_digest, set_default_cache_provider
 from clusternb.config import ClusterNB, load_config
+from clusternb.frames import SharedState
 from clusternb.model import NodeSnapshot
+from clusternb.redisio.link import RedisLink
+from clusternb.rejects import Rejections
 from clusternb.sampler import Sampler
 from clusternb.sources.dask import DaskSource, DaskSummary
 from clusternb.sources.local import LocalSampler
@@ -70,12 +73,18 @@ class Client:
         s = self.settings
         local_store = MemoryStateStore(window=s.history_window, max_samples=s.history_max_samples)
         alert_store = None
-        if store is None and s.redis_url:
-            redis_store = RedisStateStore.from_settings(s)
+        #: Records from Redis rejected by any reader of this client (state, history, alerts), per node and reason.
+        self.rejections = Rejections()
+        #: The one connection to Redis of this client (None in embedded mode): cache, state and alerts share it.
+        self.link = RedisLink.from_settings(s) if s.redis_url else None
+        if store is None and self.link is not None:
+            redis_store = RedisStateStore.from_settings(s, self.link, self.rejections)
             store = MirroredStore(redis_store, local_store)
-            alert_store = RedisAlertStore(redis_store.client, history=s.alert_history, state=redis_store)
+            alert_store = RedisAlertStore(
+                self.link, history=s.alert_history, state=redis_store, rejections=self.rejections
+            )
         self.store: StateStore = store or local_store
-        self.cache: Cache = build_cache(s)
+        self.cache: Cache = build_cache(s, self.link)
         self.alerting = AlertRuntime(s, store=alert_store)
         if sample_local is None:
             sample_local = not s.redis_url or s.publish_host
@@ -158,6 +167,16 @@ class Client:
         self.cache.invalidate("alerts")  # the store generation does not move on an acknowledgement
         self.cache.invalidate("cluster")
 
+    def shared_state(self) -> SharedState:
+        """Where this client's answers come from: Redis, or (during an outage) this process's last view."""
+        link = self.link
+        rejected, why = self.rejections.total, self.rejections.summary()
+        if link is None:
+            return SharedState(None, None, None, rejected, why)
+        h = link.health
+        state = "connected" if link.available else ("unreachable" if h.ever_connected else "never reached")
+        return SharedState(state, h.since, h.last_error if not link.available else None, rejected, why)
+
     def cache_status(self) -> pd.DataFrame:
         """The cache's state: active backend, Redis health, per-namespace hits, misses, sizes and timings."""
         return self.cache.status_frame()
@@ -207,7 +226,9 @@ class Client:
             if summary is not None:
                 dask = {"workers": summary.workers, "tasks": summary.tasks, "tasks_per_s": summary.tasks_per_s}
             services = [{"name": r.name, "up": r.up, "latency_ms": r.latency_ms} for r in self.probe_results]
-            return frames.status_frame(self.workers(), at, self.alerts(active=True), dask, services)
+            return frames.status_frame(
+                self.workers(), at, self.alerts(active=True), dask, services, self.shared_state()
+            )
 
         return (), compute
 
@@ -290,6 +311,8 @@ class Client:
             self.probes.close()
         self.store.close()
         self.cache.close()
+        if self.link is not None:
+            self.link.close()
 
     def __enter__(self) -> Client:
         return self

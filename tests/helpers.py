@@ -54,6 +54,10 @@ def make_snapshot(node: str = "n1", time: float = 1_700_000_000.0, **changes: An
         net_tx_bps=4000.0,
         uptime_s=3600.0,
     )
+    if "mem_total_bytes" in changes or "mem_used_bytes" in changes:  # keep available = total - used, as psutil
+        total = changes.get("mem_total_bytes", base.mem_total_bytes)
+        used = changes.get("mem_used_bytes", base.mem_used_bytes)
+        changes.setdefault("mem_available_bytes", max(total - used, 0))
     return msgspec.structs.replace(base, **changes)
 
 

@@ -15,6 +15,7 @@ version of the file) and the previous rules stay active.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -29,6 +30,7 @@ from clusternb.alerting.rules import NODE_OFFLINE, RuleError
 from clusternb.alerting.store import AlertStore, EngineAlertStore, RedisAlertStore
 from clusternb.config import ClusterNB
 from clusternb.model import NodeSnapshot
+from clusternb.redisio.errors import Unavailable
 from clusternb.state.base import Liveness, StateStore
 
 log = logging.getLogger(__name__)
@@ -93,7 +95,10 @@ class AlertRuntime:
         beats: Liveness | None = None
         lease = min(interval, self._shortest) * LEASE_SHARE
         if isinstance(store, RedisAlertStore):
-            watch = store.take_watchdog(self.owner, lease)
+            try:
+                watch = store.take_watchdog(self.owner, lease)
+            except Unavailable:  # nothing this process could see is current: no verdict on anyone
+                return []
             if watch.held_for > 0:
                 self._quiet_until = now + watch.held_for
                 return []
@@ -123,7 +128,8 @@ class AlertRuntime:
         self._quiet_until = quiet_until
         self._shortest = min((node_interval for _, node_interval in seen.values()), default=math.inf)
         if isinstance(store, RedisAlertStore) and self._shortest * LEASE_SHARE < lease:
-            store.shorten_watchdog(self.owner, self._shortest * LEASE_SHARE)  # faster nodes than it knew of
+            with contextlib.suppress(Unavailable):  # the lease then ends on its own
+                store.shorten_watchdog(self.owner, self._shortest * LEASE_SHARE)  # faster nodes than it knew of
         return out
 
     def evaluate_service(self, name: str, up: bool, now: float) -> list[Transition]:
@@ -139,6 +145,8 @@ class AlertRuntime:
         """Acknowledge an active alert; raises ``ValueError`` naming it if it is not active."""
         now = time.time()
         store = self.store
+        # With Redis, the stored records (or, during an outage, this process's last view of them); the
+        # store queues the acknowledgement until Redis takes it.
         engine = self._seeded_engine(store.active()) if isinstance(store, RedisAlertStore) else self.engine
         try:
             transition = engine.acknowledge(alert_id, by=by, now=now)

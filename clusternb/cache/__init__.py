@@ -20,6 +20,7 @@ from clusternb.cache.fallback import FallbackBackend
 from clusternb.cache.memory import MemoryBackend
 from clusternb.cache.redis import RedisBackend
 from clusternb.config import DEFAULT_TTLS, ClusterNB
+from clusternb.redisio.link import RedisLink
 
 __all__ = [
     "Backend",
@@ -36,13 +37,14 @@ __all__ = [
 ]
 
 
-def build_cache(settings: ClusterNB) -> Cache:
-    """The cache the settings describe: memory only, or Redis with memory fallback when ``redis_url`` is set."""
+def build_cache(settings: ClusterNB, link: RedisLink | None = None) -> Cache:
+    """The cache the settings describe: memory only, or Redis with memory fallback when ``redis_url`` is set.
+    ``link``: the process's Redis link to share (one is made from the settings otherwise)."""
     memory = MemoryBackend(max_entries=settings.cache_max_entries)
     backend: Backend = memory
     if settings.redis_url:
         redis = RedisBackend(
-            settings.redis_url,
+            link if link is not None else settings.redis_url,
             socket_timeout=settings.redis_socket_timeout,
             connect_timeout=settings.redis_connect_timeout,
         )

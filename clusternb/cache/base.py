@@ -11,10 +11,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from clusternb.cache.codec import Entry
+from clusternb.redisio.errors import Unavailable
 
-
-class BackendUnavailable(ConnectionError):
-    """The backend's server is unreachable, timed out or refused service: fall back, retry later."""
+#: The backend's server is unreachable, timed out or refused service: fall back, retry later. The same class as
+#: :class:`clusternb.redisio.errors.Unavailable`, so a backend raises what the link raised, untouched.
+BackendUnavailable = Unavailable
 
 
 class Backend(ABC):

@@ -21,6 +21,8 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
+from clusternb.model import TIME_MAX
+
 MAGIC: Final = b"CNB"
 FORMAT_VERSION: Final = 1
 _HEADER = struct.Struct(">3sBcd16s")  # magic, version, kind, created, digest
@@ -100,6 +102,8 @@ def entry_from_bytes(data: bytes | str, decode: bool = False) -> Entry:
         raise DecodeError(f"cache entry format {version} is not {FORMAT_VERSION}")
     if kind not in (KIND_JSON, KIND_FRAME, KIND_SERIES):
         raise DecodeError(f"unknown cache entry kind {kind!r}")
+    if not 0.0 <= created <= TIME_MAX:  # NaN fails too: its time is shown as "as of"
+        raise DecodeError("cache entry has an impossible creation time")
     payload = bytes(data[_HEADER.size :])
     if hashlib.blake2b(payload, digest_size=16).digest() != digest:
         raise DecodeError("cache entry payload does not match its hash (truncated or corrupted)")

@@ -33,6 +33,8 @@ from clusternb.cache.stats import NamespaceStats
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+#: What :meth:`Cache.use` returns for an entry whose payload does not decode.
+_BAD: Any = object()
 #: How long, at most, a process waits for another process's lease before computing the value itself.
 LEASE_SECONDS = 5.0
 _LEASE_POLL = 0.02
@@ -98,12 +100,16 @@ class Cache:
                 future = self._inflight[key] = concurrent.futures.Future()
         if not leader:
             entry, value = future.result()
-            return (entry.value_for_caller() if entry is not None else value), entry
+            if entry is None:
+                return value, entry
+            found = self.use(stats, entry)
+            return (value if found is _BAD else found), entry
         try:
             entry = self.peek(key)  # another thread may have stored it just before we became leader
-            if entry is not None:
+            found = _BAD if entry is None else self.use(stats, entry)
+            if entry is not None and found is not _BAD:
                 future.set_result((entry, None))
-                return entry.value_for_caller(), entry
+                return found, entry
             value, entry = self._load(stats, key, ttl, fn)
             future.set_result((entry, value))
             return value, entry
@@ -123,13 +129,17 @@ class Cache:
         future = self._ainflight.get(slot)
         if future is not None:
             entry, value = await asyncio.shield(future)
-            return (entry.value_for_caller() if entry is not None else value), entry
+            if entry is None:
+                return value, entry
+            found = self.use(stats, entry)
+            return (value if found is _BAD else found), entry
         future = self._ainflight[slot] = loop.create_future()
         try:
             entry = await self._apeek(key)
-            if entry is not None:
+            found = _BAD if entry is None else self.use(stats, entry)
+            if entry is not None and found is not _BAD:
                 future.set_result((entry, None))
-                return entry.value_for_caller(), entry
+                return found, entry
             value = await fn()
             stats.loads += 1
             entry = self._encode(stats, value)
@@ -172,8 +182,20 @@ class Cache:
         stats = self.stats_for(namespace)
         entry = self.lookup(stats, key)
         if entry is not None:
-            return entry.value_for_caller(), entry
+            found = self.use(stats, entry)
+            if found is not _BAD:
+                return found, entry
         return self.compute(stats, key, self.ttl(namespace) if ttl is None else ttl, fn)
+
+    def use(self, stats: NamespaceStats, entry: Entry) -> Any:
+        """The caller's copy of an entry's value; :data:`_BAD` (counted as an error) when its
+        payload does not decode: a forged or corrupted entry whose header and hash were fine is a miss, recomputed
+        and overwritten."""
+        try:
+            return entry.value_for_caller()
+        except DecodeError as exc:
+            self.count_error(stats, "decode", exc)
+            return _BAD
 
     def invalidate(self, namespace: str) -> int:
         """Drop every entry of one namespace (in Redis: for every process). Returns how many were dropped."""
@@ -205,7 +227,7 @@ class Cache:
         """Plain-JSON status: active backend, Redis health, per-namespace statistics."""
         backend = self.backend
         active = backend.active.name if isinstance(backend, FallbackBackend) else backend.name
-        health = backend.health if isinstance(backend, FallbackBackend) else None
+        health = backend.health() if isinstance(backend, FallbackBackend) else {}
         redis_url = backend.primary.safe_url if isinstance(backend, FallbackBackend) else None
         namespaces = {}
         for name, stats in sorted(self.stats.items()):
@@ -230,11 +252,12 @@ class Cache:
             "backend": active,
             "configured": "redis" if redis_url else backend.name,
             "redis_url": redis_url,
-            "redis_state": health.redis_state if health else None,
-            "last_failure": health.last_failure if health else None,
-            "last_failure_reason": health.last_failure_reason if health else None,
-            "last_recovery": health.last_recovery if health else None,
-            "fallbacks": health.fallbacks if health else 0,
+            "redis_state": health.get("redis_state"),
+            "last_failure": health.get("last_failure"),
+            "last_failure_reason": health.get("last_failure_reason"),
+            "last_recovery": health.get("last_recovery"),
+            "down_since": health.get("down_since"),
+            "fallbacks": health.get("fallbacks", 0),
             "uptime_s": round(time.time() - self.started, 3),
             "namespaces": namespaces,
         }
@@ -262,8 +285,9 @@ class Cache:
                 token = redis.acquire_lease(key, self.lease_seconds)
                 if token is None:  # another process is computing it: wait for its result a little while
                     entry = self._wait_for_other_process(redis, key)
-                    if entry is not None:
-                        return entry.value_for_caller(), entry
+                    found = _BAD if entry is None else self.use(stats, entry)
+                    if entry is not None and found is not _BAD:
+                        return found, entry
             except Exception as exc:  # unreachable, or refusing writes (OOM): compute without a lease
                 self._error(stats, "lease", exc)
                 token = None
@@ -309,6 +333,14 @@ class Cache:
         except EncodeError as exc:
             self._error(stats, "encode", exc)
             return None
+
+    def count_error(self, stats: NamespaceStats, op: str, exc: BaseException) -> None:
+        """Count (and log once per kind) a cache failure that the caller does not see. An entry that was found
+        but does not decode (``op == "decode"``) was counted as a hit by the lookup: it is a miss."""
+        if op == "decode":
+            stats.hits -= 1
+            stats.misses += 1
+        self._error(stats, op, exc)
 
     def _error(self, stats: NamespaceStats, op: str, exc: BaseException) -> None:
         stats.errors += 1

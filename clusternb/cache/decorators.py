@@ -16,7 +16,7 @@ from typing import Any, TypeVar, cast
 
 import orjson
 
-from clusternb.cache.codec import Entry
+from clusternb.cache.codec import DecodeError, Entry
 from clusternb.cache.core import Cache
 from clusternb.cache.stats import NamespaceStats
 
@@ -110,7 +110,10 @@ def cached(
                 c, stats, key = resolve(args, kwargs)
                 entry = await c.alookup(stats, key)
                 if entry is not None:
-                    return entry.value_for_caller(), entry
+                    try:
+                        return entry.value_for_caller(), entry
+                    except DecodeError as exc:  # a forged payload behind a good header: a miss
+                        c.count_error(stats, "decode", exc)
                 return await c.acompute(
                     stats, key, c.ttl(namespace) if ttl is None else ttl, lambda: fn(*args, **kwargs)
                 )
@@ -126,7 +129,10 @@ def cached(
             c, stats, key = resolve(args, kwargs)
             entry = c.lookup(stats, key)
             if entry is not None:
-                return entry.value_for_caller(), entry
+                try:
+                    return entry.value_for_caller(), entry
+                except DecodeError as exc:
+                    c.count_error(stats, "decode", exc)
             return c.compute(stats, key, c.ttl(namespace) if ttl is None else ttl, lambda: fn(*args, **kwargs))
 
         @functools.wraps(fn)
@@ -134,7 +140,10 @@ def cached(
             c, stats, key = resolve(args, kwargs)
             entry = c.lookup(stats, key)
             if entry is not None:
-                return entry.value_for_caller()
+                try:
+                    return entry.value_for_caller()
+                except DecodeError as exc:
+                    c.count_error(stats, "decode", exc)
             return c.compute(stats, key, c.ttl(namespace) if ttl is None else ttl, lambda: fn(*args, **kwargs))[0]
 
         wrapper.with_entry = with_entry  # type: ignore[attr-defined]

@@ -1,9 +1,11 @@
-"""Redis cache backend on redis-py: sync and asyncio clients, short timeouts, no retries of its own.
+"""Redis cache backend: entries and leases through the process's one :class:`~clusternb.redisio.link.RedisLink`.
 
-Retrying is the fallback layer's job: a command that fails here fails fast (``socket_timeout``, default
-0.25 s, and ``Retry(NoBackoff(), 0)`` instead of redis-py's default of three retries), so a hung Redis costs
-one timeout and the next calls are served from memory at once. URLs may carry a password and a database
-number, and use ``rediss://`` (TLS) or ``unix://``; the password never appears in an error or a log line.
+The link owns the client (standalone or cluster), the error translation, the health state and the backoff:
+while Redis is down every call here raises :class:`~clusternb.redisio.errors.Unavailable` at once (the cache's
+``BackendUnavailable``), so the fallback to memory costs one timeout per backoff step, not one per call.
+Cache keys carry no hash tag: each entry is one key, so on a cluster they spread over every shard. URLs may
+carry a password and a database number, and use ``rediss://`` (TLS) or ``unix://``; the password never
+appears in an error or a log line.
 """
 
 from __future__ import annotations
@@ -15,109 +17,103 @@ from typing import Any
 
 import redis
 import redis.asyncio
-from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
-from clusternb.cache.base import Backend, BackendUnavailable
+from clusternb.cache.base import Backend
 from clusternb.cache.codec import DecodeError, Entry, entry_from_bytes
-from clusternb.config import mask_url
-
-UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+from clusternb.redisio.errors import Refused
+from clusternb.redisio.link import RedisLink
+from clusternb.redisio.scripts import LinkScript
 
 # Delete the lease only if it is still ours (it may have expired and been taken by another process).
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 
 class RedisBackend(Backend):
-    """Entries as ``SET key <encoded entry> PX ttl``; leases as ``SET lease:key token NX PX``."""
+    """Entries as ``SET key <encoded entry> PX ttl``; leases as ``SET lease:key token NX PX``.
+
+    ``link``: the process's :class:`RedisLink`, or a URL to build one from (``socket_timeout`` and
+    ``connect_timeout`` then apply).
+    """
 
     name = "redis"
 
-    def __init__(self, url: str, socket_timeout: float = 0.25, connect_timeout: float = 0.5) -> None:
-        self.url = url
-        self.safe_url = mask_url(url)
-        self._options: dict[str, Any] = {
-            "socket_timeout": socket_timeout,
-            "socket_connect_timeout": connect_timeout,
-            "retry": Retry(NoBackoff(), 0),
+    def __init__(self, link: RedisLink | str, socket_timeout: float = 0.25, connect_timeout: float = 0.5) -> None:
+        self._owns_link = isinstance(link, str)
+        if isinstance(link, str):
+            link = RedisLink(link, socket_timeout=socket_timeout, connect_timeout=connect_timeout)
+        self.link = link
+        self.url = link.url
+        self.safe_url = link.safe_url
+        self._release = LinkScript(link, _RELEASE)
+        self._aoptions: dict[str, Any] = {
+            "socket_timeout": link.socket_timeout,
+            "socket_connect_timeout": link.connect_timeout,
             "client_name": "clusternb-cache",
         }
-        try:
-            self.client = redis.Redis.from_url(url, **self._options)
-        except ValueError as exc:
-            raise ValueError(f"redis_url {self.safe_url!r} is invalid: {exc}") from None
-        self._release = self.client.register_script(_RELEASE)
-        self._aoptions = {k: v for k, v in self._options.items() if k != "retry"}  # _LoopConnection retries nothing
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopConnection] = weakref.WeakKeyDictionary()
 
     # -- sync -----------------------------------------------------------------------------------------------
 
     def get(self, key: str) -> Entry | None:
         try:
-            raw = self.client.get(key)
-        except UNAVAILABLE as exc:
-            raise BackendUnavailable(f"redis at {self.safe_url}: {type(exc).__name__}") from None
-        except ResponseError as exc:  # e.g. WRONGTYPE: another program's key under our name
-            raise DecodeError(f"redis refused the read: {exc}") from None
+            raw = self.link.call(lambda c: c.get(key))
+        except Refused as exc:  # e.g. WRONGTYPE: another program's key under our name
+            raise DecodeError(f"redis refused the read: {exc.reason}") from None
         return None if raw is None else entry_from_bytes(raw)
 
     def set(self, key: str, entry: Entry, ttl: float) -> None:
-        try:
-            self.client.set(key, entry.to_bytes(), px=max(int(ttl * 1000), 1))
-        except UNAVAILABLE as exc:
-            raise BackendUnavailable(f"redis at {self.safe_url}: {type(exc).__name__}") from None
+        self.link.call(lambda c: c.set(key, entry.to_bytes(), px=max(int(ttl * 1000), 1)))
 
     def delete(self, key: str) -> bool:
-        return bool(self._call(lambda: self.client.delete(key)))
+        return bool(self.link.call(lambda c: c.delete(key)))
 
     def clear(self, prefix: str) -> int:
-        def run() -> int:
+        def run(client: Any) -> int:
             deleted = 0
             batch: list[bytes] = []
-            for key in self.client.scan_iter(match=_glob(prefix), count=1000):
+            for key in client.scan_iter(match=_glob(prefix), count=1000):
                 batch.append(key)
                 if len(batch) >= 1000:
-                    deleted += int(self.client.unlink(*batch))
+                    deleted += int(client.unlink(*batch))
                     batch.clear()
             if batch:
-                deleted += int(self.client.unlink(*batch))
+                deleted += int(client.unlink(*batch))
             return deleted
 
-        return int(self._call(run))
+        return int(self.link.call(run))
 
     def usage(self, prefix: str, limit: int = 10_000) -> tuple[int, int]:
         """(entries, bytes) under ``prefix``; scans at most ``limit`` keys so a status call stays cheap."""
 
-        def run() -> tuple[int, int]:
+        def run(client: Any) -> tuple[int, int]:
             keys = []
-            for key in self.client.scan_iter(match=_glob(prefix), count=1000):
+            for key in client.scan_iter(match=_glob(prefix), count=1000):
                 keys.append(key)
                 if len(keys) >= limit:
                     break
-            pipe = self.client.pipeline(transaction=False)
+            pipe = client.pipeline(transaction=False)
             for key in keys:
                 pipe.strlen(key)
-            sizes = pipe.execute() if keys else []
-            return len(keys), int(sum(sizes))
+            sizes = pipe.execute(raise_on_error=False) if keys else []
+            return len(keys), int(sum(n for n in sizes if isinstance(n, int)))
 
-        entries, size = self._call(run)
+        entries, size = self.link.call(run)
         return int(entries), int(size)
 
     def ping(self) -> bool:
-        return bool(self._call(self.client.ping))
+        return bool(self.link.call(lambda c: c.ping()))
 
     # -- single-flight leases across processes ----------------------------------------------------------------
 
     def acquire_lease(self, key: str, ttl: float) -> str | None:
         token = uuid.uuid4().hex
-        ok = self._call(lambda: self.client.set(f"{key}:lease", token, nx=True, px=max(int(ttl * 1000), 1)))
+        ok = self.link.call(lambda c: c.set(f"{key}:lease", token, nx=True, px=max(int(ttl * 1000), 1)))
         return token if ok else None
 
     def release_lease(self, key: str, token: str) -> None:
-        self._call(lambda: self._release(keys=[f"{key}:lease"], args=[token]))
+        self._release((f"{key}:lease",), (token,))
 
     # -- async ----------------------------------------------------------------------------------------------
 
@@ -131,19 +127,19 @@ class RedisBackend(Backend):
         return conn
 
     async def aget(self, key: str) -> Entry | None:
+        if self.link.cluster:  # keys live on many shards: the cluster client routes them (in a thread)
+            return await asyncio.to_thread(self.get, key)
         try:
-            raw = await self._aconn().call("GET", key)
-        except UNAVAILABLE as exc:
-            raise BackendUnavailable(f"redis at {self.safe_url}: {type(exc).__name__}") from None
-        except ResponseError as exc:
-            raise DecodeError(f"redis refused the read: {exc}") from None
+            raw = await self.link.acall(lambda: self._aconn().call("GET", key))
+        except Refused as exc:
+            raise DecodeError(f"redis refused the read: {exc.reason}") from None
         return None if raw is None else entry_from_bytes(raw)
 
     async def aset(self, key: str, entry: Entry, ttl: float) -> None:
-        try:
-            await self._aconn().call("SET", key, entry.to_bytes(), "PX", max(int(ttl * 1000), 1))
-        except UNAVAILABLE as exc:
-            raise BackendUnavailable(f"redis at {self.safe_url}: {type(exc).__name__}") from None
+        if self.link.cluster:
+            await asyncio.to_thread(self.set, key, entry, ttl)
+            return
+        await self.link.acall(lambda: self._aconn().call("SET", key, entry.to_bytes(), "PX", max(int(ttl * 1000), 1)))
 
     async def aclose(self) -> None:
         """Close this event loop's connection (call before the loop ends, e.g. at server shutdown)."""
@@ -152,14 +148,10 @@ class RedisBackend(Backend):
             await conn.aclose()
 
     def close(self) -> None:
-        self.client.close()
+        self._release.close()
         self._async.clear()  # their connections close with their event loops
-
-    def _call(self, fn: Any) -> Any:
-        try:
-            return fn()
-        except UNAVAILABLE as exc:
-            raise BackendUnavailable(f"redis at {self.safe_url}: {type(exc).__name__}") from None
+        if self._owns_link:
+            self.link.close()
 
 
 class _LoopConnection:

@@ -107,7 +107,9 @@ def worker_snapshot(address: str, worker: dict[str, Any], interval: float, now: 
     metrics = worker.get("metrics", {})
     threads = int(worker.get("nthreads", 1)) or 1
     limit = int(worker.get("memory_limit") or 0)
-    used = int(metrics.get("memory", 0))
+    # A worker past its limit (before its nanny restarts it) reports more than the limit: shown as 100 %.
+    used = max(int(metrics.get("memory", 0)), 0)
+    used = min(used, limit) if limit else used
     net = metrics.get("host_net_io", {})
     disk = metrics.get("host_disk_io", {})
     name = worker.get("name", address)

@@ -98,10 +98,12 @@ class LocalSampler:
             load_5=load[1],
             load_15=load[2],
             mem_total_bytes=vm.total,
-            mem_used_bytes=vm.total - vm.available,  # what is not available is used, as `free` and htop show it
-            mem_available_bytes=vm.available,
+            # What is not available is used, as `free` and htop show it; some container views of /proc report
+            # more available than total, which no reader would accept: clamp to what can be true.
+            mem_used_bytes=max(vm.total - vm.available, 0),
+            mem_available_bytes=min(vm.available, vm.total),
             swap_total_bytes=swap.total,
-            swap_used_bytes=swap.used,
+            swap_used_bytes=min(swap.used, swap.total),
             disk_path=self.disk_path,
             disk_total_bytes=disk.total,
             disk_used_bytes=disk.used,

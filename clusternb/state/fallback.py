@@ -4,59 +4,57 @@ Writes go to the local memory store always and to Redis when it answers. Reads c
 fails, they come from the last good ``latest()`` read from Redis merged with the local store (this host's
 own samples), and :attr:`degraded` says so, so a panel or ``workers()`` call answers with the best data at
 hand instead of a traceback. Nodes in that last good view age normally and turn stale, then offline,
-which is the truth as far as this process can see. The outage is logged once; the next successful read
-ends it, with no restart.
+which is the truth as far as this process can see. Whether Redis is up is the link's one health state
+(:class:`~clusternb.redisio.link.RedisLink`): it logs the outage once, backs off, and the first call that
+gets through after the backoff ends it, with no restart.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
+import contextlib
 import time
 from collections.abc import Callable, Collection, Mapping
 from typing import TypeVar
 
-import redis
-
 from clusternb.model import NodeSnapshot
+from clusternb.redisio.errors import Unavailable
 from clusternb.state.base import Liveness, StateStore
 from clusternb.state.memory import MemoryStateStore
+from clusternb.state.redis import RedisStateStore
 
-log = logging.getLogger(__name__)
-_FAILURES = (redis.RedisError, OSError)
 T = TypeVar("T")
 
 
 class MirroredStore(StateStore):
     """``primary`` (Redis) for the cluster view, ``local`` (memory) for this host and for outages."""
 
-    def __init__(self, primary: StateStore, local: MemoryStateStore) -> None:
+    def __init__(self, primary: RedisStateStore, local: MemoryStateStore) -> None:
         self.primary = primary
         self.local = local
-        self.degraded = False
-        self.last_error: str | None = None
-        self.failures = 0
+        self.link = primary.link
         self._last_latest: list[NodeSnapshot] = []
-        self._lock = threading.Lock()
+
+    @property
+    def degraded(self) -> bool:
+        """True while Redis is unreachable (and answers come from this process's last view)."""
+        return not self.link.available
 
     def put(self, snapshot: NodeSnapshot) -> None:
         self.local.put(snapshot)
-        try:
+        with contextlib.suppress(Unavailable):  # counted by the link; this host's sample is in the local store
             self.primary.put(snapshot)
-        except _FAILURES as exc:
-            self._failed(exc)
 
     def leave(self, node: str, when: float) -> None:
         self.local.leave(node, when)
-        try:
+        with contextlib.suppress(Unavailable):
             self.primary.leave(node, when)
-        except _FAILURES as exc:
-            self._failed(exc)
 
     def latest(self) -> list[NodeSnapshot]:
-        snaps = self._read(self.primary.latest, self._known_latest)
-        if not self.degraded:
-            self._last_latest = snaps
+        try:
+            snaps = self.primary.latest()
+        except Unavailable:
+            return self._known_latest()
+        self._last_latest = snaps
         return snaps
 
     def history(
@@ -80,15 +78,12 @@ class MirroredStore(StateStore):
             lambda: -(self.local.generation() * 100_000 + int(time.time()) % 100_000) - 1,
         )
 
-    def _read(self, primary: Callable[[], T], fallback: Callable[[], T]) -> T:
-        """Read from Redis; on failure note the outage (logged once) and answer from what this process knows."""
+    @staticmethod
+    def _read(primary: Callable[[], T], fallback: Callable[[], T]) -> T:
         try:
-            value = primary()
-        except _FAILURES as exc:
-            self._failed(exc)
+            return primary()
+        except Unavailable:
             return fallback()
-        self._ok()
-        return value
 
     def _known_latest(self) -> list[NodeSnapshot]:
         merged = {s.node: s for s in self._last_latest}
@@ -98,18 +93,3 @@ class MirroredStore(StateStore):
     def close(self) -> None:
         self.primary.close()
         self.local.close()
-
-    def _failed(self, exc: BaseException) -> None:
-        with self._lock:
-            self.failures += 1
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            if not self.degraded:
-                self.degraded = True
-                log.warning("clusternb: redis state unreachable (%s); showing what this process knows", exc)
-
-    def _ok(self) -> None:
-        if self.degraded:
-            with self._lock:
-                if self.degraded:
-                    self.degraded = False
-                    log.warning("clusternb: redis state reachable again")

@@ -1,7 +1,8 @@
 """Cluster-mode state store on Redis: every agent writes here, every kernel, server and panel reads here.
 
-Key layout (``P`` = ``clusternb:v{SCHEMA_VERSION}:state:``; the version in the prefix keeps two schema
-versions of clusternb on one Redis from ever reading each other's keys)::
+Key layout (``P`` = ``{clusternb:v<SCHEMA_VERSION>}:state:``; the version keeps two schema versions of clusternb
+on one Redis from ever reading each other's keys, and the braces are a Redis Cluster hash tag: every state and
+alert key lives in one slot, so each script and transaction below touches one shard)::
 
     P latest          HASH    node -> snapshot JSON (orjson of NodeSnapshot.to_dict(), carries "schema")
     P seen            ZSET    node -> sample time of its latest snapshot (the registry; drives pruning)
@@ -22,59 +23,84 @@ A put is one Lua script (``EVALSHA`` on a held connection, see ``held_script.py`
 restart): it writes the latest record, the registry and the history, trims, sets expiries, prunes and bumps
 the generation, atomically like a MULTI. One command instead of fourteen is what keeps an agent's publish
 cheap: redis-py spends tens of microseconds of Python per command packed and parsed, which across a MULTI
-cost more CPU than the sample.
+cost more CPU than the sample. The script first deletes any of its keys that hold another type than it
+expects (or a generation that is not a number): a stray key under our name would otherwise make every put
+fail forever.
 
 Bounds: each put trims its node's history to ``window`` seconds before the new sample and to ``max_samples``
 entries, and sets every key's expiry to ``window``: a history nobody writes disappears, and so does a whole
 cluster that went quiet. The same script prunes nodes whose last sample is older than the window (by the
 writer's clock and by the server's, so one agent with a clock far ahead cannot wipe the others) from
-``latest``, ``seen``, ``intervals`` and ``departed``. Redis Cluster is not supported (the script touches
-several keys that are not hash-tagged together).
+``latest``, ``seen``, ``intervals`` and ``departed``, and nodes whose registry time is further in the future
+than ``max_clock_skew`` (a ghost that would otherwise stay "online" for ever).
 
 The generation counter is seeded (``SET NX``) with the current time in microseconds before its first INCR, so
 after a Redis restart without persistence it still grows past every value readers cached before.
 
-Reading is data only: records are JSON validated by :meth:`NodeSnapshot.from_dict`. A record of another schema
-version, garbage bytes or a pickle are skipped and counted in :attr:`RedisStateStore.skipped` and
-:meth:`RedisStateStore.stats`; nothing is ever unpickled or evaluated.
+Reading is data only, validated where it enters: records are JSON checked for types and physical bounds by
+:func:`~clusternb.model.decode_snapshot_json` in one C pass; a sample time further ahead of this host's clock
+than ``max_clock_skew`` is rejected too. A rejected record (another schema version, garbage, a pickle, absurd
+values) is skipped, counted per node and reason in :class:`~clusternb.rejects.Rejections`, and deleted from
+Redis if it is still the same bytes, so nothing bad is immortal; nothing is ever unpickled or evaluated.
+A key of the wrong type reads as empty and is counted the same way.
 
-Errors: Redis failures propagate as ``redis`` exceptions (``redis.ConnectionError``, ``redis.TimeoutError``,
-``redis.ResponseError``, all ``redis.RedisError``). The store makes no fallback decision: the agent retries
-with backoff, the query layer decides what to show. A read is retried once on a connection error or a timeout
-(a pooled connection dies when Redis restarts), so it costs at most about twice its timeouts; a put is retried
-on a connection error only, so a hung Redis costs an agent one timeout per sample.
+Errors: every call goes through the process's :class:`~clusternb.redisio.link.RedisLink`, so failures arrive
+as :class:`~clusternb.redisio.errors.Unavailable` (fall back: :class:`~clusternb.state.fallback.MirroredStore`)
+or :class:`~clusternb.redisio.errors.Refused`, never as redis-py exceptions, and the link's backoff applies.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import operator
 import threading
 import time
-from collections.abc import Collection, Iterable, Mapping
-from typing import Any, cast
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any, TypeVar, cast
 
 import orjson
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from clusternb.config import ClusterNB, mask_url
-from clusternb.model import SCHEMA_VERSION, NodeSnapshot, SchemaError, decode_snapshot_json, decode_snapshots_json
+from clusternb.config import ClusterNB
+from clusternb.model import (
+    SCHEMA_VERSION,
+    TIME_MAX,
+    NodeSnapshot,
+    SchemaError,
+    decode_snapshot_json,
+    decode_snapshots_json,
+)
+from clusternb.redisio.errors import Refused
+from clusternb.redisio.link import RedisLink
+from clusternb.redisio.scripts import LinkScript
+from clusternb.rejects import Rejections, node_of
 from clusternb.state.base import Liveness, StateStore
-from clusternb.state.held_script import HeldScript
 
-PREFIX = f"clusternb:v{SCHEMA_VERSION}:state:"
+T = TypeVar("T")
+
+#: The Redis Cluster hash tag of every shared-state key (state and alerts): one slot, so one script may
+#: touch any of them.
+TAG = f"{{clusternb:v{SCHEMA_VERSION}}}"
+PREFIX = f"{TAG}:state:"
 
 # One put. KEYS: latest, seen, intervals, departed, hist, gen.
 # ARGV: node, record, sample time, oldest time kept (time - window), last rank dropped by the cap (negative),
-# expiry in seconds, generation seed, window in seconds, the node's interval.
-# Nodes whose last sample is older than the window are pruned, judged by the writer's sample clock and by the
-# server's clock (TIME - window), whichever is earlier; so are departures older than that. Returns the
-# number of nodes pruned. A script stops at its first failing command (a MULTI would run the rest), so the
-# latest record and the generation come first: if the history key is unusable (another program's key under
-# our name), readers still see the new sample, never a new record behind an old generation.
+# expiry in seconds, generation seed, window in seconds, the node's interval, the largest clock skew accepted.
+# First, a key of the wrong type under our name (or a generation that is not a number) is deleted: it would
+# make every later put fail. Nodes whose last sample is older than the window are pruned, judged by the
+# writer's sample clock and by the server's clock (TIME - window), whichever is earlier; so are nodes whose
+# registry time is further in the future than the skew allows, and departures older than the cutoff. Returns
+# the number of nodes pruned. A script stops at its first failing command (a MULTI would run the rest), so
+# the latest record and the generation come first: readers never see a new record behind an old generation.
 _PUT = """
+local want = {'hash', 'zset', 'hash', 'hash', 'zset', 'string'}
+for i = 1, 6 do
+  local t = redis.call('TYPE', KEYS[i])['ok']
+  if t ~= 'none' and t ~= want[i] then redis.call('DEL', KEYS[i]) end
+end
+local g = redis.call('GET', KEYS[6])
+if g and not tonumber(g) then redis.call('DEL', KEYS[6]) end
 local node, record, t = ARGV[1], ARGV[2], ARGV[3]
 redis.call('SET', KEYS[6], ARGV[7], 'NX')
 redis.call('HSET', KEYS[1], node, record)
@@ -84,9 +110,12 @@ redis.call('HDEL', KEYS[4], node)
 redis.call('INCR', KEYS[6])
 for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[6]) end
 local now = redis.call('TIME')
-local cutoff = tonumber(now[1]) + tonumber(now[2]) / 1000000 - tonumber(ARGV[8])
+local server = tonumber(now[1]) + tonumber(now[2]) / 1000000
+local cutoff = server - tonumber(ARGV[8])
 if tonumber(ARGV[4]) < cutoff then cutoff = tonumber(ARGV[4]) end
 local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. cutoff, 'LIMIT', 0, 500)
+local ahead = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. (server + tonumber(ARGV[10])), '+inf', 'LIMIT', 0, 500)
+for i = 1, #ahead do if ahead[i] ~= node then gone[#gone + 1] = ahead[i] end end
 if #gone > 0 then
   redis.call('HDEL', KEYS[1], unpack(gone))
   redis.call('ZREM', KEYS[2], unpack(gone))
@@ -105,60 +134,82 @@ redis.call('EXPIRE', KEYS[5], ARGV[6])
 return #gone
 """
 
+# A clean departure. KEYS: departed, gen. ARGV: node, time, expiry in seconds, generation seed.
+_LEAVE = """
+if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' then redis.call('DEL', KEYS[1]) end
+local g = redis.call('GET', KEYS[2])
+if g and not tonumber(g) then redis.call('DEL', KEYS[2]) end
+redis.call('SET', KEYS[2], ARGV[4], 'NX')
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return redis.call('INCR', KEYS[2])
+"""
+
+# Delete rejected records of a hash, each only if it still holds the bytes that were rejected (a good write
+# since then must survive). KEYS: the hash. ARGV: the rejected records. Fields are found by value: HVALS gave
+# no names. (The alert store prunes its hash of active alerts with it too.)
+PRUNE_HASH_VALUES = """
+local bad = {}
+for i = 1, #ARGV do bad[ARGV[i]] = true end
+local all = redis.call('HGETALL', KEYS[1])
+local n = 0
+for i = 1, #all, 2 do
+  if bad[all[i + 1]] then redis.call('HDEL', KEYS[1], all[i]); n = n + 1 end
+end
+return n
+"""
+
 
 def liveness_reads_lua(first_key: int) -> str:
     """Lua for the three reads of :meth:`RedisStateStore.liveness` (registry with scores, intervals, departures)
     as one table, their keys at ``KEYS[first_key]`` onwards in :attr:`RedisStateStore.liveness_keys` order: the
-    reply :meth:`RedisStateStore.parse_liveness` decodes, for any script that reads the liveness view."""
+    reply :meth:`RedisStateStore.parse_liveness` decodes, for any script that reads the liveness view. A key of
+    the wrong type reads as empty (and is counted by the parser's caller when it matters)."""
     k = first_key
-    return (
-        f"{{redis.call('ZRANGE', KEYS[{k}], 0, -1, 'WITHSCORES'), redis.call('HGETALL', KEYS[{k + 1}]), "
-        f"redis.call('HGETALL', KEYS[{k + 2}])}}"
-    )
+
+    def read(cmd: str, key: int, *args: str) -> str:
+        extra = "".join(f", '{a}'" for a in args)
+        want = "zset" if cmd == "ZRANGE" else "hash"
+        typed = f"redis.call('TYPE', KEYS[{key}])['ok'] == '{want}'"
+        return f"({typed} and redis.call('{cmd}', KEYS[{key}]{extra}) or {{}})"
+
+    return f"{{{read('ZRANGE', k, '0', '-1', 'WITHSCORES')}, {read('HGETALL', k + 1)}, {read('HGETALL', k + 2)}}}"
 
 
 _LIVENESS = f"return {liveness_reads_lua(1)}"
 
 
 class RedisStateStore(StateStore):
-    """The :class:`StateStore` of cluster mode. Thread-safe: reads use redis-py's pool; puts take turns on one
-    held connection (see ``held_script.py``).
+    """The :class:`StateStore` of cluster mode, over ``link`` (or a URL, with its own link). Thread-safe: reads use
+    redis-py's pool; puts take turns on one held connection on a standalone server (``redisio/held_script.py``).
 
-    ``latest()`` is one HVALS whatever the number of nodes; ``put`` is one script call and ``leave`` one MULTI;
-    ``liveness()`` is one script call; ``history`` is one round trip for the node list (when not given) and one
-    pipeline across nodes.
-    A ``client`` passed in instead of a URL must leave ``decode_responses`` off: records are read as bytes.
+    ``latest()`` is one HVALS whatever the number of nodes, on a standalone server and on a cluster alike (the
+    hash lives on one shard); ``put`` and ``leave`` are one script call each; ``liveness()`` is one script call;
+    ``history`` is one round trip for the node list (when not given) and one pipeline across nodes.
     """
 
     def __init__(
         self,
-        url: str | None = None,
+        link: RedisLink | str,
         *,
-        client: redis.Redis | None = None,
-        window: float = 3600.0,
-        max_samples: int = 20_000,
         socket_timeout: float = 0.25,
         connect_timeout: float = 0.5,
-        health_check_interval: float = 30.0,
-        retries: int = 1,
+        window: float = 3600.0,
+        max_samples: int = 20_000,
+        max_clock_skew: float = 300.0,
         prefix: str = PREFIX,
+        rejections: Rejections | None = None,
     ) -> None:
-        if client is None:
-            if not url:
-                raise ValueError("RedisStateStore needs a Redis URL (redis://, rediss:// or unix://)")
-            # from_url validates the scheme and raises ValueError on a malformed URL; it does not connect yet.
-            client = redis.Redis.from_url(
-                url,
-                socket_timeout=socket_timeout,
-                socket_connect_timeout=connect_timeout,
-                health_check_interval=health_check_interval,
-                retry=Retry(NoBackoff(), retries),
-            )
-        self.url = mask_url(url or "")
-        self.client = client
+        self._owns_link = isinstance(link, str)
+        if isinstance(link, str):  # a URL: this store's own link (tests, tools); a client shares its link
+            link = RedisLink(link, socket_timeout=socket_timeout, connect_timeout=connect_timeout)
+        self.link = link
+        self.url = link.safe_url
         self.window = float(window)
         self.max_samples = int(max_samples)
+        self.max_clock_skew = float(max_clock_skew)
         self.prefix = prefix
+        self.rejections = rejections if rejections is not None else Rejections()
         self._ttl = max(1, math.ceil(self.window))
         self._k_latest = prefix + "latest"
         self._k_seen = prefix + "seen"
@@ -168,30 +219,35 @@ class RedisStateStore(StateStore):
         self._put_keys = (self._k_latest, self._k_seen, self._k_intervals, self._k_departed)
         #: What :meth:`liveness` reads, in its order, for a script elsewhere that reads it too (the watchdog's).
         self.liveness_keys = (self._k_seen, self._k_intervals, self._k_departed)
-        self._put_script = HeldScript(client, _PUT)  # every sample of every agent: the cheapest call there is
-        self._liveness_script = client.register_script(_LIVENESS)
+        self._put_script = LinkScript(link, _PUT, held=True)  # every sample of every agent: the cheapest call
+        self._leave_script = LinkScript(link, _LEAVE)
+        self._prune_script = LinkScript(link, PRUNE_HASH_VALUES)
+        self._liveness_script = LinkScript(link, _LIVENESS)
         self._lock = threading.Lock()
-        # The previous latest()'s records and their snapshots (None: skipped), position by position.
+        # The previous latest()'s records and their snapshots (None: rejected), position by position.
         self._decoded: tuple[list[bytes], list[NodeSnapshot | None]] = ([], [])
-        self.skipped = 0
         self.puts = 0
-        self._skip_reasons: dict[str, int] = {}
-        self.last_skip: str | None = None
 
     @classmethod
-    def from_settings(cls, settings: ClusterNB, **overrides: Any) -> RedisStateStore:
+    def from_settings(
+        cls, settings: ClusterNB, link: RedisLink | None = None, rejections: Rejections | None = None
+    ) -> RedisStateStore:
         """The store a :class:`ClusterNB` configuration describes (``redis_url``, timeouts, history bounds)."""
-        kwargs: dict[str, Any] = {
-            "window": settings.history_window,
-            "max_samples": settings.history_max_samples,
-            "socket_timeout": settings.redis_socket_timeout,
-            "connect_timeout": settings.redis_connect_timeout,
-        }
-        kwargs.update(overrides)
-        return cls(settings.redis_url, **kwargs)
+        return cls(
+            link if link is not None else RedisLink.from_settings(settings),
+            window=settings.history_window,
+            max_samples=settings.history_max_samples,
+            max_clock_skew=settings.max_clock_skew,
+            rejections=rejections,
+        )
 
     def hist_key(self, node: str) -> str:
         return f"{self.prefix}hist:{node}"
+
+    @property
+    def skipped(self) -> int:
+        """Records rejected so far (all kinds)."""
+        return self.rejections.total
 
     # -- writes ---------------------------------------------------------------------------------------------
 
@@ -210,17 +266,13 @@ class RedisStateStore(StateStore):
                 _gen_seed(),
                 self.window,
                 repr(snapshot.interval_s),
+                repr(self.max_clock_skew),
             ),
         )
         self.puts += 1
 
     def leave(self, node: str, when: float) -> None:
-        pipe = self.client.pipeline(transaction=True)
-        pipe.set(self._k_gen, _gen_seed(), nx=True)
-        pipe.hset(self._k_departed, node, repr(float(when)))
-        pipe.expire(self._k_departed, self._ttl)
-        pipe.incr(self._k_gen)
-        pipe.execute()
+        self._leave_script((self._k_departed, self._k_gen), (node, repr(float(when)), self._ttl, _gen_seed()))
 
     # -- reads ----------------------------------------------------------------------------------------------
 
@@ -235,16 +287,14 @@ class RedisStateStore(StateStore):
         - nothing changed (a plain cache miss): the previous snapshots, no record touched;
         - most records changed (every node published since the last read, or the hash reordered): all are
           decoded in one C-level pass, no Python code per record;
-        - otherwise, one by one: an unchanged record keeps its snapshot, a changed one is decoded. So it goes
-          while a record the last read skipped is still there: it is decoded, and counted, again each read.
+        - otherwise, one by one: an unchanged record keeps its snapshot, a changed one is decoded.
 
-        Finding unchanged records by their bytes instead would not depend on the order, but hashing 10,000
-        records of ~700 bytes cost 7 ms, paid again on every read of a busy cluster.
+        A rejected record is counted and pruned (see the module docstring); a sample time too far ahead of
+        this host's clock is checked on every read, since "too far" moves with the clock.
         """
-        # The client never decodes responses, so every record here is bytes.
-        records = cast(list[bytes], self.client.hvals(self._k_latest))
+        records: list[bytes] = self._refusable("latest", lambda c: c.hvals(self._k_latest), [])
         before, kept = self._decoded
-        clean = None not in kept  # the last read skipped nothing
+        clean = None not in kept  # the last read rejected nothing
         if clean and records == before:
             snaps = kept
         elif clean and sum(map(operator.eq, records, before)) < len(records) // 2:
@@ -255,48 +305,77 @@ class RedisStateStore(StateStore):
                 for record, was, old in zip(records, before, kept, strict=False)
             ]
             snaps.extend(map(self._decode, records[len(snaps) :]))  # the reply grew
+        bad = [record for record, snap in zip(records, snaps, strict=True) if snap is None]
         self._decoded = (records, snaps)  # one swap: concurrent callers each see a matching pair
-        return [snap for snap in snaps if snap is not None]
+        out = [snap for snap in snaps if snap is not None]
+        limit = time.time() + self.max_clock_skew
+        if any(snap.time > limit for snap in out):
+            ahead = [snap for snap in out if snap.time > limit]
+            for snap in ahead:
+                self.rejections.add("latest", snap.node, "sample time ahead of this host's clock by more than "
+                                    f"max_clock_skew ({self.max_clock_skew:g} s)")  # fmt: skip
+            out = [snap for snap in out if snap.time <= limit]
+            bad += [r for r, s in zip(records, snaps, strict=True) if s is not None and s.time > limit]
+        if bad:
+            self._prune(bad)
+        return out
 
     def history(
         self, since: float, until: float | None = None, nodes: Collection[str] | None = None
     ) -> list[NodeSnapshot]:
         if nodes is None:
-            members = cast(list[bytes], self.client.zrange(self._k_seen, 0, -1))
+            members: list[bytes] = self._refusable("seen", lambda c: c.zrange(self._k_seen, 0, -1), [])
             names = [n.decode("utf-8", "replace") for n in members]
         else:
             names = list(nodes)
         if not names:
             return []
-        pipe = self.client.pipeline(transaction=False)
-        high = "+inf" if until is None else repr(float(until))
-        for name in names:
-            pipe.zrangebyscore(self.hist_key(name), repr(float(since)), high)
+        high = repr(min(float(until), TIME_MAX)) if until is not None else "+inf"
+        low = repr(max(float(since), 0.0))
+
+        def read(client: Any) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            for name in names:
+                pipe.zrangebyscore(self.hist_key(name), low, high)
+            return cast(list[Any], pipe.execute(raise_on_error=False))
+
+        replies = self.link.call(read)
+        limit = time.time() + self.max_clock_skew
         out: list[NodeSnapshot] = []
-        for records in pipe.execute():
-            out.extend(snap for snap in self._decode_all(records) if snap is not None)
+        for name, records in zip(names, replies, strict=True):
+            if isinstance(records, Exception):  # WRONGTYPE: another program's key under our name
+                self.rejections.add("history", name[:64], f"history key unreadable: {records}")
+                continue
+            snaps = self._decode_all(records, kind="history")
+            bad = [r for r, snap in zip(records, snaps, strict=True) if snap is None or snap.time > limit]
+            out.extend(snap for snap in snaps if snap is not None and snap.time <= limit)
+            if bad:
+                self._quietly(functools.partial(_zrem, self.hist_key(name), bad))
         return out
 
     def departed(self) -> Mapping[str, float]:
-        return self._departures(cast(dict[bytes, bytes], self.client.hgetall(self._k_departed)).items())
+        pairs: dict[bytes, bytes] = self._refusable("departed", lambda c: c.hgetall(self._k_departed), {})
+        return self._departures(pairs.items())
 
     def liveness(self) -> Liveness:
         """One script call: the registry's times, the intervals and the departures; no snapshot is decoded.
 
         A watchdog over 10,000 nodes reads a few hundred kilobytes of numbers instead of every record.
         """
-        return self.parse_liveness(self._liveness_script(keys=self.liveness_keys))
+        return self.parse_liveness(self._liveness_script(self.liveness_keys))
 
     def parse_liveness(self, reply: list[list[bytes]]) -> Liveness:
         """Decode the reply of the three reads :attr:`liveness_keys` name (ZRANGE WITHSCORES, HGETALL, HGETALL).
 
         A node in the registry without an interval entry (last written by an older clusternb, whose records
         carry the interval but which kept no ``intervals`` hash) gets it from its record, one HMGET for all
-        such nodes, so a node that went silent before an upgrade is still watched.
+        such nodes, so a node that went silent before an upgrade is still watched. Times must be plausible
+        (not after ``max_clock_skew`` from now), intervals positive and at most a day.
         """
         seen, intervals, departed = reply
         every = dict(zip(intervals[::2], intervals[1::2], strict=True))
         every.update(self._intervals_from_records([f for f in seen[::2] if f not in every]))
+        limit = time.time() + self.max_clock_skew
         beats: dict[str, tuple[float, float]] = {}
         for field, score in zip(seen[::2], seen[1::2], strict=True):
             raw_interval = every.get(field)
@@ -304,19 +383,21 @@ class RedisStateStore(StateStore):
                 when, interval = float(score), float(raw_interval) if raw_interval is not None else math.nan
                 name = field.decode()
             except (ValueError, UnicodeDecodeError):
-                self._skip("registry entry is not a node, a time and an interval")
+                self.rejections.add("registry", "(unknown)", "not a node, a time and an interval")
                 continue
-            if math.isfinite(when) and math.isfinite(interval) and interval > 0:
+            if not (0 <= when <= limit):
+                self.rejections.add("registry", name[:64], "time outside the past window or ahead of the clock")
+            elif math.isfinite(interval) and 0 < interval <= 86_400:
                 beats[name] = (when, interval)
             else:
-                self._skip("registry entry has no valid interval")
+                self.rejections.add("registry", name[:64], "no valid interval")
         return Liveness(beats, self._departures(zip(departed[::2], departed[1::2], strict=True)))
 
     def _intervals_from_records(self, fields: list[bytes]) -> dict[bytes, bytes]:
         if not fields:
             return {}
         out: dict[bytes, bytes] = {}
-        records = cast(list[bytes | None], self.client.hmget(self._k_latest, fields))
+        records = self._refusable("latest", lambda c: c.hmget(self._k_latest, fields), [None] * len(fields))
         for field, record in zip(fields, records, strict=True):
             snap = self._decode(record) if record is not None else None
             if snap is not None:
@@ -324,88 +405,99 @@ class RedisStateStore(StateStore):
         return out
 
     def generation(self) -> int:
-        raw = self.client.get(self._k_gen)
+        raw = self._refusable("generation", lambda c: c.get(self._k_gen), None)
         if raw is None:
             return 0
         try:
             return int(raw)
         except ValueError:
-            self._skip("generation counter is not an integer")
+            self.rejections.add("generation", "(unknown)", "generation counter is not an integer")
             return 0
 
     # -- diagnostics and lifecycle --------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
         """What this store did, for ``cache_status``-style diagnostics. Local counters only: no round trip."""
-        with self._lock:
-            reasons = dict(self._skip_reasons)
         return {
             "backend": "redis",
             "url": self.url,
             "prefix": self.prefix,
             "puts": self.puts,
-            "skipped": self.skipped,
-            "skipped_by_reason": reasons,
-            "last_skip": self.last_skip,
+            "skipped": self.rejections.total,
+            "skipped_by_reason": self.rejections.by_reason(),
         }
 
     def close(self) -> None:
         self._put_script.close()
-        self.client.close()
+        if self._owns_link:
+            self.link.close()
 
-    # -- decoding -------------------------------------------------------------------------------------------
+    # -- decoding and rejecting -----------------------------------------------------------------------------
+
+    def _refusable(self, what: str, read: Callable[[Any], Any], empty: T) -> T:
+        """``read`` through the link; a key Redis refuses to read (WRONGTYPE) is counted and reads as ``empty``.
+        ``Unavailable`` propagates: the caller's fallback decides."""
+        try:
+            return cast(T, self.link.call(read))
+        except Refused as exc:
+            self.rejections.add(what, "(key)", f"key unreadable: {exc.reason}")
+            return empty
+
+    def _quietly(self, fn: Callable[[Any], Any]) -> None:
+        """Best-effort cleanup: a failure here must not fail the read that found the bad record."""
+        with contextlib.suppress(Exception):  # pruned by the next reader instead
+            self.link.call(fn)
+
+    def _prune(self, bad: list[bytes]) -> None:
+        with contextlib.suppress(Exception):  # the next reader prunes it
+            self._prune_script((self._k_latest,), bad[:500])
 
     def _departures(self, pairs: Iterable[tuple[bytes, bytes]]) -> dict[str, float]:
         out: dict[str, float] = {}
+        limit = time.time() + self.max_clock_skew
         for node, when in pairs:
             try:
                 value = float(when)
                 name = node.decode()
             except (ValueError, UnicodeDecodeError):
-                self._skip("departure record is not a node and a time")
+                self.rejections.add("departed", "(unknown)", "not a node and a time")
                 continue
-            if math.isfinite(value):
+            if 0 <= value <= limit:
                 out[name] = value
             else:
-                self._skip("departure time is not finite")
+                self.rejections.add("departed", name[:64], "departure time outside what a clock can show")
         return out
 
-    def _decode_all(self, records: list[bytes]) -> list[NodeSnapshot | None]:
-        """Each record's snapshot, None for those skipped: all in one C-level pass when every one is good."""
+    def _decode_all(self, records: list[bytes], kind: str = "latest") -> list[NodeSnapshot | None]:
+        """Each record's snapshot, None for those rejected: all in one C-level pass when every one is good."""
         try:
             return cast(list[NodeSnapshot | None], decode_snapshots_json(records))
         except SchemaError:
-            return [self._decode(record) for record in records]  # find and count the bad ones
+            return [self._decode(record, kind) for record in records]  # find and count the bad ones
 
-    def _decode(self, record: bytes) -> NodeSnapshot | None:
+    def _decode(self, record: bytes, kind: str = "latest") -> NodeSnapshot | None:
         try:
             return decode_snapshot_json(record)  # every good record: one pass in C
-        except SchemaError:
-            pass
-        # Not a record of this version: find out why, to count it. orjson rejects anything that is not JSON
-        # (a pickle included) before any of it is interpreted.
-        try:
-            data = orjson.loads(record)
-        except orjson.JSONDecodeError:
-            self._skip("not JSON")
-            return None
-        if not isinstance(data, dict):
-            self._skip("not a snapshot")
-            return None
-        if data.get("schema") != SCHEMA_VERSION:
-            self._skip("other schema version")
-            return None
-        try:
-            return NodeSnapshot.from_dict(data)
-        except (SchemaError, TypeError, ValueError):
-            self._skip("invalid snapshot")
+        except SchemaError as exc:
+            self.rejections.add(kind, node_of(record), _reason(record, exc))
             return None
 
-    def _skip(self, reason: str) -> None:
-        with self._lock:
-            self.skipped += 1
-            self._skip_reasons[reason] = self._skip_reasons.get(reason, 0) + 1
-            self.last_skip = reason
+
+def _reason(record: bytes, exc: SchemaError) -> str:
+    """Why a record was rejected, in words an operator can act on."""
+    try:
+        data = orjson.loads(record)  # orjson rejects anything that is not JSON (a pickle included) unread
+    except orjson.JSONDecodeError:
+        return "not JSON"
+    if not isinstance(data, dict):
+        return "not a snapshot"
+    if data.get("schema") != SCHEMA_VERSION:
+        return "other schema version"
+    return f"invalid snapshot: {exc}"
+
+
+def _zrem(key: str, members: list[bytes], client: Any) -> Any:
+    return client.zrem(key, *members)
 
 
 def _gen_seed() -> int:

@@ -10,9 +10,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from clusternb.agent import Agent
+from clusternb.redisio.errors import Unavailable
+from clusternb.redisio.link import RedisLink
 from clusternb.state.redis import RedisStateStore
 from tests.helpers import make_snapshot, stop_process
 from tests.redis_server import RedisServer
@@ -69,7 +70,7 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = DEADLINE) ->
         try:
             if check():
                 return
-        except redis.RedisError:
+        except Unavailable:
             pass
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
@@ -136,29 +137,31 @@ def test_agents_outlive_a_redis_restart(
 
 
 def test_agent_backs_off_and_resumes_in_process(redis_server: RedisServer) -> None:
-    """The same loop, stepped by hand with a fake clock, against a real Redis that goes away and comes back."""
-    now = [1000.0]
-    store = RedisStateStore(redis_server.url, socket_timeout=1.0)
-    agent = Agent(lambda: make_snapshot("me", time=time.time()), store, 1.0, "me", clock=lambda: now[0])
+    """The same loop, stepped by hand, against a real Redis that goes away and comes back. The backoff is the
+    link's (the one retry policy): while it runs, a publish fails at once, without a round trip."""
+    link = RedisLink(redis_server.url, socket_timeout=1.0, backoff_base=0.5, backoff_cap=1.0)
+    store = RedisStateStore(link)
+    agent = Agent(lambda: make_snapshot("me", time=time.time()), store, 1.0, "me")
     assert agent.step() is not None and agent.published == 1 and agent.reachable
 
     redis_server.kill()
     agent.step()
     assert not agent.reachable and agent.outages == 1 and agent.dropped == 1
-    now[0] += 0.5
-    agent.step()  # inside the backoff: sampled, not attempted
-    assert (agent.samples, agent.dropped) == (3, 2)
-    now[0] += 1.0
-    agent.step()  # retried and failed again: the next wait doubles
-    assert agent.dropped == 3 and agent._retry_at - now[0] == pytest.approx(2.0)
+    failed_calls = link.health.failures
+    agent.step()  # inside the backoff: sampled, not sent
+    assert (agent.samples, agent.dropped) == (3, 2) and link.health.failures == failed_calls
+    assert link.health.state == "failing"
 
     redis_server.start()
-    now[0] += 2.0
-    agent.step()
+    deadline = time.monotonic() + 10
+    while not agent.reachable and time.monotonic() < deadline:
+        time.sleep(0.1)
+        agent.step()
     assert agent.reachable and agent.published == 2 and agent.outages == 1
     assert [s.node for s in store.latest()] == ["me"]
     assert agent.leave() and "me" in store.departed()
     store.close()
+    link.close()
 
 
 def test_a_sample_error_does_not_stop_the_agent(redis_server: RedisServer) -> None:
@@ -184,7 +187,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--redis", "http://nope:1"), "scheme"),
+        (("--redis", "http://nope:1"), "not a Redis URL"),
         (("--redis", "redis://127.0.0.1:1", "--label", "oops"), "--label: expected KEY=VALUE, got 'oops'"),
         (("--redis", "redis://127.0.0.1:1", "--interval", "fast"), "--interval: expected a number, got 'fast'"),
         (("--redis", "redis://127.0.0.1:1", "--interval", "0"), "interval must be between"),

@@ -106,7 +106,7 @@ def test_silent_node_raises_node_offline_in_embedded_mode() -> None:
 def test_one_liveness_watcher_per_lease_and_a_lone_one_checks_every_interval(redis_server: RedisServer) -> None:
     settings = load_config(redis_url=redis_server.url, interval=2.0)
     state = RedisStateStore.from_settings(settings)
-    first, second = (AlertRuntime(settings, store=RedisAlertStore(state.client, state=state)) for _ in range(2))
+    first, second = (AlertRuntime(settings, store=RedisAlertStore(state.link, state=state)) for _ in range(2))
     first.owner, second.owner = "first", "second"
     now = time.time()
     state.put(make_snapshot("n1", time=now, interval_s=2.0))
@@ -125,7 +125,7 @@ def test_the_watcher_asks_redis_only_when_a_check_could_find_something(redis_ser
     settings = load_config(redis_url=redis_server.url, interval=1.0)
     limits = settings.thresholds
     state = RedisStateStore.from_settings(settings)
-    watcher, other = (AlertRuntime(settings, store=RedisAlertStore(state.client, state=state)) for _ in range(2))
+    watcher, other = (AlertRuntime(settings, store=RedisAlertStore(state.link, state=state)) for _ in range(2))
     watcher.owner, other.owner = "watcher", "other"
     raw = redis_server.client()
     lease_key = RedisAlertStore(raw).watchdog_key
@@ -157,7 +157,7 @@ def test_the_watcher_asks_redis_only_when_a_check_could_find_something(redis_ser
 def test_a_lease_key_without_expiry_does_not_stop_the_watch_for_good(redis_server: RedisServer) -> None:
     settings = load_config(redis_url=redis_server.url, interval=1.0)
     state = RedisStateStore.from_settings(settings)
-    runtime = AlertRuntime(settings, store=RedisAlertStore(state.client, state=state))
+    runtime = AlertRuntime(settings, store=RedisAlertStore(state.link, state=state))
     raw = redis_server.client()
     lease_key = RedisAlertStore(raw).watchdog_key
     raw.set(lease_key, "left by something else")  # no expiry
@@ -170,7 +170,7 @@ def test_a_lease_key_without_expiry_does_not_stop_the_watch_for_good(redis_serve
 def test_a_slow_sampler_does_not_hold_the_watch_over_faster_nodes(redis_server: RedisServer) -> None:
     settings = load_config(redis_url=redis_server.url, interval=60.0)  # e.g. a server sampling every minute
     state = RedisStateStore.from_settings(settings)
-    runtime = AlertRuntime(settings, store=RedisAlertStore(state.client, state=state))
+    runtime = AlertRuntime(settings, store=RedisAlertStore(state.link, state=state))
     raw = redis_server.client()
     lease_key = RedisAlertStore(raw).watchdog_key
     now = time.time()

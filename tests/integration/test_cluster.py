@@ -68,7 +68,7 @@ def test_kill_restart_and_stop_agents(demo: Demo, client: Client) -> None:
 
 
 def test_garbage_and_foreign_versions_are_skipped(demo: Demo, client: Client) -> None:
-    raw = client.store.primary.client  # type: ignore[attr-defined]
+    raw = client.store.primary.link.client()  # type: ignore[attr-defined]
     prefix = client.store.primary.prefix  # type: ignore[attr-defined]
     raw.hset(prefix + "latest", "garbage-node", b"\x80\x04not json at all")
     future = {"schema": 99, "node": "future-node"}

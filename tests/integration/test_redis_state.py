@@ -14,6 +14,8 @@ import pytest
 import redis
 
 from clusternb.config import load_config
+from clusternb.redisio.errors import Unavailable
+from clusternb.redisio.link import RedisLink
 from clusternb.state.redis import PREFIX, RedisStateStore
 from tests.helpers import make_snapshot
 from tests.redis_server import RedisServer
@@ -29,6 +31,19 @@ class CountingConnection(redis.Connection):
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         CountingConnection.sends += 1
         super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
+
+
+def eventually(check: Any, seconds: float = 10.0) -> bool:
+    """True once ``check()`` returns truthy without raising ``Unavailable`` (the link backs off meanwhile)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return True
+        except Unavailable:
+            pass
+        time.sleep(0.05)
+    return False
 
 
 @pytest.fixture
@@ -93,23 +108,34 @@ def test_puts_survive_a_script_flush_and_a_server_that_is_down_then_back(
     redis_server.client().script_flush()  # what a restarted Redis has forgotten too
     store.put(make_snapshot(time=101.0))
     redis_server.kill()
-    with pytest.raises(redis.ConnectionError):
+    with pytest.raises(Unavailable):
         store.put(make_snapshot(time=102.0))
     redis_server.start()
-    store.put(make_snapshot(time=103.0))  # the held connection was dropped and is made again
+    # The held connection was dropped and is made again once the link's backoff lets a call through.
+    assert eventually(lambda: store.put(make_snapshot(time=103.0)) is None)
     assert [s.time for s in store.history(0)] == [103.0]
 
 
-def test_an_unusable_history_key_still_leaves_the_new_sample_behind_a_new_generation(
+def test_keys_of_the_wrong_type_read_as_empty_and_the_next_put_replaces_them(
     redis_server: RedisServer, store: RedisStateStore
 ) -> None:
     store.put(make_snapshot(time=100.0))
     generation = store.generation()
-    redis_server.client().set(store.hist_key("n1"), "another program's string under our name")
-    with pytest.raises(redis.ResponseError):  # WRONGTYPE: the script stops there
-        store.put(make_snapshot(time=101.0))
+    raw = redis_server.client()
+    raw.set(store.hist_key("n1"), "another program's string under our name")
+    raw.delete(PREFIX + "latest", PREFIX + "departed", PREFIX + "gen")
+    raw.rpush(PREFIX + "latest", "a list where a hash belongs")
+    raw.set(PREFIX + "departed", "a string")
+    raw.set(PREFIX + "gen", "not a number")
+    assert store.latest() == [] and store.departed() == {} and store.history(0, nodes=["n1"]) == []
+    assert store.generation() == 0
+    assert store.rejections.total == 4  # latest, departed, history and the generation, each counted
+    store.put(make_snapshot(time=101.0))
     assert [s.time for s in store.latest()] == [101.0]
+    assert [s.time for s in store.history(0)] == [101.0]
     assert store.generation() > generation  # so no cache serves the previous sample as current
+    store.leave("n2", 101.0)
+    assert store.departed() == {"n2": 101.0}
 
 
 def test_nodes_gone_longer_than_the_window_are_pruned(redis_server: RedisServer) -> None:
@@ -127,12 +153,19 @@ def test_nodes_gone_longer_than_the_window_are_pruned(redis_server: RedisServer)
     store.close()
 
 
-def test_a_writer_with_a_clock_far_ahead_does_not_prune_the_others(redis_server: RedisServer) -> None:
-    store = RedisStateStore(redis_server.url, window=60.0)
+def test_a_writer_with_a_clock_far_ahead_does_not_prune_the_others_and_is_rejected(
+    redis_server: RedisServer,
+) -> None:
+    store = RedisStateStore(redis_server.url, window=60.0, max_clock_skew=300.0)
     now = time.time()
     store.put(make_snapshot("honest", time=now))
     store.put(make_snapshot("future", time=now + 86_400))  # the server's clock says 'honest' is fresh
-    assert {s.node for s in store.latest()} == {"honest", "future"}
+    assert {s.node for s in store.latest()} == {"honest"}  # a day ahead would show "online" for a day
+    assert [(kind, node) for kind, node, _ in store.rejections.counts()] == [("latest", "future")]
+    assert redis_server.client().hget(PREFIX + "latest", "future") is None  # pruned, not kept for ever
+    store.put(make_snapshot("honest", time=now + 1))  # the next put prunes its registry entry too
+    assert redis_server.client().zscore(PREFIX + "seen", "future") is None
+    assert set(store.liveness().seen) == {"honest"}
     store.close()
 
 
@@ -164,13 +197,16 @@ def test_garbage_and_foreign_versions_are_skipped_and_counted(
     assert stats["skipped_by_reason"] == {
         "not JSON": 2,
         "other schema version": 2,
-        "invalid snapshot": 1,
+        "invalid snapshot: Object missing required field `cpu_percent`": 1,
         "not a snapshot": 1,
-        "departure record is not a node and a time": 1,
+        "not a node and a time": 1,
     }
-    # Garbage is not cached as if it were decoded: a second read skips it again, and still answers.
+    nodes = {node for _, node, _ in store.rejections.counts()}
+    assert {"v2", "broken", "(unknown)"} <= nodes  # counted per node where the record names one
+    # Rejected records are pruned (only if they still hold the rejected bytes): the next read finds none.
+    assert raw.hlen(PREFIX + "latest") == 1 and raw.zcard(store.hist_key("good")) == 1
     assert [s.node for s in store.latest()] == ["good"]
-    assert store.skipped == 11
+    assert store.skipped == 7
 
 
 def test_liveness_skips_registry_entries_it_cannot_read(redis_server: RedisServer, store: RedisStateStore) -> None:
@@ -185,9 +221,9 @@ def test_liveness_skips_registry_entries_it_cannot_read(redis_server: RedisServe
     assert beats.seen == {"good": (100.0, 1.0), "older-writer": (100.0, 5.0)}  # its record has the interval
     assert beats.departed == {"good": 99.0}
     assert store.stats()["skipped_by_reason"] == {
-        "registry entry has no valid interval": 2,
-        "registry entry is not a node, a time and an interval": 1,
-        "departure record is not a node and a time": 1,
+        "no valid interval": 2,
+        "not a node, a time and an interval": 1,
+        "not a node and a time": 1,
     }
 
 
@@ -220,17 +256,18 @@ def test_a_pickle_in_redis_is_never_unpickled(
     assert store.skipped == 3
 
 
-def test_redis_errors_propagate_as_redis_exceptions(redis_server: RedisServer, store: RedisStateStore) -> None:
+def test_redis_errors_arrive_as_clusternb_exceptions(redis_server: RedisServer, store: RedisStateStore) -> None:
     store.put(make_snapshot(time=100.0))
     redis_server.kill()
-    with pytest.raises(redis.ConnectionError):
+    with pytest.raises(Unavailable, match="unreachable"):
         store.put(make_snapshot(time=101.0))
-    with pytest.raises(redis.RedisError):
+    with pytest.raises(Unavailable):  # backing off: at once, without a round trip
         store.latest()
+    assert store.link.health.state == "failing" and store.link.health.outages == 1
 
 
 def test_an_invalid_url_is_a_value_error() -> None:
-    with pytest.raises(ValueError, match="scheme"):
+    with pytest.raises(ValueError, match="not a Redis URL"):
         RedisStateStore("http://localhost:6379")
     with pytest.raises(ValueError, match="URL"):
         RedisStateStore("")
@@ -250,7 +287,7 @@ def test_built_from_settings(redis_server: RedisServer) -> None:
 
 def test_a_thousand_nodes_cost_one_round_trip_per_call(redis_server: RedisServer) -> None:
     client = redis.Redis.from_url(redis_server.url, socket_timeout=5.0, connection_class=CountingConnection)
-    store = RedisStateStore(client=client)
+    store = RedisStateStore(RedisLink(redis_server.url, client=client))
     now = time.time()
     store.put(make_snapshot("node-0000", time=now))  # connect and load the put script (not the store's cost)
 
@@ -304,13 +341,14 @@ def test_only_records_that_changed_are_decoded_again(redis_server: RedisServer, 
     assert "node-008" not in third and len(third) == 299 and store.skipped == skipped + 1
     assert all(third[n] is first[n] for n in third if n != "node-007")
     store.latest()
-    assert store.skipped == skipped + 2  # the garbage is still there: skipped again
+    assert store.skipped == skipped + 1  # the garbage was pruned: not skipped (or counted) again
+    redis_server.client().hset(PREFIX + "latest", "node-008", b"not a record")  # planted again
 
-    for i in range(300):  # every node published: all decoded anew, the garbage still skipped
+    for i in range(300):  # every node published: all decoded anew, the garbage skipped
         if i != 8:
             store.put(make_snapshot(f"node-{i:03d}", time=102.0, cpu_percent=float(i % 100)))
     busy = {s.node: s for s in store.latest()}
-    assert len(busy) == 299 and store.skipped == skipped + 3
+    assert len(busy) == 299 and store.skipped == skipped + 2
     assert all(s.time == 102.0 and s.cpu_percent == float(int(s.node[5:]) % 100) for s in busy.values())
 
     store.put(make_snapshot("node-300", time=103.0))  # a new node: the hash may reorder, answers stay right

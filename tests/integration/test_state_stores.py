@@ -37,7 +37,7 @@ def stored_samples(store: StateStore, node: str) -> int:
     if isinstance(store, MemoryStateStore):
         return store.sample_count()
     assert isinstance(store, RedisStateStore)
-    return int(store.client.zcard(store.hist_key(node)))
+    return int(store.link.client().zcard(store.hist_key(node)))
 
 
 def test_hard_cap_holds_even_when_the_clock_jumps_back(make_store: StoreFactory) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 
 import orjson
 import pytest
@@ -61,7 +62,7 @@ def test_every_record_carries_the_schema_version() -> None:
         ({"gpus": "none"}, "gpus"),
         ({"gpus": [{"index": 0}]}, "name"),
         ({"evil": "__import__('os')"}, "unknown"),
-        ({"load_1": float("nan")}, "finite"),
+        ({"load_1": float("nan")}, "load_1"),
     ],
 )
 def test_foreign_or_corrupt_records_raise_schema_error(change: dict[str, object], message: str) -> None:
@@ -69,6 +70,40 @@ def test_foreign_or_corrupt_records_raise_schema_error(change: dict[str, object]
     data.update(change)
     with pytest.raises(SchemaError, match=message):
         NodeSnapshot.from_dict(data)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"cpu_percent": 1e308}, "cpu_percent"),
+        ({"cpu_percent": -0.5}, "cpu_percent"),
+        ({"mem_used_bytes": -1}, "mem_used_bytes"),
+        ({"mem_total_bytes": 2**70}, "mem_total_bytes"),
+        ({"cpu_count": -4}, "cpu_count"),
+        ({"interval_s": -5}, "interval_s"),
+        ({"interval_s": 0}, "interval_s"),
+        ({"time": 1e308}, "time"),
+        ({"time": -1e10}, "time"),
+        ({"net_rx_bps": 1e300}, "net_rx_bps"),
+        ({"load_1": -1}, "load_1"),
+        ({"uptime_s": -3}, "uptime_s"),
+        ({"node": ""}, "node"),
+        ({"node": "n" * 10_000}, "node"),
+        ({"labels": {f"k{i}": "v" for i in range(1000)}}, "labels"),
+        ({"mem_used_bytes": 32 * 2**30}, "mem_used_bytes is more than mem_total_bytes"),
+        ({"disk_used_bytes": 2**50}, "disk_used_bytes is more than disk_total_bytes"),
+        ({"gpus": [{"index": 0, "name": "g", "uuid": "u", "util_percent": 400.0}]}, "util_percent"),
+        ({"gpus": [{"index": 0, "name": "g", "uuid": "u", "mem_used_bytes": 9, "mem_total_bytes": 1}]}, "GPU"),
+    ],
+)
+def test_absurd_values_that_fit_the_types_are_rejected_by_their_bounds(change: dict[str, object], field: str) -> None:
+    """Schema-valid but physically impossible: what once reached frames as OverflowError or as 'true' numbers."""
+    data = make_snapshot().to_dict()
+    data.update(change)
+    with pytest.raises(SchemaError, match=field):
+        NodeSnapshot.from_dict(data)
+    with pytest.raises(SchemaError, match=field):  # the JSON path readers use, in C
+        decode_snapshot_json(json.dumps(data).encode())  # stdlib json: writes 2**70 as orjson cannot
 
 
 def test_missing_required_field_is_named() -> None:

@@ -1,0 +1,44 @@
+"""Redis URLs: checked before any client is built, and never shown with their password.
+
+Kept apart from the client code so that settings can check and mask a URL without importing redis-py
+(31 MiB of it, loaded only by processes that talk to Redis).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+SCHEMES = ("redis", "rediss", "unix")
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a URL so it can be logged or shown (``redis://:***@host``)."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def check_url(url: str, setting: str = "redis_url") -> str:
+    """``url`` if it is a Redis URL clusternb can use; else ``ValueError`` naming the setting (no password)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # parses the port: ValueError when it is not a number in 0-65535
+    except ValueError as exc:
+        raise ValueError(f"{setting}: {mask_url(url)!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in SCHEMES:
+        raise ValueError(
+            f"{setting}: {mask_url(url)!r} is not a Redis URL; use redis://host:port, rediss:// (TLS) or unix://path"
+        )
+    if parts.scheme == "unix" and not parts.path:
+        raise ValueError(f"{setting}: {mask_url(url)!r} names no socket path (unix:///path/to/redis.sock)")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ValueError(f"{setting}: {mask_url(url)!r} names no host (redis://host:port)")
+    del port
+    return url
