@@ -1,12 +1,16 @@
 """The ``clusternb`` command: the same queries as the Python API, as readable tables or ``--json``.
 
 Errors a user can fix (a bad ``--since``, an unknown node, an invalid setting) print one line on stderr and
-exit with status 2; they never print a traceback.
+exit with status 2; they never print a traceback. A query that could not reach the configured Redis still
+prints what this process knows, says so in one line on stderr and exits with status 3, so a script never
+takes an empty table for an empty cluster.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -16,6 +20,7 @@ import orjson
 from clusternb import vocab
 from clusternb._version import __version__
 from clusternb.config import ClusterNB, load_config
+from clusternb.redisio.errors import RedisFault
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,6 +31,9 @@ EPILOG = """\
 Settings, highest priority first: options such as --redis; clusternb_config.py/json in Jupyter's config
 path (or the file named by $CLUSTERNB_CONFIG); CLUSTERNB_* environment variables (CLUSTERNB_REDIS_URL,
 CLUSTERNB_INTERVAL, ...); built-in defaults. `clusternb config` lists every setting.
+
+Exit status: 0 success; 2 bad input (one line on stderr); 3 the configured Redis could not be reached (down,
+unreachable, wrong password): the output is then this process's own view and one line on stderr says so.
 """
 
 
@@ -68,13 +76,15 @@ def _json(df: pd.DataFrame) -> str:
 
 
 def _cmd_status(client: Client, args: argparse.Namespace) -> str:
+    import pandas as pd
+
     df = client.cluster_status()
     if args.json:
         return _json(df)
     row = df.iloc[0]
     lines = [
         f"health       {row['health']}  (as of {row['as_of']:%Y-%m-%d %H:%M:%S} UTC, "
-        f"data {row['data_age_s']:.1f} s old)",
+        + ("no data yet)" if pd.isna(row["data_age_s"]) else f"data {row['data_age_s']:.1f} s old)"),
         f"nodes        {row['nodes_total']} total: {row['nodes_online']} online, {row['nodes_stale']} stale, "
         f"{row['nodes_offline']} offline, {row['nodes_left']} left",
         f"cpu          {row['cpu_percent']:.1f}% of {row['cpu_count']} CPUs",
@@ -83,6 +93,14 @@ def _cmd_status(client: Client, args: argparse.Namespace) -> str:
         f"gpus         {row['gpu_count']}",
         f"alerts       {row['alerts_firing']} firing, {row['alerts_critical']} critical",
     ]
+    if not pd.isna(row["redis_state"]):
+        state = str(row["redis_state"])
+        if state != "connected":
+            state += f" since {row['redis_down_since']:%H:%M:%S} UTC" if not pd.isna(row["redis_down_since"]) else ""
+            state += ": showing this process's last view"
+        lines.append(f"redis        {state}")
+    if row["records_rejected"]:
+        lines.append(f"rejected     {row['records_rejected']} records from Redis: {row['rejected']}")
     return "\n".join(lines)
 
 
@@ -258,6 +276,10 @@ def _cmd_demo(settings: ClusterNB, args: argparse.Namespace) -> int:
 SERVICES: dict[str, Callable[[ClusterNB, argparse.Namespace], int]] = {"agent": _cmd_agent, "demo": _cmd_demo}
 
 
+#: Exit status of a query command that answered without the configured Redis (down, unreachable, wrong
+#: password): the output is this process's own view, which a script must not take for the cluster's.
+EXIT_REDIS_UNREACHABLE = 3
+
 COMMANDS: dict[str, Callable[[Client, argparse.Namespace], str]] = {
     "status": _cmd_status,
     "workers": _cmd_workers,
@@ -279,13 +301,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             return SERVICES[args.command](settings, args)
         from clusternb.queries import Client  # pandas and friends: only for the query commands
 
+        # An outage is reported once, below, in the command's own words: not also by the link's log line.
+        logging.getLogger("clusternb.redis").setLevel(logging.ERROR)
+
         with Client(settings) as client:
             print(COMMANDS[args.command](client, args))
+            shared = client.shared_state()
+        if shared.redis_state not in (None, "connected"):
+            print(
+                f"clusternb {args.command}: redis {shared.redis_state} ({shared.error}); the answer above is this "
+                "process's own view, not the cluster's",
+                file=sys.stderr,
+            )
+            return EXIT_REDIS_UNREACHABLE
     except ValueError as exc:
         print(f"clusternb {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except RedisFault as exc:
+        print(f"clusternb {args.command}: error: {exc.reason}", file=sys.stderr)
+        return EXIT_REDIS_UNREACHABLE
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: one line for the user, the traceback only when asked for
+        if os.environ.get("CLUSTERNB_DEBUG"):
+            raise
+        print(
+            f"clusternb {args.command}: internal error: {type(exc).__name__}: {exc} "
+            "(set CLUSTERNB_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -231,6 +231,8 @@ class RedisLink:
             return exc  # not Redis: a bug, let it through unchanged
         if isinstance(fault, Unavailable):
             self._failed(fault)
+        else:
+            self._ok()  # Redis answered, if only to refuse this command: it is up
         return fault
 
     def _failed(self, fault: RedisFault) -> None:

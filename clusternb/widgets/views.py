@@ -81,6 +81,14 @@ def header_html(status: pd.DataFrame, cache_backend: str, title: str = "clustern
         extra.append(f"Dask: {int(row['dask_workers'])} workers")
     if int(row["services_total"]):
         extra.append(f"services: {esc(row['services'])}")
+    if not pd.isna(row["redis_state"]) and row["redis_state"] != "connected":
+        since = "" if pd.isna(row["redis_down_since"]) else f" since {clock(row['redis_down_since'])}"
+        extra.append(
+            f'<span style="color:#b71c1c" title="{esc(row["redis_error"])}">Redis {esc(row["redis_state"])}{since}: '
+            "showing this process's last view</span>"
+        )
+    if int(row["records_rejected"]):
+        extra.append(f'<span title="{esc(row["rejected"])}">{int(row["records_rejected"])} records rejected</span>')
     return (
         f'<div style="{_BOX}display:flex;flex-wrap:wrap;gap:6px 18px;align-items:center;'
         f'padding:6px 4px;border-bottom:1px solid #e0e0e0">'

@@ -63,3 +63,30 @@ def test_config_masks_the_redis_password() -> None:
     out = run("config", "--json", "--redis", "redis://:hunter2@db:6379/0")
     assert out.returncode == 0
     assert "hunter2" not in out.stdout and json.loads(out.stdout)["redis_url"] == "redis://:***@db:6379/0"
+
+
+@pytest.mark.parametrize("command", ["status", "workers", "alerts", "metrics"])
+def test_an_unreachable_redis_is_one_line_and_exit_3_never_a_traceback(command: str) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = run(command, "--redis", f"redis://:hunter2@127.0.0.1:{port}/0")
+    assert out.returncode == 3, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "redis never reached" in lines[0] and "own view" in lines[0], out.stderr
+    assert "Traceback" not in out.stderr and "hunter2" not in out.stderr + out.stdout
+    if command == "status":
+        assert "redis        never reached since" in out.stdout
+
+
+@pytest.mark.redis
+def test_a_wrong_password_is_one_line_and_exit_3() -> None:
+    from tests.redis_server import RedisServer
+
+    server = RedisServer(password="right").start()
+    try:
+        out = run("status", "--redis", f"redis://:wrong@127.0.0.1:{server.port}/0")
+    finally:
+        server.stop()
+    assert out.returncode == 3 and "refused the password" in out.stderr and "Traceback" not in out.stderr
+    assert "wrong" not in out.stderr.replace("the password", "")

@@ -48,6 +48,21 @@
     setText("c-alerts", String(s.alerts_firing));
     $("c-alerts-sub").textContent = `${s.alerts_critical} critical`;
     const h = $("health"); h.className = `badge badge-${s.health}`; h.textContent = s.health;
+    renderShared(s);
+  }
+
+  // Where the numbers come from: Redis, or (during an outage) the server's last view; and rejected records.
+  // textContent only: the reason and the rejected records' node names are text from the network.
+  function renderShared(s) {
+    const parts = [];
+    if (s.redis_state && s.redis_state !== "connected") {
+      const since = s.redis_down_since ? ` since ${new Date(s.redis_down_since).toLocaleTimeString()}` : "";
+      parts.push(`Redis ${s.redis_state}${since}: showing the server's last view (${s.redis_error || "no reason given"})`);
+    }
+    if (s.records_rejected) parts.push(`${s.records_rejected} records from Redis rejected: ${s.rejected}`);
+    const el = $("shared");
+    el.hidden = parts.length === 0;
+    if (el.textContent !== parts.join(" · ")) el.textContent = parts.join(" · ");
   }
 
   function renderWorkers(body) { state.workers = body; drawWorkers(); }
