@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Final, Literal
 
-from clusternb.model import SchemaError
+from clusternb.model import NAME_MAX, TIME_MAX, SchemaError
 from clusternb.vocab import ALERT_STATE_ORDER, SEVERITY_ORDER
 
 #: Bumped whenever an Alert field is added, removed or changes meaning. Readers skip records of other versions.
@@ -125,6 +125,10 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "acknowledged": (bool,), "acknowledged_by": _OPT_STR, "schema": (int,),
 }  # fmt: skip
 _NUM_FIELDS = {name for name, allowed in _TYPES.items() if float in allowed}
+_TIME_FIELDS = {"started_at", "fired_at", "ended_at", "acknowledged_at"}
+#: Bounds of what an alert can say, checked where records are read back (see clusternb.model for the fields').
+VALUE_MAX: Final = 2.0**61  # above every metric's bound (bytes: 2**60), below what a frame or a sum chokes on
+_TEXT_MAX = {"message": 1024, "rule": 128, "metric": 64}
 
 
 def _checked(name: str, value: Any) -> Any:
@@ -136,6 +140,12 @@ def _checked(name: str, value: Any) -> Any:
         raise SchemaError(f"alert field {name!r} is not finite")
     if name in _NUM_FIELDS and isinstance(value, int):
         value = float(value)  # JSON has one number type; a float field stays a float after a round trip
+    if name in _TIME_FIELDS and value is not None and not 0.0 <= value <= TIME_MAX:
+        raise SchemaError(f"alert field {name!r} is not a time between 1970 and 2100")
+    if name in _NUM_FIELDS and name not in _TIME_FIELDS and abs(value) > VALUE_MAX:
+        raise SchemaError(f"alert field {name!r} is beyond what any metric reaches")
+    if isinstance(value, str) and len(value) > _TEXT_MAX.get(name, NAME_MAX):
+        raise SchemaError(f"alert field {name!r} is longer than {_TEXT_MAX.get(name, NAME_MAX)} characters")
     if name in ("rule", "node") and not value:
         raise SchemaError(f"alert field {name!r} is empty")
     if name == "rule" and ":" in value:

@@ -414,6 +414,13 @@ def test_alert_round_trips_through_json() -> None:
         ({"alert_id": "other:n1"}, "alert_id"),
         ({"rule": "a:b", "alert_id": "a:b:n1"}, "':'"),
         ({"node": ""}, "empty"),
+        ({"started_at": 1e300}, "between 1970 and 2100"),
+        ({"started_at": -1e10}, "between 1970 and 2100"),
+        ({"fired_at": 32_503_680_000.0}, "between 1970 and 2100"),  # the year 3000
+        ({"value": 1e308}, "beyond what any metric reaches"),
+        ({"threshold": -1e300}, "beyond what any metric reaches"),
+        ({"message": "x" * 100_000}, "longer than 1024"),
+        ({"node": "n" * 10_000, "alert_id": "cpu:" + "n" * 10_000}, "longer than 256"),
     ],
 )
 def test_foreign_or_corrupt_alert_records_raise_schema_error(change: dict[str, Any], match: str) -> None:
