@@ -138,17 +138,28 @@ class RedisLink:
             "health_check_interval": 30,
         }
 
-    def _connect(self) -> Any:
-        plain = redis.Redis.from_url(
+    def _standalone(self) -> redis.Redis:
+        # One more attempt on a broken connection (a pooled socket dies when Redis restarts), none on a timeout.
+        return redis.Redis.from_url(
             self.url, retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)), **self._options()
         )
+
+    def _connect(self) -> Any:
+        plain = self._standalone()
         if urlsplit(self.url).scheme == "unix":
             self._cluster = False
             return plain
         try:
             info = plain.info("cluster")
-        except redis.ResponseError:  # a server without INFO cluster (a proxy, an old fork): standalone
-            info = {}
+        except redis.ResponseError as exc:
+            plain.close()
+            if "SELECT is not allowed in cluster mode" in str(exc):
+                raise Unavailable(
+                    f"redis at {self.safe_url} is a Redis Cluster, which has only database 0: "
+                    "remove the database number from redis_url"
+                ) from None
+            info = {}  # a server without INFO cluster (a proxy, an old fork): standalone
+            plain = self._standalone()
         except BaseException:
             plain.close()
             raise
@@ -162,7 +173,7 @@ class RedisLink:
         options.pop("health_check_interval")
         self._cluster = True
         # Few retries inside a call: during a failover the link's backoff decides, not a long retry loop.
-        return RedisCluster.from_url(self.url, retry=Retry(NoBackoff(), 1), cluster_error_retry_attempts=2, **options)
+        return RedisCluster.from_url(self.url, retry=Retry(NoBackoff(), 2), **options)
 
     # -- calls --------------------------------------------------------------------------------------------------
 
