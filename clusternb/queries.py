@@ -13,6 +13,7 @@ input raises at once and is never cached.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +33,7 @@ from clusternb.cache.decorators import argument_digest, set_default_cache_provid
 from clusternb.config import ClusterNB, load_config
 from clusternb.frames import SharedState
 from clusternb.model import NodeSnapshot
+from clusternb.redisio.errors import RedisFault
 from clusternb.redisio.link import RedisLink
 from clusternb.rejects import Rejections
 from clusternb.sampler import Sampler
@@ -43,6 +45,8 @@ from clusternb.state.fallback import MirroredStore
 from clusternb.state.memory import MemoryStateStore
 from clusternb.state.redis import RedisStateStore
 
+#: Seconds between two refreshes of the last view of the shared state kept for outages (see Client.query).
+VIEW_REFRESH_S = 10.0
 #: How long the first query of a fresh process waits for the sampler's first sample.
 FIRST_SAMPLE_TIMEOUT = 5.0
 T = TypeVar("T")
@@ -104,6 +108,8 @@ class Client:
             self.source_poller = Sampler(self._poll_sources, [], s.interval, first_delay=0, name="clusternb-sources")
             self.source_poller.start()
         self._closed = False
+        self._view_at = 0.0
+        self._view_every = max(VIEW_REFRESH_S, s.interval)
 
     def _poll_sources(self) -> None:
         now = time.time()
@@ -192,7 +198,24 @@ class Client:
         self._ready()
         now = time.time()
         key_params, compute = builder(self, now, **params)
-        return self._cached(name, key_params, compute)
+        result = self._cached(name, key_params, compute)
+        self._keep_last_view(now)
+        return result
+
+    def _keep_last_view(self, now: float) -> None:
+        """Keep this process's last view of the shared state fresh enough to answer from during an outage.
+
+        That view is what the stores last read from Redis; an answer served from the shared cache reads no
+        store, so a process that only ever got cache hits (a server behind kernels that compute) would have
+        nothing to show when Redis goes. Every ``VIEW_REFRESH_S`` (or interval, if longer) it reads it anew:
+        one HVALS and one alert read, whatever the number of queries.
+        """
+        if self.link is None or not self.link.available or now - self._view_at < self._view_every:
+            return
+        self._view_at = now
+        with contextlib.suppress(RedisFault):
+            self.store.latest()
+            self.alerting.records()
 
     def peek(self, name: str, **params: Any) -> QueryResult | None:
         """The cached result's hash and time, without building or copying the value; None on a miss.

@@ -125,7 +125,7 @@ end
 local left = redis.call('HGETALL', KEYS[4])
 for i = 1, #left, 2 do
   local when = tonumber(left[i + 1])
-  if when == nil or when < cutoff then redis.call('HDEL', KEYS[4], left[i]) end
+  if when == nil or when < cutoff or when > server + tonumber(ARGV[10]) then redis.call('HDEL', KEYS[4], left[i]) end
 end
 redis.call('ZADD', KEYS[5], t, record)
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[4])
@@ -377,6 +377,8 @@ class RedisStateStore(StateStore):
         every.update(self._intervals_from_records([f for f in seen[::2] if f not in every]))
         limit = time.time() + self.max_clock_skew
         beats: dict[str, tuple[float, float]] = {}
+        bad: list[bytes] = []  # registry entries to prune
+        bad_intervals: list[bytes] = []  # interval entries to prune (the record's own interval is used then)
         for field, score in zip(seen[::2], seen[1::2], strict=True):
             raw_interval = every.get(field)
             try:
@@ -384,13 +386,21 @@ class RedisStateStore(StateStore):
                 name = field.decode()
             except (ValueError, UnicodeDecodeError):
                 self.rejections.add("registry", "(unknown)", "not a node, a time and an interval")
+                if not _is_number(score):
+                    bad.append(field)
+                if raw_interval is not None and not _is_number(raw_interval):
+                    bad_intervals.append(field)
                 continue
             if not (0 <= when <= limit):
                 self.rejections.add("registry", name[:64], "time outside the past window or ahead of the clock")
+                bad.append(field)
             elif math.isfinite(interval) and 0 < interval <= 86_400:
                 beats[name] = (when, interval)
             else:
                 self.rejections.add("registry", name[:64], "no valid interval")
+                bad_intervals.append(field)
+        if bad or bad_intervals:  # a ghost would otherwise be watched (or alerted on) until the window prunes it
+            self._quietly(functools.partial(_forget, self._k_seen, self._k_intervals, bad, bad_intervals))
         return Liveness(beats, self._departures(zip(departed[::2], departed[1::2], strict=True)))
 
     def _intervals_from_records(self, fields: list[bytes]) -> dict[bytes, bytes]:
@@ -454,6 +464,7 @@ class RedisStateStore(StateStore):
 
     def _departures(self, pairs: Iterable[tuple[bytes, bytes]]) -> dict[str, float]:
         out: dict[str, float] = {}
+        bad: list[bytes] = []
         limit = time.time() + self.max_clock_skew
         for node, when in pairs:
             try:
@@ -461,11 +472,15 @@ class RedisStateStore(StateStore):
                 name = node.decode()
             except (ValueError, UnicodeDecodeError):
                 self.rejections.add("departed", "(unknown)", "not a node and a time")
+                bad.append(node)
                 continue
             if 0 <= value <= limit:
                 out[name] = value
             else:
                 self.rejections.add("departed", name[:64], "departure time outside what a clock can show")
+                bad.append(node)
+        if bad:
+            self._quietly(functools.partial(_hdel, self._k_departed, bad))
         return out
 
     def _decode_all(self, records: list[bytes], kind: str = "latest") -> list[NodeSnapshot | None]:
@@ -498,6 +513,28 @@ def _reason(record: bytes, exc: SchemaError) -> str:
 
 def _zrem(key: str, members: list[bytes], client: Any) -> Any:
     return client.zrem(key, *members)
+
+
+def _hdel(key: str, fields: list[bytes], client: Any) -> Any:
+    return client.hdel(key, *fields)
+
+
+def _forget(seen: str, intervals: str, nodes: list[bytes], bad_intervals: list[bytes], client: Any) -> Any:
+    """Drop registry entries and interval entries (one slot: one pipeline, one round trip)."""
+    pipe = client.pipeline(transaction=False)
+    if nodes:
+        pipe.zrem(seen, *nodes)
+    if bad_intervals:
+        pipe.hdel(intervals, *bad_intervals)
+    return pipe.execute()
+
+
+def _is_number(raw: Any) -> bool:
+    try:
+        float(raw)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _gen_seed() -> int:
