@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import subprocess
 import sys
 import threading
 import time
 import traceback
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +47,7 @@ from clusternb.redisio.link import RedisLink
 from clusternb.state.redis import PREFIX, TAG, RedisStateStore
 from tests.helpers import make_snapshot, stop_process
 from tests.redis_cluster import LocalRedisCluster
+from tests.server_process import JupyterServer
 
 pytestmark = pytest.mark.redis
 
@@ -405,10 +409,54 @@ def agents(own_cluster: LocalRedisCluster, tmp_path: Path) -> Iterator[list[Agen
         stop_process(agent.proc)
 
 
+def _rest_get(server: JupyterServer, path: str) -> int:
+    request = urllib.request.Request(server.url(path), headers={"Authorization": f"token {server.token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def _watch_ws(url: str, stop: threading.Event, frames: list[dict[str, Any]], errors: list[str]) -> None:
+    """Hold one WebSocket subscribed to status and workers until ``stop``; note frames, error frames, a close."""
+    from tornado.websocket import websocket_connect
+
+    async def run() -> None:
+        conn = await websocket_connect(url)
+        await conn.write_message(json.dumps({"subscribe": ["status", "workers"]}))
+        while not stop.is_set():
+            try:
+                message = await asyncio.wait_for(conn.read_message(), timeout=0.5)
+            except TimeoutError:
+                continue  # only changes are pushed
+            if message is None:
+                errors.append("the WebSocket closed during the failover")
+                return
+            frame = json.loads(message)
+            frames.append(frame)
+            if frame.get("type") == "error":
+                errors.append(f"error frame: {frame}")
+        conn.close()
+
+    try:
+        asyncio.run(run())
+    except Exception:
+        errors.append(traceback.format_exc())
+
+
+@pytest.mark.server
 def test_failover_while_agents_publish(own_cluster: LocalRedisCluster, agents: list[AgentProc]) -> None:
+    """The fault matrix's cluster row: Python queries, REST, the WebSocket and the CLI through a master's death."""
     names = {a.name for a in agents}
     settings = load_config(redis_url=own_cluster.url, interval=AGENT_INTERVAL)
-    with Client(settings, sample_local=False) as c:
+    extra = (
+        "c.ClusterNBApp.state_store = None\n"
+        "c.ClusterNBApp.push_interval = 0.5\n"
+        f"c.ClusterNB.redis_url = {own_cluster.url!r}\n"
+        f"c.ClusterNB.interval = {AGENT_INTERVAL!r}\n"
+    )
+    with Client(settings, sample_local=False) as c, JupyterServer(extra) as server:
 
         def all_online() -> bool:
             frame = c.workers()
@@ -419,6 +467,8 @@ def test_failover_while_agents_publish(own_cluster: LocalRedisCluster, agents: l
 
         errors: list[str] = []
         calls = [0]
+        statuses: list[int] = []
+        cli_runs: list[subprocess.CompletedProcess[str]] = []
 
         def query_loop() -> None:
             end = time.monotonic() + 8.0
@@ -429,11 +479,32 @@ def test_failover_while_agents_publish(own_cluster: LocalRedisCluster, agents: l
                     except Exception:
                         errors.append(traceback.format_exc())
                     calls[0] += 1
+                for path in ("clusternb/api/workers", "clusternb/api/cluster/status", "clusternb/api/alerts"):
+                    statuses.append(_rest_get(server, path))
                 time.sleep(0.1)
+
+        def cli_loop() -> None:
+            end = time.monotonic() + 8.0
+            while time.monotonic() < end:
+                cli_runs.append(
+                    subprocess.run(
+                        [sys.executable, "-m", "clusternb.cli", "status", "--redis", own_cluster.url],
+                        capture_output=True, text=True, timeout=60,
+                    )
+                )  # fmt: skip
+
+        stop_ws = threading.Event()
+        ws_frames: list[dict[str, Any]] = []
+        ws_errors: list[str] = []
+        ws_url = server.url("clusternb/api/ws", token=True).replace("http://", "ws://")
+        watcher = threading.Thread(target=_watch_ws, args=(ws_url, stop_ws, ws_frames, ws_errors), name="ws-watch")
+        watcher.start()
+        cli = threading.Thread(target=cli_loop, name="cli-loop")
 
         victim = own_cluster.master_of(STATE_KEY)
         thread = threading.Thread(target=query_loop, name="query-loop")
         thread.start()
+        cli.start()
         try:
             killed = time.monotonic()
             own_cluster.kill(victim)
@@ -447,7 +518,10 @@ def test_failover_while_agents_publish(own_cluster: LocalRedisCluster, agents: l
 
             recovered = wait_for("every agent to publish and be online after the failover", all_back, timeout=15)
         finally:
-            thread.join()  # the loop ends by itself after its ~8 s
+            thread.join()  # the loops end by themselves after their ~8 s
+            cli.join()
+            stop_ws.set()
+            watcher.join()
         health = c.link.health
         print(
             f"\nfailover: replica {promoted} took over from {victim} {failed_over - killed:.1f} s after the kill; "
@@ -458,6 +532,13 @@ def test_failover_while_agents_publish(own_cluster: LocalRedisCluster, agents: l
             back = [line.split("WARNING: ", 1)[-1] for line in agent.text().splitlines() if "reachable again" in line]
             print(f"  {agent.name}:", *back)
         assert not errors, f"{len(errors)} of {calls[0]} queries raised during the failover; first:\n{errors[0]}"
+        assert statuses and all(code == 200 for code in statuses), sorted(set(statuses))
+        assert not ws_errors and ws_frames, ws_errors
+        assert cli_runs and all(r.returncode in (0, 3) and "Traceback" not in r.stderr for r in cli_runs), [
+            (r.returncode, r.stderr) for r in cli_runs
+        ]
+        print(f"  REST: {len(statuses)} answers, all 200; WebSocket: {len(ws_frames)} frames; CLI: "
+              f"exit statuses {sorted({r.returncode for r in cli_runs})} over {len(cli_runs)} runs")  # fmt: skip
         assert c.link.health.outages >= 1  # the queries did meet the failover (and answered from memory meanwhile)
         assert c.cluster_status().iloc[0]["redis_state"] == "connected"
 
