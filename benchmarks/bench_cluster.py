@@ -1,6 +1,6 @@
 """Cluster-mode costs: workers() over 1,000 and 10,000 nodes held in Redis, and what an agent costs a node.
 
-    python benchmarks/bench_cluster.py [--seconds 60]
+    python benchmarks/bench_cluster.py [--seconds 60] [--redis-cluster]
 
 1. A local redis-server is filled with N synthetic nodes through RedisStateStore.put (as agents would), then
    ``Client.workers()`` is timed on a miss (cache invalidated before each call: fetch, build the frame,
@@ -10,6 +10,11 @@
 2. Three processes run side by side for the same wall time at a 1 s interval: ``clusternb agent``
    publishing to Redis, a bare psutil loop doing the same kernel reads and nothing else, and Glances
    (``glances --stdout``, its lightest output). For each: CPU time (user+sys) and peak RSS (VmHWM).
+
+With ``--redis-cluster`` both parts run against a real local Redis Cluster instead of one redis-server (six
+redis-server processes, three masters and three replicas, from ``tests/redis_cluster.py``): the store, the
+client and the agent are given the first node's URL and detect the cluster themselves, which the script
+checks before timing anything, and after the agent comparison that the agent's records reached the cluster.
 """
 
 from __future__ import annotations
@@ -36,7 +41,12 @@ from clusternb.config import load_config  # noqa: E402
 from clusternb.queries import Client  # noqa: E402
 from clusternb.state.redis import RedisStateStore  # noqa: E402
 from tests.helpers import make_snapshot  # noqa: E402
+from tests.redis_cluster import LocalRedisCluster  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
+
+#: Either local Redis: both have ``url``, ``client()`` (whose FLUSHALL a cluster client sends to every master)
+#: and ``stop()``.
+AnyRedis = RedisServer | LocalRedisCluster
 
 # Both measured processes write time.process_time() (nanosecond clock) to a file on SIGUSR1 and at exit:
 # the kernel's tick counters move in 10 ms steps, too coarse for processes using ~1 ms a second.
@@ -65,7 +75,7 @@ BARE_LOOP = MARKS + textwrap.dedent(
 AGENT = MARKS + "from clusternb.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 
 
-def bench_workers(server: RedisServer) -> list[Result]:
+def bench_workers(server: AnyRedis, cluster: bool = False) -> list[Result]:
     results = []
     for nodes in (1_000, 10_000):
         server.client().flushall()
@@ -74,6 +84,8 @@ def bench_workers(server: RedisServer) -> list[Result]:
         settings = load_config(redis_url=server.url, interval=3600)
         with Client(settings, sample_local=False) as client:
             assert len(client.workers()) == nodes
+            if cluster:
+                check_cluster_detected(store, client)
 
             def miss(c: Client = client) -> None:
                 c.cache.backend.delete(c._key("workers", ()))  # one DEL: drop exactly this entry
@@ -86,6 +98,15 @@ def bench_workers(server: RedisServer) -> list[Result]:
                 results.append(after_every_node_published(client, store, nodes, runs=5))
         store.close()
     return results
+
+
+def check_cluster_detected(store: RedisStateStore, client: Client) -> None:
+    """Stop unless the store and the client both talk to the cluster as one (no silent fallback to memory)."""
+    for name, link in (("RedisStateStore", getattr(store, "link", None)), ("Client", getattr(client, "link", None))):
+        if link is None or link.cluster is not True:
+            raise SystemExit(f"{name} did not detect the Redis Cluster (this version has no RedisLink cluster mode)")
+        if not link.available:
+            raise SystemExit(f"{name}'s link to the Redis Cluster is {link.health.state}: {link.health.last_error}")
 
 
 def after_every_node_published(client: Client, store: RedisStateStore, nodes: int, runs: int) -> Result:
@@ -137,6 +158,17 @@ def publish_all(store: RedisStateStore, nodes: int) -> None:
         )
 
 
+def check_agent_published(server: AnyRedis) -> None:
+    """Stop unless the agent's node is in the cluster's state: an agent failing every publish costs less CPU."""
+    store = RedisStateStore(server.url)
+    try:
+        names = [snap.node for snap in store.latest()]
+    finally:
+        store.close()
+    if "bench" not in names:
+        raise SystemExit(f"the agent published nothing to the Redis Cluster (nodes there: {names[:5]})")
+
+
 def _peak_rss(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -145,7 +177,7 @@ def _peak_rss(pid: int) -> int:
     return 0
 
 
-def bench_agents(server: RedisServer, seconds: float, tmp: Path) -> list[tuple[str, float, int]]:
+def bench_agents(server: AnyRedis, seconds: float, tmp: Path) -> list[tuple[str, float, int]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     marks = {"clusternb agent": tmp / "agent.marks", "bare psutil loop": tmp / "bare.marks"}
     agent_args = ["agent", "--redis", server.url, "--name", "bench", "--interval", "1"]
@@ -187,18 +219,29 @@ def bench_agents(server: RedisServer, seconds: float, tmp: Path) -> list[tuple[s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=60.0, help="wall time of the agent comparison")
+    parser.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        help="run against a local Redis Cluster (3 masters, 3 replicas) instead of one redis-server",
+    )
     args = parser.parse_args()
-    server = RedisServer().start()
+    server: AnyRedis = LocalRedisCluster().start() if args.redis_cluster else RedisServer().start()
     try:
-        workers = bench_workers(server)
+        workers = bench_workers(server, cluster=args.redis_cluster)
         server.client().flushall()
         with tempfile.TemporaryDirectory() as tmp:
             agents = bench_agents(server, args.seconds, Path(tmp))
+        if args.redis_cluster:
+            check_agent_published(server)
     finally:
         server.stop()
-    print(table("workers() with nodes held in Redis (cache in Redis too)", workers))
+    title, where = "workers() with nodes held in Redis (cache in Redis too)", ""
+    if args.redis_cluster:
+        title = "workers() with nodes held in a Redis Cluster (3 masters, 3 replicas; cache there too)"
+        where = " on a Redis Cluster"
+    print(table(title, workers))
     print()
-    print(f"### One node's cost over {args.seconds:.0f} s at a 1 s interval (same run, side by side)\n")
+    print(f"### One node's cost over {args.seconds:.0f} s at a 1 s interval{where} (same run, side by side)\n")
     print("| process | CPU time | CPU per sample | × bare psutil | peak RSS |\n|---|---:|---:|---:|---:|")
     bare = next(cpu for name, cpu, _ in agents if name == "bare psutil loop")
     for name, cpu, rss in agents:
