@@ -286,7 +286,7 @@ class RedisStateStore(StateStore):
 
         - nothing changed (a plain cache miss): the previous snapshots, no record touched;
         - most records changed (every node published since the last read, or the hash reordered): all are
-          decoded in one C-level pass, no Python code per record;
+          decoded in one C-level pass (Python runs only each record's short used-against-total test);
         - otherwise, one by one: an unchanged record keeps its snapshot, a changed one is decoded.
 
         A rejected record is counted and pruned (see the module docstring); a sample time too far ahead of
@@ -305,20 +305,22 @@ class RedisStateStore(StateStore):
                 for record, was, old in zip(records, before, kept, strict=False)
             ]
             snaps.extend(map(self._decode, records[len(snaps) :]))  # the reply grew
-        bad = [record for record, snap in zip(records, snaps, strict=True) if snap is None]
         self._decoded = (records, snaps)  # one swap: concurrent callers each see a matching pair
-        out = [snap for snap in snaps if snap is not None]
         limit = time.time() + self.max_clock_skew
-        if any(snap.time > limit for snap in out):
-            ahead = [snap for snap in out if snap.time > limit]
-            for snap in ahead:
-                self.rejections.add("latest", snap.node, "sample time ahead of this host's clock by more than "
-                                    f"max_clock_skew ({self.max_clock_skew:g} s)")  # fmt: skip
-            out = [snap for snap in out if snap.time <= limit]
-            bad += [r for r, s in zip(records, snaps, strict=True) if s is not None and s.time > limit]
-        if bad:
-            self._prune(bad)
-        return out
+        rejected = None in snaps
+        out = [snap for snap in snaps if snap is not None] if rejected else cast(list[NodeSnapshot], list(snaps))
+        if max(map(_TIME, out), default=0.0) <= limit and not rejected:  # the common case, in C
+            return out
+        bad: list[bytes] = []
+        ahead = f"sample time ahead of this host's clock by more than max_clock_skew ({self.max_clock_skew:g} s)"
+        for record, snap in zip(records, snaps, strict=True):
+            if snap is None:
+                bad.append(record)
+            elif snap.time > limit:  # "too far ahead" moves with the clock: checked on every read
+                self.rejections.add("latest", snap.node, ahead)
+                bad.append(record)
+        self._prune(bad)
+        return [snap for snap in out if snap.time <= limit]
 
     def history(
         self, since: float, until: float | None = None, nodes: Collection[str] | None = None
@@ -509,6 +511,9 @@ def _reason(record: bytes, exc: SchemaError) -> str:
     if data.get("schema") != SCHEMA_VERSION:
         return "other schema version"
     return f"invalid snapshot: {exc}"
+
+
+_TIME = operator.attrgetter("time")
 
 
 def _zrem(key: str, members: list[bytes], client: Any) -> Any:
