@@ -52,7 +52,9 @@ class RedisBackend(Backend):
             "socket_connect_timeout": link.connect_timeout,
             "client_name": "clusternb-cache",
         }
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopConnection] = weakref.WeakKeyDictionary()
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopConnection | _LoopCluster] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # -- sync -----------------------------------------------------------------------------------------------
 
@@ -117,18 +119,24 @@ class RedisBackend(Backend):
 
     # -- async ----------------------------------------------------------------------------------------------
 
-    def _aconn(self) -> _LoopConnection:
+    def _aconn(self) -> _LoopConnection | _LoopCluster:
         loop = asyncio.get_running_loop()
         conn = self._async.get(loop)
         if conn is None:  # redis.asyncio connections belong to one event loop
-            conn = self._async[loop] = _LoopConnection(
-                redis.asyncio.ConnectionPool.from_url(self.url, **self._aoptions)
-            )
+            if self.link.cluster:  # keys live on every shard: redis.asyncio's cluster client routes them
+                conn = _LoopCluster(redis.asyncio.RedisCluster.from_url(self.url, **self._aoptions))
+            else:
+                conn = _LoopConnection(redis.asyncio.ConnectionPool.from_url(self.url, **self._aoptions))
+            self._async[loop] = conn
         return conn
 
+    async def _detected(self) -> None:
+        """Know whether this is a cluster before the first async call (the link detects it on a sync call)."""
+        if self.link.cluster is None:
+            await asyncio.to_thread(self.link.call, _connected)
+
     async def aget(self, key: str) -> Entry | None:
-        if self.link.cluster:  # keys live on many shards: the cluster client routes them (in a thread)
-            return await asyncio.to_thread(self.get, key)
+        await self._detected()
         try:
             raw = await self.link.acall(lambda: self._aconn().call("GET", key))
         except Refused as exc:
@@ -136,9 +144,7 @@ class RedisBackend(Backend):
         return None if raw is None else entry_from_bytes(raw)
 
     async def aset(self, key: str, entry: Entry, ttl: float) -> None:
-        if self.link.cluster:
-            await asyncio.to_thread(self.set, key, entry, ttl)
-            return
+        await self._detected()
         await self.link.acall(lambda: self._aconn().call("SET", key, entry.to_bytes(), "PX", max(int(ttl * 1000), 1)))
 
     async def aclose(self) -> None:
@@ -203,6 +209,24 @@ class _LoopConnection:
                 await self._pool.release(self._conn)
                 self._conn = None
         await self._pool.disconnect()
+
+
+class _LoopCluster:
+    """One event loop's redis.asyncio cluster client, with the :class:`_LoopConnection` interface: it routes each
+    key to its shard and follows failovers itself."""
+
+    def __init__(self, client: redis.asyncio.RedisCluster) -> None:
+        self._client = client
+
+    async def call(self, *args: Any) -> Any:
+        return await self._client.execute_command(*args)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _connected(client: Any) -> None:
+    """Nothing: getting the client is what connects (and detects cluster mode)."""
 
 
 def _glob(prefix: str) -> str:
