@@ -573,7 +573,7 @@ def _is_time(dtype: Any) -> bool:
 CACHE_COLUMNS = _cols(
     ("backend", "string", "backend serving calls now: redis or memory"),
     ("configured", "string", "backend asked for: redis (with memory fallback) or memory"),
-    ("redis_state", "string", "connected / unreachable (<NA> without Redis)"),
+    ("redis_state", "string", "connected / unreachable / never reached (<NA> without Redis)"),
     ("hits", "int64", "lookups that found an entry (a cached None or empty frame counts)"),
     ("misses", "int64", "lookups that found none"),
     ("hit_rate", "float64", "hits / (hits + misses)"),

@@ -180,8 +180,7 @@ class Client:
         if link is None:
             return SharedState(None, None, None, rejected, why)
         h = link.health
-        state = "connected" if link.available else ("unreachable" if h.ever_connected else "never reached")
-        return SharedState(state, h.since, h.last_error if not link.available else None, rejected, why)
+        return SharedState(link.state_text, h.since, None if link.available else h.last_error, rejected, why)
 
     def cache_status(self) -> pd.DataFrame:
         """The cache's state: active backend, Redis health, per-namespace hits, misses, sizes and timings."""

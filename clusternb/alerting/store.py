@@ -20,7 +20,7 @@ so a person's acknowledgement is never lost and never revives an alert that ende
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import logging
 import threading
 from collections import deque
@@ -291,13 +291,13 @@ class RedisAlertStore:
     def _decode_active(self, raws: Any) -> list[Alert]:
         alerts, bad = self._decode(raws, "alerts")
         if bad:
-            self._quietly(lambda: self._prune((self.active_key,), bad[:500]))
+            self.link.attempt(lambda c: self._prune.run_on(c, (self.active_key,), bad[:500]))
         return alerts
 
     def _decode_history(self, raws: Any) -> list[Alert]:
         alerts, bad = self._decode(raws, "alert history")
-        for raw in bad[:100]:
-            self._quietly(lambda raw=raw: self.link.call(lambda c: c.lrem(self.history_key, 0, raw)))
+        if bad:
+            self.link.attempt(functools.partial(_lrem_all, self.history_key, bad[:100]))
         return alerts
 
     def _decode(self, raws: Any, kind: str) -> tuple[list[Alert], list[bytes]]:
@@ -330,10 +330,13 @@ class RedisAlertStore:
                     active[t.alert.alert_id] = t.alert
             self._view = (list(active.values()), ended[: self.history])
 
-    @staticmethod
-    def _quietly(fn: Any) -> None:
-        with contextlib.suppress(Exception):  # cleanup is best effort: the next reader prunes it
-            fn()
+
+def _lrem_all(key: str, values: list[bytes], client: Any) -> Any:
+    """Remove each value from a list: one pipeline, one round trip."""
+    pipe = client.pipeline(transaction=False)
+    for value in values:
+        pipe.lrem(key, 0, value)
+    return pipe.execute()
 
 
 def _millis(seconds: float) -> int:

@@ -33,8 +33,8 @@ from clusternb.cache.stats import NamespaceStats
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: What :meth:`Cache.use` returns for an entry whose payload does not decode.
-_BAD: Any = object()
+#: What :meth:`Cache.use` returns for no entry, or one whose payload does not decode.
+UNUSABLE: Any = object()
 #: How long, at most, a process waits for another process's lease before computing the value itself.
 LEASE_SECONDS = 5.0
 _LEASE_POLL = 0.02
@@ -100,14 +100,12 @@ class Cache:
                 future = self._inflight[key] = concurrent.futures.Future()
         if not leader:
             entry, value = future.result()
-            if entry is None:
-                return value, entry
             found = self.use(stats, entry)
-            return (value if found is _BAD else found), entry
+            return (value if found is UNUSABLE else found), entry
         try:
             entry = self.peek(key)  # another thread may have stored it just before we became leader
-            found = _BAD if entry is None else self.use(stats, entry)
-            if entry is not None and found is not _BAD:
+            found = self.use(stats, entry)
+            if found is not UNUSABLE:
                 future.set_result((entry, None))
                 return found, entry
             value, entry = self._load(stats, key, ttl, fn)
@@ -129,15 +127,13 @@ class Cache:
         future = self._ainflight.get(slot)
         if future is not None:
             entry, value = await asyncio.shield(future)
-            if entry is None:
-                return value, entry
             found = self.use(stats, entry)
-            return (value if found is _BAD else found), entry
+            return (value if found is UNUSABLE else found), entry
         future = self._ainflight[slot] = loop.create_future()
         try:
             entry = await self._apeek(key)
-            found = _BAD if entry is None else self.use(stats, entry)
-            if entry is not None and found is not _BAD:
+            found = self.use(stats, entry)
+            if found is not UNUSABLE:
                 future.set_result((entry, None))
                 return found, entry
             value = await fn()
@@ -181,21 +177,22 @@ class Cache:
         """``(value, entry)`` for a full key under ``namespace``; ``entry`` is None if the value is uncacheable."""
         stats = self.stats_for(namespace)
         entry = self.lookup(stats, key)
-        if entry is not None:
-            found = self.use(stats, entry)
-            if found is not _BAD:
-                return found, entry
+        found = self.use(stats, entry)
+        if found is not UNUSABLE:
+            return found, entry
         return self.compute(stats, key, self.ttl(namespace) if ttl is None else ttl, fn)
 
-    def use(self, stats: NamespaceStats, entry: Entry) -> Any:
-        """The caller's copy of an entry's value; :data:`_BAD` (counted as an error) when its
-        payload does not decode: a forged or corrupted entry whose header and hash were fine is a miss, recomputed
-        and overwritten."""
+    def use(self, stats: NamespaceStats, entry: Entry | None) -> Any:
+        """The caller's copy of an entry's value; :data:`UNUSABLE` for no entry, and for one whose payload does not
+        decode (counted as an error): a forged or corrupted entry whose header and hash were fine is a miss,
+        recomputed and overwritten."""
+        if entry is None:
+            return UNUSABLE
         try:
             return entry.value_for_caller()
         except DecodeError as exc:
             self.count_error(stats, "decode", exc)
-            return _BAD
+            return UNUSABLE
 
     def invalidate(self, namespace: str) -> int:
         """Drop every entry of one namespace (in Redis: for every process). Returns how many were dropped."""
@@ -285,8 +282,8 @@ class Cache:
                 token = redis.acquire_lease(key, self.lease_seconds)
                 if token is None:  # another process is computing it: wait for its result a little while
                     entry = self._wait_for_other_process(redis, key)
-                    found = _BAD if entry is None else self.use(stats, entry)
-                    if entry is not None and found is not _BAD:
+                    found = self.use(stats, entry)
+                    if found is not UNUSABLE:
                         return found, entry
             except Exception as exc:  # unreachable, or refusing writes (OOM): compute without a lease
                 self._error(stats, "lease", exc)

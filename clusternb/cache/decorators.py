@@ -17,7 +17,7 @@ from typing import Any, TypeVar, cast
 import orjson
 
 from clusternb.cache.codec import DecodeError, Entry
-from clusternb.cache.core import Cache
+from clusternb.cache.core import UNUSABLE, Cache
 from clusternb.cache.stats import NamespaceStats
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -109,11 +109,9 @@ def cached(
             async def awith_entry(*args: Any, **kwargs: Any) -> tuple[Any, Entry | None]:
                 c, stats, key = resolve(args, kwargs)
                 entry = await c.alookup(stats, key)
-                if entry is not None:
-                    try:
-                        return entry.value_for_caller(), entry
-                    except DecodeError as exc:  # a forged payload behind a good header: a miss
-                        c.count_error(stats, "decode", exc)
+                found = c.use(stats, entry)
+                if found is not UNUSABLE:
+                    return found, entry
                 return await c.acompute(
                     stats, key, c.ttl(namespace) if ttl is None else ttl, lambda: fn(*args, **kwargs)
                 )
@@ -128,11 +126,9 @@ def cached(
         def with_entry(*args: Any, **kwargs: Any) -> tuple[Any, Entry | None]:
             c, stats, key = resolve(args, kwargs)
             entry = c.lookup(stats, key)
-            if entry is not None:
-                try:
-                    return entry.value_for_caller(), entry
-                except DecodeError as exc:
-                    c.count_error(stats, "decode", exc)
+            found = c.use(stats, entry)
+            if found is not UNUSABLE:
+                return found, entry
             return c.compute(stats, key, c.ttl(namespace) if ttl is None else ttl, lambda: fn(*args, **kwargs))
 
         @functools.wraps(fn)
@@ -142,7 +138,7 @@ def cached(
             if entry is not None:
                 try:
                     return entry.value_for_caller()
-                except DecodeError as exc:
+                except DecodeError as exc:  # a forged payload behind a good header: a miss (inline: the hot path)
                     c.count_error(stats, "decode", exc)
             return c.compute(stats, key, c.ttl(namespace) if ttl is None else ttl, lambda: fn(*args, **kwargs))[0]
 

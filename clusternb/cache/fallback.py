@@ -45,7 +45,7 @@ class FallbackBackend(Backend):
         """``cache_status()``'s view of the link: connected or unreachable, since when, why, how often."""
         h = self.link.health
         return {
-            "redis_state": "connected" if self.link.available else "unreachable",
+            "redis_state": self.link.state_text,
             "last_failure": h.last_failure,
             "last_failure_reason": h.last_error,
             "last_recovery": h.last_recovery,

@@ -104,9 +104,6 @@ class RedisBackend(Backend):
         entries, size = self.link.call(run)
         return int(entries), int(size)
 
-    def ping(self) -> bool:
-        return bool(self.link.call(lambda c: c.ping()))
-
     # -- single-flight leases across processes ----------------------------------------------------------------
 
     def acquire_lease(self, key: str, ttl: float) -> str | None:

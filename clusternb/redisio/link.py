@@ -28,6 +28,7 @@ detects the mode when Redis appears.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -207,6 +208,12 @@ class RedisLink:
         except Unavailable:
             return fallback()
 
+    def attempt(self, fn: Callable[[Any], object]) -> None:
+        """``fn(client)`` as best-effort cleanup (pruning a bad record): a fault is counted, not raised; the next
+        reader that finds the record tries again."""
+        with contextlib.suppress(RedisFault):
+            self.call(fn)
+
     def on_recover(self, hook: Callable[[], None]) -> None:
         """Run ``hook()`` (in the calling thread) each time Redis answers again after an outage."""
         self._recover_hooks.append(hook)
@@ -214,6 +221,13 @@ class RedisLink:
     @property
     def available(self) -> bool:
         return self.health.state == "available"
+
+    @property
+    def state_text(self) -> str:
+        """What status lines say: ``connected``, ``unreachable`` (it answered before) or ``never reached``."""
+        if self.available:
+            return "connected"
+        return "unreachable" if self.health.ever_connected else "never reached"
 
     def close(self) -> None:
         with self._lock:

@@ -29,9 +29,11 @@ class LinkScript:
         self._lock = threading.Lock()
 
     def __call__(self, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
-        return self.link.call(lambda client: self._run(client, tuple(keys), tuple(args)))
+        return self.link.call(lambda client: self.run_on(client, keys, args))
 
-    def _run(self, client: Any, keys: tuple[str, ...], args: tuple[Any, ...]) -> Any:
+    def run_on(self, client: Any, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
+        """Run on ``client`` directly, inside a call the link already makes (e.g. :meth:`RedisLink.attempt`)."""
+        keys, args = tuple(keys), tuple(args)
         runner = self._runner
         if runner is None:
             with self._lock:

@@ -33,7 +33,7 @@ def check_url(url: str, setting: str = "redis_url") -> str:
     """``url`` if it is a Redis URL clusternb can use; else ``ValueError`` naming the setting (no password)."""
     try:
         parts = urlsplit(url)
-        port = parts.port  # parses the port: ValueError when it is not a number in 0-65535
+        _ = parts.port  # parsed on access: ValueError when it is not a number in 0-65535
     except ValueError as exc:
         raise ValueError(f"{setting}: {mask_url(url)!r} is not a valid URL ({exc})") from None
     if parts.scheme not in SCHEMES:
@@ -44,5 +44,4 @@ def check_url(url: str, setting: str = "redis_url") -> str:
         raise ValueError(f"{setting}: {mask_url(url)!r} names no socket path (unix:///path/to/redis.sock)")
     if parts.scheme != "unix" and not parts.hostname:
         raise ValueError(f"{setting}: {mask_url(url)!r} names no host (redis://host:port)")
-    del port
     return url

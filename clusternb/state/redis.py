@@ -51,7 +51,6 @@ or :class:`~clusternb.redisio.errors.Refused`, never as redis-py exceptions, and
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import operator
@@ -319,7 +318,7 @@ class RedisStateStore(StateStore):
             elif snap.time > limit:  # "too far ahead" moves with the clock: checked on every read
                 self.rejections.add("latest", snap.node, ahead)
                 bad.append(record)
-        self._prune(bad)
+        self.link.attempt(lambda c: self._prune_script.run_on(c, (self._k_latest,), bad[:500]))
         return [snap for snap in out if snap.time <= limit]
 
     def history(
@@ -352,7 +351,7 @@ class RedisStateStore(StateStore):
             bad = [r for r, snap in zip(records, snaps, strict=True) if snap is None or snap.time > limit]
             out.extend(snap for snap in snaps if snap is not None and snap.time <= limit)
             if bad:
-                self._quietly(functools.partial(_zrem, self.hist_key(name), bad))
+                self.link.attempt(functools.partial(_zrem, self.hist_key(name), bad))
         return out
 
     def departed(self) -> Mapping[str, float]:
@@ -402,7 +401,7 @@ class RedisStateStore(StateStore):
                 self.rejections.add("registry", name[:64], "no valid interval")
                 bad_intervals.append(field)
         if bad or bad_intervals:  # a ghost would otherwise be watched (or alerted on) until the window prunes it
-            self._quietly(functools.partial(_forget, self._k_seen, self._k_intervals, bad, bad_intervals))
+            self.link.attempt(functools.partial(_forget, self._k_seen, self._k_intervals, bad, bad_intervals))
         return Liveness(beats, self._departures(zip(departed[::2], departed[1::2], strict=True)))
 
     def _intervals_from_records(self, fields: list[bytes]) -> dict[bytes, bytes]:
@@ -455,15 +454,6 @@ class RedisStateStore(StateStore):
             self.rejections.add(what, "(key)", f"key unreadable: {exc.reason}")
             return empty
 
-    def _quietly(self, fn: Callable[[Any], Any]) -> None:
-        """Best-effort cleanup: a failure here must not fail the read that found the bad record."""
-        with contextlib.suppress(Exception):  # pruned by the next reader instead
-            self.link.call(fn)
-
-    def _prune(self, bad: list[bytes]) -> None:
-        with contextlib.suppress(Exception):  # the next reader prunes it
-            self._prune_script((self._k_latest,), bad[:500])
-
     def _departures(self, pairs: Iterable[tuple[bytes, bytes]]) -> dict[str, float]:
         out: dict[str, float] = {}
         bad: list[bytes] = []
@@ -482,7 +472,7 @@ class RedisStateStore(StateStore):
                 self.rejections.add("departed", name[:64], "departure time outside what a clock can show")
                 bad.append(node)
         if bad:
-            self._quietly(functools.partial(_hdel, self._k_departed, bad))
+            self.link.attempt(functools.partial(_hdel, self._k_departed, bad))
         return out
 
     def _decode_all(self, records: list[bytes], kind: str = "latest") -> list[NodeSnapshot | None]:

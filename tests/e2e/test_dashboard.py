@@ -13,23 +13,13 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from tests.browser import chromium_page
 from tests.server_process import REPO, JupyterServer
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +30,7 @@ def server() -> Iterator[JupyterServer]:
 
 
 def test_dashboard_renders_and_updates_live(server: JupyterServer) -> None:
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} missing: apt-get install chromium (scripts/system-deps.sh test)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1440, "height": 1100})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
+    with chromium_page(1440, 1100) as (page, errors):
         page.goto(server.url("clusternb/", token=True))
         page.wait_for_selector("#workers tbody tr[data-node='node-0000']", timeout=30_000)
         assert page.locator("#workers tbody tr").count() == 12
@@ -66,7 +48,6 @@ def test_dashboard_renders_and_updates_live(server: JupyterServer) -> None:
         out = REPO / "tests" / "artifacts" / "dashboard.png"
         out.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(out), full_page=True)
-        browser.close()
     assert errors == []
     if os.environ.get("CLUSTERNB_UPDATE_SCREENSHOTS") == "1":
         shutil.copyfile(out, REPO / "docs" / "dashboard.png")

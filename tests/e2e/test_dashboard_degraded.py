@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from clusternb.state.redis import RedisStateStore
-from tests.e2e.test_dashboard import ARGS, CHROMIUM
+from tests.browser import chromium_page
 from tests.helpers import make_snapshot
 from tests.redis_server import RedisServer
 from tests.server_process import JupyterServer
@@ -44,14 +44,8 @@ def server(redis_server: RedisServer) -> Iterator[JupyterServer]:
 def test_the_banner_names_the_outage_keeps_the_last_view_and_goes_when_redis_returns(
     server: JupyterServer, redis_server: RedisServer
 ) -> None:
-    from playwright.sync_api import sync_playwright
-
     publish(redis_server.url, ("alpha", "beta"))
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
+    with chromium_page(1280, 900) as (page, errors):
         page.goto(server.url("clusternb/", token=True))
         page.wait_for_selector("#workers tbody tr[data-node='beta']", timeout=30_000)
         assert page.locator("#shared").is_hidden()
@@ -67,5 +61,4 @@ def test_the_banner_names_the_outage_keeps_the_last_view_and_goes_when_redis_ret
         publish(redis_server.url, ("alpha", "beta", "gamma"))  # a restarted Redis is empty
         page.wait_for_selector("#workers tbody tr[data-node='gamma']", timeout=30_000)
         page.wait_for_selector("#shared[hidden]", state="attached", timeout=30_000)
-        browser.close()
     assert errors == []

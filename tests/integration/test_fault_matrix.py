@@ -29,6 +29,7 @@ test machines; forking skips only that, and it is what lets a CLI run land insid
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -490,6 +491,21 @@ def warm_cli() -> Iterator[WarmCLI]:
     cli.close()
 
 
+@dataclass
+class Faces:
+    """The faces besides the Python API, as the tests drive them: REST, the WebSocket, the server app, the CLI."""
+
+    fetch: Any
+    ws_fetch: Any
+    serverapp: Any
+    cli: WarmCLI
+
+
+@pytest.fixture
+def faces(jp_fetch: Any, jp_ws_fetch: Any, jp_serverapp: Any, warm_cli: WarmCLI) -> Faces:
+    return Faces(jp_fetch, jp_ws_fetch, jp_serverapp, warm_cli)
+
+
 def real_cli(commands: list[list[str]], env: dict[str, str]) -> list[dict[str, Any]]:
     """``python -m clusternb.cli`` for real, the commands side by side."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("CLUSTERNB_")}
@@ -576,16 +592,13 @@ async def check_recovery(
     cells: Cells,
     target: Target,
     client: Client,
-    jp_fetch: Any,
-    jp_ws_fetch: Any,
-    jp_serverapp: Any,
-    runner: WarmCLI | None,
+    faces: Faces,
 ) -> None:
     """After the fault: the same client and server are back on Redis (no restart), and a new agent record shows
     on every face."""
     came_back = await asyncio.to_thread(wait_until, lambda: back_on_redis(cells, "api", client))
     cells.check(came_back, "api recovery", f"not back on Redis within {RECOVERY_S} s: {client.shared_state()}")
-    server_client = extension(jp_serverapp).client
+    server_client = extension(faces.serverapp).client
     came_back = await asyncio.to_thread(wait_until, lambda: back_on_redis(cells, "server client", server_client))
     cells.check(came_back, "rest recovery", f"server not back on Redis: {server_client.shared_state()}")
     await asyncio.to_thread(put_node, target.admin_url or target.url, NEW_NODE)
@@ -598,7 +611,7 @@ async def check_recovery(
         "api cluster_status() [recovered]",
         f"redis_state {None if row is None else row['redis_state']!r}",
     )
-    bodies = await rest_face(cells, "recovered", jp_fetch)
+    bodies = await rest_face(cells, "recovered", faces.fetch)
     rest_nodes = {r["node"] for r in rows(bodies.get("api/workers"))}
     cells.check(NEW_NODE in rest_nodes, "rest api/workers [recovered]", f"{NEW_NODE} not shown: {sorted(rest_nodes)}")
     cache_body = bodies.get("api/cache/status") or {}
@@ -607,10 +620,10 @@ async def check_recovery(
         "rest api/cache/status [recovered]",
         f"backend {cache_body.get('backend')!r}",
     )
-    states = await ws_face(cells, "recovered", jp_ws_fetch)
+    states = await ws_face(cells, "recovered", faces.ws_fetch)
     ws_nodes = {r["node"] for r in rows(states.get("workers"))}
     cells.check(NEW_NODE in ws_nodes, "ws workers [recovered]", f"{NEW_NODE} not shown: {sorted(ws_nodes)}")
-    results = await cli_face(cells, "recovered", target, runner, 0, [["workers"]])
+    results = await cli_face(cells, "recovered", target, faces.cli, 0, [["workers"]])
     stdout = results.get("workers", {}).get("stdout", "")
     cells.check(NEW_NODE in stdout, "cli workers [recovered]", f"{NEW_NODE} not in the table: {stdout[:400]!r}")
 
@@ -629,11 +642,33 @@ def acknowledged_in_redis(target: Target, alert_id: str) -> bool:
 # == faults 1 and 2: a Redis that was up goes away, then comes back ===========================================
 
 
-async def outage_row(
-    cells: Cells, target: Target, client: Client, jp_fetch: Any, jp_ws_fetch: Any, warm_cli: WarmCLI, phase: str
-) -> str:
+@contextlib.contextmanager
+def fault_row(
+    name: str, target: Target, caplog: pytest.LogCaptureFixture, seeded: bool = True
+) -> Iterator[tuple[Cells, Client]]:
+    """One fault's row of the matrix: seeded data and a client; at the end no error logged and no failed cell."""
+    cells = Cells(name)
+    if seeded:
+        seed(target.url)
+    client = make_client(target)
+    try:
+        yield cells, client
+    finally:
+        client.close()
+    cells.check_logs(caplog)
+    cells.assert_clean()
+
+
+async def check_queued_ack(cells: Cells, client: Client, target: Target, how: str) -> None:
+    """An acknowledgement queued during the outage (``how == "ok"``) reaches Redis once it is back."""
+    if how == "ok":
+        landed = await asyncio.to_thread(wait_until, lambda: ack_landed(cells, client, target), 5)
+        cells.check(landed, "api acknowledge [after recovery]", "the queued acknowledgement never reached Redis")
+
+
+async def outage_row(cells: Cells, target: Target, client: Client, faces: Faces, phase: str) -> str:
     """Every face during an outage of a Redis this process had read before; returns how acknowledge went."""
-    cli_task = asyncio.ensure_future(cli_face(cells, phase, target, warm_cli, 3))  # fresh processes: never reached
+    cli_task = asyncio.ensure_future(cli_face(cells, phase, target, faces.cli, 3))  # fresh processes: never reached
     out = await asyncio.to_thread(api_face, cells, phase, client, STALL_S)
     check_outage_api(cells, phase, out, set(NODES), "unreachable")
     ids = set(out["alerts()"]["alert_id"]) if "alerts()" in out else set()
@@ -647,7 +682,7 @@ async def outage_row(
         if after is not None and ACK_ID in set(after["alert_id"]):
             acked = bool(after.set_index("alert_id").loc[ACK_ID, "acknowledged"])
             cells.check(acked, f"api acknowledge [{phase}]", "the queued acknowledgement is not in this process's view")
-    bodies = await rest_face(cells, phase, jp_fetch, STALL_S)
+    bodies = await rest_face(cells, phase, faces.fetch, STALL_S)
     rest_nodes = {r["node"] for r in rows(bodies.get("api/workers"))}
     cells.check(rest_nodes == set(NODES), f"rest api/workers [{phase}]", f"nodes {sorted(rest_nodes)}")
     rest_ids = {r["alert_id"] for r in rows(bodies.get("api/alerts"))}
@@ -658,7 +693,7 @@ async def outage_row(
         f"rest api/cluster/status [{phase}]",
         f"redis_state {status[0].get('redis_state') if status else None!r}",
     )
-    states = await ws_face(cells, phase, jp_ws_fetch)
+    states = await ws_face(cells, phase, faces.ws_fetch)
     ws_nodes = {r["node"] for r in rows(states.get("workers"))}
     cells.check(ws_nodes == set(NODES), f"ws workers [{phase}]", f"nodes {sorted(ws_nodes)}")
     await cli_task
@@ -681,87 +716,55 @@ async def healthy_row(cells: Cells, client: Client, jp_fetch: Any) -> None:
 
 @on_server_loop
 async def test_fault_1_sigkill_then_restart_on_the_same_port(
-    target: Target,
-    jp_fetch: Any,
-    jp_ws_fetch: Any,
-    jp_serverapp: Any,
-    warm_cli: WarmCLI,
-    caplog: pytest.LogCaptureFixture,
+    target: Target, faces: Faces, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cells = Cells("1 SIGKILL + restart")
-    seed(target.url)
-    client = make_client(target)
-    try:
-        await healthy_row(cells, client, jp_fetch)
+    with fault_row("1 SIGKILL + restart", target, caplog) as (cells, client):
+        await healthy_row(cells, client, faces.fetch)
         alert_record = target.admin().hget(K_ACTIVE, ACK_ID)
         assert target.server is not None
         target.server.kill()
-        how = await outage_row(cells, target, client, jp_fetch, jp_ws_fetch, warm_cli, "killed")
+        how = await outage_row(cells, target, client, faces, "killed")
         target.server.start()  # same port; no persistence: an empty Redis
         # A restarted Redis without persistence forgot the alert; put it back as an AOF would have (before any
         # client call), so the queued acknowledgement finds the same alert, still active.
         target.admin().hset(K_ACTIVE, ACK_ID, alert_record)
-        await check_recovery(cells, target, client, jp_fetch, jp_ws_fetch, jp_serverapp, warm_cli)
-        if how == "ok":
-            landed = await asyncio.to_thread(wait_until, lambda: ack_landed(cells, client, target), 5)
-            cells.check(landed, "api acknowledge [after recovery]", "the queued acknowledgement never reached Redis")
-    finally:
-        client.close()
-    cells.check_logs(caplog)
-    cells.assert_clean()
+        await check_recovery(cells, target, client, faces)
+        await check_queued_ack(cells, client, target, how)
 
 
 @on_server_loop
-async def test_fault_2_sigstop_for_5_s(
-    target: Target,
-    jp_fetch: Any,
-    jp_ws_fetch: Any,
-    jp_serverapp: Any,
-    warm_cli: WarmCLI,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    cells = Cells("2 SIGSTOP 5 s")
-    seed(target.url)
-    client = make_client(target)
+async def test_fault_2_sigstop_for_5_s(target: Target, faces: Faces, caplog: pytest.LogCaptureFixture) -> None:
     assert target.server is not None
-    try:
-        await healthy_row(cells, client, jp_fetch)
+    with fault_row("2 SIGSTOP 5 s", target, caplog) as (cells, client):
+        await healthy_row(cells, client, faces.fetch)
         target.server.pause()
         paused_at = time.monotonic()
         try:
-            how = await outage_row(cells, target, client, jp_fetch, jp_ws_fetch, warm_cli, "paused")
+            how = await outage_row(cells, target, client, faces, "paused")
             # At least 5 s, and until every face has been seen against the paused Redis.
             await asyncio.sleep(max(0.0, PAUSE_S - (time.monotonic() - paused_at)))
         finally:
             target.server.resume()
-        await check_recovery(cells, target, client, jp_fetch, jp_ws_fetch, jp_serverapp, warm_cli)
-        if how == "ok":
-            landed = await asyncio.to_thread(wait_until, lambda: ack_landed(cells, client, target), 5)
-            cells.check(landed, "api acknowledge [after recovery]", "the queued acknowledgement never reached Redis")
-    finally:
-        client.close()
-    cells.check_logs(caplog)
-    cells.assert_clean()
+        await check_recovery(cells, target, client, faces)
+        await check_queued_ack(cells, client, target, how)
 
 
 # == faults 3 and 4: Redis never reached =======================================================================
 
 
-async def never_reached_row(
-    cells: Cells, target: Target, client: Client, jp_fetch: Any, jp_ws_fetch: Any, phase: str
-) -> None:
+async def never_reached_row(cells: Cells, target: Target, client: Client, faces: Faces, phase: str) -> None:
     cli_task = asyncio.ensure_future(cli_face(cells, phase, target, None, 3))  # real `python -m clusternb.cli`
     out = await asyncio.to_thread(api_face, cells, phase, client, STALL_S)
     check_outage_api(cells, phase, out, set(), "never reached")
     await asyncio.to_thread(acknowledge, cells, phase, client, ACK_ID)  # nothing known: a clear ValueError is fine
-    bodies = await rest_face(cells, phase, jp_fetch, STALL_S)
+    bodies = await rest_face(cells, phase, faces.fetch, STALL_S)
     status = rows(bodies.get("api/cluster/status"))
     cells.check(
         bool(status) and status[0].get("redis_state") == "never reached",
         f"rest api/cluster/status [{phase}]",
         f"redis_state {status[0].get('redis_state') if status else None!r}",
     )
-    await ws_face(cells, phase, jp_ws_fetch)
+    await ws_face(cells, phase, faces.ws_fetch)
     results = await cli_task
     status_out = results.get("status", {}).get("stdout", "")
     cells.check("never reached" in status_out, f"cli status [{phase}]", f"does not say so: {status_out[-300:]!r}")
@@ -770,46 +773,28 @@ async def never_reached_row(
 @pytest.mark.parametrize("target", ["closed"], indirect=True)
 @on_server_loop
 async def test_fault_3_unreachable_from_the_start(
-    target: Target,
-    jp_fetch: Any,
-    jp_ws_fetch: Any,
-    jp_serverapp: Any,
-    warm_cli: WarmCLI,
-    caplog: pytest.LogCaptureFixture,
+    target: Target, faces: Faces, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cells = Cells("3 unreachable from the start")
-    client = make_client(target)
-    try:
-        await never_reached_row(cells, target, client, jp_fetch, jp_ws_fetch, "closed port")
+    with fault_row("3 unreachable from the start", target, caplog, seeded=False) as (cells, client):
+        await never_reached_row(cells, target, client, faces, "closed port")
         server = RedisServer()
         server.port = int(target.url.rsplit(":", 1)[1].split("/")[0])  # the fault ends: Redis appears there
         target.server, target.admin_url = server.start(), server.url
         seed(target.url)
-        await check_recovery(cells, target, client, jp_fetch, jp_ws_fetch, jp_serverapp, warm_cli)
+        await check_recovery(cells, target, client, faces)
         out = await asyncio.to_thread(api_face, cells, "seeded after", client)
         cells.check(set(NODES) <= nodes_of(out.get("workers()")), "api workers() [seeded after]", "")
-    finally:
-        client.close()
-    cells.check_logs(caplog)
-    cells.assert_clean()
 
 
 @pytest.mark.parametrize("target", ["wrong_password"], indirect=True)
 @on_server_loop
-async def test_fault_4_wrong_password(
-    target: Target,
-    jp_fetch: Any,
-    jp_ws_fetch: Any,
-    jp_serverapp: Any,
-    warm_cli: WarmCLI,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+async def test_fault_4_wrong_password(target: Target, faces: Faces, caplog: pytest.LogCaptureFixture) -> None:
     cells = Cells("4 wrong password")
     assert target.admin_url is not None
     seed(target.admin_url)
     client = make_client(target)
     try:
-        await never_reached_row(cells, target, client, jp_fetch, jp_ws_fetch, "wrong password")
+        await never_reached_row(cells, target, client, faces, "wrong password")
         row = status_row({"cluster_status()": client.cluster_status()})
         error = "" if row is None else str(row["redis_error"])
         cells.check(
@@ -820,7 +805,7 @@ async def test_fault_4_wrong_password(
         # The fault ends: the operator sets the password the clients were given (no client restarts).
         target.admin().config_set("requirepass", "wrong")
         target.admin_url = target.url
-        await check_recovery(cells, target, client, jp_fetch, jp_ws_fetch, jp_serverapp, warm_cli)
+        await check_recovery(cells, target, client, faces)
         out = await asyncio.to_thread(api_face, cells, "after", client)
         cells.check(set(NODES) <= nodes_of(out.get("workers()")), "api workers() [after]", "seeded nodes not shown")
     finally:
@@ -1038,10 +1023,7 @@ def remaining_bad(target: Target, planted: Planted) -> dict[str, list[str]]:
 
 
 def test_fault_5_bad_records_python_api_and_pruning(target: Target, caplog: pytest.LogCaptureFixture) -> None:
-    cells = Cells("5 bad records")
-    seed(target.url)
-    client = make_client(target)
-    try:
+    with fault_row("5 bad records", target, caplog) as (cells, client):
         planted = plant_bad_records(target, gen_text=True)
         out = api_face(cells, "bad records", client)
         out["alerts()"] = cells.call("api alerts() [again]", client.alerts)  # after the pruning of the first read
@@ -1067,25 +1049,14 @@ def test_fault_5_bad_records_python_api_and_pruning(target: Target, caplog: pyte
             )
         out = api_face(cells, "after a put", client)
         check_no_absurd_numbers(cells, "after a put", out)
-    finally:
-        client.close()
-    cells.check_logs(caplog)
-    cells.assert_clean()
 
 
 @on_server_loop
-async def test_fault_5_bad_records_rest_ws_cli(
-    target: Target,
-    jp_fetch: Any,
-    jp_ws_fetch: Any,
-    jp_serverapp: Any,
-    warm_cli: WarmCLI,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+async def test_fault_5_bad_records_rest_ws_cli(target: Target, faces: Faces, caplog: pytest.LogCaptureFixture) -> None:
     cells = Cells("5 bad records")
     seed(target.url)
     await asyncio.to_thread(plant_bad_records, target, False)
-    bodies = await rest_face(cells, "bad records", jp_fetch)
+    bodies = await rest_face(cells, "bad records", faces.fetch)
     workers = rows(bodies.get("api/workers"))
     cells.check(
         {r["node"] for r in workers} == set(NODES),
@@ -1107,16 +1078,16 @@ async def test_fault_5_bad_records_rest_ws_cli(
         ids = [r["alert_id"] for r in rows(bodies.get(label))]
         cells.check(all(i.split(":", 1)[-1] in NODES for i in ids), f"rest {label} [bad records]", f"ids {ids}")
     await asyncio.to_thread(plant_bad_records, target, False)
-    states = await ws_face(cells, "bad records", jp_ws_fetch)
+    states = await ws_face(cells, "bad records", faces.ws_fetch)
     ws_nodes = {r["node"] for r in rows(states.get("workers"))}
     cells.check(ws_nodes == set(NODES), "ws workers [bad records]", f"nodes {sorted(ws_nodes)}")
     # `status` alone first: the first process to read the planted records rejects (and prunes) them.
     await asyncio.to_thread(plant_bad_records, target, False)
-    results = await cli_face(cells, "bad records", target, warm_cli, 0, [["status"]])
+    results = await cli_face(cells, "bad records", target, faces.cli, 0, [["status"]])
     status_out = results.get("status", {}).get("stdout", "")
     cells.check("rejected" in status_out, "cli status [bad records]", f"no 'rejected' line: {status_out[-400:]!r}")
     await asyncio.to_thread(plant_bad_records, target, False)
-    results = await cli_face(cells, "bad records", target, warm_cli, 0, CLI_COMMANDS[1:])
+    results = await cli_face(cells, "bad records", target, faces.cli, 0, CLI_COMMANDS[1:])
     table = results.get("workers", {}).get("stdout", "")
     cells.check(all(n in table for n in NODES) and "bad-" not in table, "cli workers [bad records]", table[:600])
     cells.check_logs(caplog)
@@ -1160,18 +1131,8 @@ def all_healed(target: Target, keys: list[bytes]) -> list[bytes]:
 
 @pytest.mark.parametrize("target", ["up_3600"], indirect=True)
 @on_server_loop
-async def test_fault_6_forged_cache_entry(
-    target: Target,
-    jp_fetch: Any,
-    jp_ws_fetch: Any,
-    jp_serverapp: Any,
-    warm_cli: WarmCLI,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    cells = Cells("6 forged cache entry")
-    seed(target.url)
-    client = make_client(target)
-    try:
+async def test_fault_6_forged_cache_entry(target: Target, faces: Faces, caplog: pytest.LogCaptureFixture) -> None:
+    with fault_row("6 forged cache entry", target, caplog) as (cells, client):
         first = await asyncio.to_thread(api_face, cells, "first", client)
         keys = await asyncio.to_thread(forge_cache_entries, target)
         assert keys, "no cache entry in Redis to forge"
@@ -1203,24 +1164,20 @@ async def test_fault_6_forged_cache_entry(
         cells.check(how == "ok", "api acknowledge [forged]", how)
 
         keys = await asyncio.to_thread(forge_cache_entries, target)
-        server_errors = cache_errors(extension(jp_serverapp).client.cache_status())
-        bodies = await rest_face(cells, "forged", jp_fetch)
+        server_errors = cache_errors(extension(faces.serverapp).client.cache_status())
+        bodies = await rest_face(cells, "forged", faces.fetch)
         cells.check({r["node"] for r in rows(bodies.get("api/workers"))} == set(NODES), "rest api/workers [forged]", "")
-        after = cache_errors(extension(jp_serverapp).client.cache_status())
+        after = cache_errors(extension(faces.serverapp).client.cache_status())
         cells.check(after > server_errors, "rest api/cache/status [forged]", f"errors {server_errors} -> {after}")
 
         await asyncio.to_thread(forge_cache_entries, target)
-        states = await ws_face(cells, "forged", jp_ws_fetch)
+        states = await ws_face(cells, "forged", faces.ws_fetch)
         cells.check({r["node"] for r in rows(states.get("workers"))} == set(NODES), "ws workers [forged]", "")
 
         keys = await asyncio.to_thread(forge_cache_entries, target)
-        results = await cli_face(cells, "forged", target, warm_cli, 0)
+        results = await cli_face(cells, "forged", target, faces.cli, 0)
         table = results.get("workers", {}).get("stdout", "")
         cells.check(all(n in table for n in NODES), "cli workers [forged]", table[:600])
-    finally:
-        client.close()
-    cells.check_logs(caplog)
-    cells.assert_clean()
 
 
 # == fault 7: keys of the wrong Redis type under clusternb's names ==============================================
@@ -1272,18 +1229,8 @@ def plant_wrong_types(target: Target) -> int:
 
 @pytest.mark.parametrize("target", ["up_3600"], indirect=True)
 @on_server_loop
-async def test_fault_7_keys_of_the_wrong_type(
-    target: Target,
-    jp_fetch: Any,
-    jp_ws_fetch: Any,
-    jp_serverapp: Any,
-    warm_cli: WarmCLI,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    cells = Cells("7 wrong key types")
-    seed(target.url)
-    client = make_client(target)
-    try:
+async def test_fault_7_keys_of_the_wrong_type(target: Target, faces: Faces, caplog: pytest.LogCaptureFixture) -> None:
+    with fault_row("7 wrong key types", target, caplog) as (cells, client):
         await asyncio.to_thread(plant_wrong_types, target)
         await asyncio.to_thread(api_face, cells, "first", client)  # writes entries under the keys the next call uses
         planted = await asyncio.to_thread(plant_wrong_types, target)
@@ -1299,11 +1246,11 @@ async def test_fault_7_keys_of_the_wrong_type(
         )
 
         await asyncio.to_thread(plant_wrong_types, target)
-        await rest_face(cells, "wrong types", jp_fetch)
+        await rest_face(cells, "wrong types", faces.fetch)
         await asyncio.to_thread(plant_wrong_types, target)
-        await ws_face(cells, "wrong types", jp_ws_fetch)
+        await ws_face(cells, "wrong types", faces.ws_fetch)
         await asyncio.to_thread(plant_wrong_types, target)
-        await cli_face(cells, "wrong types", target, warm_cli, 0)
+        await cli_face(cells, "wrong types", target, faces.cli, 0)
 
         # The next agent puts and the next alert write repair every key.
         await asyncio.to_thread(plant_wrong_types, target)
@@ -1338,14 +1285,10 @@ async def test_fault_7_keys_of_the_wrong_type(
         )
         ids = set(out["alerts()"]["alert_id"]) if out.get("alerts()") is not None else set()
         cells.check(alert.alert_id in ids, "api alerts() [repaired]", f"ids {sorted(ids)}")
-        bodies = await rest_face(cells, "repaired", jp_fetch)
+        bodies = await rest_face(cells, "repaired", faces.fetch)
         cells.check(
             {r["node"] for r in rows(bodies.get("api/workers"))} == set(NODES), "rest api/workers [repaired]", ""
         )
-    finally:
-        client.close()
-    cells.check_logs(caplog)
-    cells.assert_clean()
 
 
 def test_matrix_covers_every_rest_endpoint_the_extension_serves() -> None:
