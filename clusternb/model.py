@@ -179,6 +179,15 @@ _USED_OF = (
 )
 
 
+def checked(snapshot: NodeSnapshot) -> NodeSnapshot:
+    """``snapshot`` if its values are within their declared bounds (a constructor does not check them);
+    :class:`SchemaError` naming the field otherwise. For records a source builds from network data (Dask)."""
+    try:
+        return msgspec.convert(msgspec.to_builtins(snapshot), NodeSnapshot)
+    except msgspec.ValidationError as exc:
+        raise SchemaError(str(exc)) from None
+
+
 def _at_most(name: str, used: int | None, total_name: str, total: int | None) -> None:
     """``used <= total`` where a total is known (0 or None: unknown, as for a Dask worker without a limit)."""
     if used is not None and total and used > total:

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from clusternb.model import NodeSnapshot
+from clusternb.model import NodeSnapshot, SchemaError, checked
 
 log = logging.getLogger(__name__)
 TASK_STATES = ("processing", "waiting", "memory", "erred", "released", "unrunnable")
@@ -62,12 +62,20 @@ class DaskSource:
         self.address = str(self.client.scheduler.address)
         self.timeout = timeout
         self._prev_done: tuple[float, int] | None = None
+        self.rejected = 0  # workers whose reported values failed their bounds
 
     def read(self, interval: float) -> tuple[list[NodeSnapshot], DaskSummary]:
         """All worker snapshots and the scheduler summary, read now."""
         info = self.client.scheduler_info(**({"n_workers": -1} if _takes_n_workers(self.client) else {}))
         now = time.time()
-        snaps = [worker_snapshot(addr, w, interval, now) for addr, w in info.get("workers", {}).items()]
+        snaps = []
+        for addr, worker in info.get("workers", {}).items():
+            # What a scheduler says is network data too: bounded like every record read from Redis.
+            try:
+                snaps.append(checked(worker_snapshot(addr, worker, interval, now)))
+            except (SchemaError, TypeError, ValueError) as exc:
+                self.rejected += 1
+                log.warning("dask worker %r skipped: %s", str(addr)[:64], exc)
         counts = self._counts(info)
         done = sum(counts.get(k, 0) for k in ("memory", "released", "erred"))
         rate = 0.0

@@ -125,3 +125,16 @@ def test_derived_percentages_use_the_container_limit_when_present() -> None:
     limited = make_snapshot(mem_total_bytes=100, mem_used_bytes=25, mem_limit_bytes=50, mem_cgroup_used_bytes=40)
     assert limited.mem_used_percent == 80.0
     assert make_snapshot(swap_total_bytes=0, swap_used_bytes=0).swap_used_percent == 0.0
+
+
+def test_records_a_source_builds_from_network_data_are_bounded_too() -> None:
+    """A Dask scheduler's numbers are network data: ``checked`` applies the bounds a constructor does not."""
+    from clusternb.model import checked
+    from clusternb.sources.dask import worker_snapshot
+
+    worker = {"nthreads": 2, "memory_limit": 2**30, "host": "10.0.0.9", "metrics": {"memory": 2**20, "cpu": 50.0}}
+    good = worker_snapshot("tcp://10.0.0.9:40000", worker, 2.0, 1_700_000_000.0)
+    assert checked(good) == good
+    absurd = {**worker, "metrics": {**worker["metrics"], "host_net_io": {"read_bps": 1e308}}}
+    with pytest.raises(SchemaError, match="net_rx_bps"):
+        checked(worker_snapshot("tcp://10.0.0.9:40000", absurd, 2.0, 1_700_000_000.0))
