@@ -197,7 +197,7 @@ def run(server: RedisServer | LocalRedisCluster, cluster: bool = False) -> list[
         notes |= {
             "redis-py GET (floor)": "redis.cluster.RedisCluster",
             "redis.asyncio GET (floor)": "redis.asyncio.cluster.RedisCluster",
-            "clusternb @cached, redis, async": "cluster: the sync call in a worker thread",
+            "clusternb @cached, redis, async": "redis.asyncio cluster client, one per event loop",
         }
     for r in results:
         r.note = notes.get(r.name, "")
