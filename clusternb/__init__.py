@@ -123,4 +123,6 @@ def cache_status() -> pd.DataFrame:
 
 def acknowledge(alert_id: str, by: str | None = None) -> None:
     """Acknowledge an active alert by its id (the ``alert_id`` column of :func:`alerts`)."""
+    from clusternb.queries import get_client
+
     get_client().acknowledge(alert_id, by=by)

@@ -109,3 +109,15 @@ def test_public_names_are_all_exported() -> None:
     modules = {n for n in public if type(getattr(clusternb, n)).__name__ == "module"}
     typing_helpers = {"Any", "Sequence", "TYPE_CHECKING"}
     assert sorted(public - modules - typing_helpers) == sorted(n for n in clusternb.__all__ if n != "__version__")
+
+
+def test_acknowledge_works_in_a_fresh_process() -> None:
+    """The module-level function imports what it needs (it once raised NameError before any other query)."""
+    code = (
+        "import clusternb\n"
+        "try:\n    clusternb.acknowledge('cpu:nowhere')\n"
+        "except ValueError as exc:\n    print('ValueError', exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "ValueError alert_id: no active alert 'cpu:nowhere'" in out.stdout
