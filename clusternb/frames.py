@@ -10,7 +10,6 @@ import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
@@ -18,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from clusternb import vocab
+from clusternb import arguments, vocab
 from clusternb.model import NodeSnapshot
-from clusternb.vocab import _DURATION, _DURATION_PART, _UNITS, METRIC_NAMES, _gpu_summary
+from clusternb.vocab import METRIC_NAMES, _gpu_summary
 
 # Re-exported: frames is where readers of the schemas look for the category orders.
 STATUS_ORDER = vocab.STATUS_ORDER
@@ -174,63 +173,15 @@ ALERT_COLUMNS = _cols(
 )
 
 
-# -- time arguments ---------------------------------------------------------------------------------------
-
-
-def parse_time(value: Any, now: float, arg: str) -> float:
-    """Turn a ``since``/``until`` argument into epoch seconds.
-
-    Accepts a duration before ``now`` ("15m", "2h30m", "90s", ``timedelta``, seconds as a number) or an
-    absolute time (``datetime``, ``pd.Timestamp``, ISO string; naive values are taken as UTC).
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"{arg}: expected a duration or a time, got {value!r}")
-    if isinstance(value, int | float):
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"{arg}: a number means seconds ago and must be >= 0, got {value!r}")
-        return now - float(value)
-    if isinstance(value, timedelta):  # pd.Timedelta is a timedelta
-        seconds = value.total_seconds()
-        if seconds < 0:
-            raise ValueError(f"{arg}: duration must not be negative, got {value!r}")
-        return now - seconds
-    if isinstance(value, datetime):  # pd.Timestamp is a datetime
-        return _timestamp_seconds(pd.Timestamp(value))
-    if isinstance(value, str):
-        text = value.strip().lower()
-        match = _DURATION.fullmatch(text)
-        if match and text:
-            seconds = sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(text))
-            return now - seconds
-        if text and not text.startswith("-"):
-            try:
-                return _timestamp_seconds(pd.Timestamp(value.strip()))
-            except ValueError:
-                pass
-    raise ValueError(
-        f"{arg}: could not understand {value!r}; use a duration like '15m', '2h', '90s', "
-        "a number of seconds, a datetime/pandas.Timestamp or an ISO time like '2026-01-31T12:00Z'"
-    )
-
-
-def _timestamp_seconds(ts: pd.Timestamp) -> float:
-    if pd.isna(ts):
-        raise ValueError("NaT")
-    if ts.tzinfo is None:
-        ts = ts.tz_localize("UTC")
-    return float(ts.timestamp())
-
-
 def check_fields(fields: Sequence[str] | str | None) -> tuple[str, ...]:
-    """Validate a ``fields=`` argument against :data:`METRIC_FIELDS`."""
+    """Validate a ``fields=`` argument against :data:`METRIC_FIELDS` (ArgumentError naming ``fields``)."""
     if fields is None:
         return METRIC_FIELDS
-    if isinstance(fields, str):
-        fields = [fields]
-    chosen = tuple(fields)
+    chosen = tuple(arguments.names("fields", fields))
     unknown = [f for f in chosen if f not in METRIC_FIELDS]
     if unknown or not chosen:
-        raise ValueError(f"fields: unknown field(s) {unknown or chosen!r}; allowed: {', '.join(METRIC_FIELDS)}")
+        shown = unknown[:5] or list(chosen)
+        raise arguments.ArgumentError("fields", f"unknown field(s) {shown!r}; allowed: {', '.join(METRIC_FIELDS)}")
     return tuple(dict.fromkeys(chosen))  # keep order, drop repeats
 
 

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import pandas as pd
 from traitlets.config import Config
 
-from clusternb import frames
+from clusternb import arguments, frames
 from clusternb.alerting.frame import alerts_frame
 from clusternb.alerting.runtime import AlertRuntime
 from clusternb.alerting.store import RedisAlertStore
@@ -232,7 +232,7 @@ class Client:
     def _builder(self, name: str) -> Callable[..., tuple[Any, Callable[[], pd.DataFrame]]]:
         builder = self._builders.get(name)
         if builder is None:
-            raise ValueError(f"query: unknown query {name!r}; known: {sorted(self._builders)}")
+            raise arguments.ArgumentError("query", f"unknown query {name!r}; known: {sorted(self._builders)}")
         return builder
 
     # -- query builders: validate now, compute later ------------------------------------------------------------
@@ -257,10 +257,10 @@ class Client:
     def _build_metrics(
         self, now: float, since: Any = "15m", until: Any = None, node: Any = None, fields: Any = None
     ) -> tuple[Any, Callable[[], pd.DataFrame]]:
-        start = frames.parse_time(since, now, "since")
-        end = None if until is None else frames.parse_time(until, now, "until")
+        start = arguments.parse_time(since, now, "since")
+        end = None if until is None else arguments.parse_time(until, now, "until")
         if end is not None and end < start:
-            raise ValueError(f"until ({until!r}) is before since ({since!r})")
+            raise arguments.ArgumentError("until", f"{until!r} is before since ({since!r})")
         chosen = frames.check_fields(fields)
         nodes = self._check_nodes(node)
         # The key holds the arguments as given ("15m" stays "15m"): relative windows share one entry per
@@ -269,8 +269,8 @@ class Client:
 
         def compute() -> pd.DataFrame:
             at = time.time()
-            lo = frames.parse_time(since, at, "since")
-            hi = None if until is None else frames.parse_time(until, at, "until")
+            lo = arguments.parse_time(since, at, "since")
+            hi = None if until is None else arguments.parse_time(until, at, "until")
             return frames.metrics_frame(self.store.history(lo, hi, nodes), chosen)
 
         return key, compute
@@ -279,12 +279,12 @@ class Client:
         self, now: float, active: bool = True, since: Any = None, severity: str | None = None, node: Any = None
     ) -> tuple[Any, Callable[[], pd.DataFrame]]:
         if not isinstance(active, bool):
-            raise ValueError(f"active: expected True or False, got {active!r}")
+            raise arguments.ArgumentTypeError("active", f"expected True or False, got {active!r}")
         if severity is not None and severity not in frames.SEVERITY_ORDER:
-            raise ValueError(f"severity: {severity!r} is not one of {frames.SEVERITY_ORDER}")
+            raise arguments.ArgumentError("severity", f"{severity!r} is not one of {frames.SEVERITY_ORDER}")
         if node is not None and not isinstance(node, str):
-            raise ValueError(f"node: expected a node name, got {node!r}")
-        start = None if since is None else frames.parse_time(since, now, "since")
+            raise arguments.ArgumentTypeError("node", f"expected a node name, got {node!r}")
+        start = None if since is None else arguments.parse_time(since, now, "since")
 
         def compute() -> pd.DataFrame:
             return alerts_frame(self.alerting.records(), active=active, since=start, severity=severity, node=node)
@@ -357,13 +357,13 @@ class Client:
     def _check_nodes(self, node: str | Sequence[str] | None) -> list[str] | None:
         if node is None:
             return None
-        wanted = [node] if isinstance(node, str) else list(node)
+        wanted = list(dict.fromkeys(arguments.names("node", node)))
         known = {s.node for s in self.store.latest()}
         unknown = [n for n in wanted if n not in known]
         if unknown:
             shown = sorted(known)[:20]
             more = f" (and {len(known) - 20} more)" if len(known) > 20 else ""
-            raise ValueError(f"node: unknown node(s) {unknown}; known: {shown}{more}")
+            raise arguments.ArgumentError("node", f"unknown node(s) {unknown[:20]}; known: {shown}{more}")
         return wanted
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from clusternb import frames
+from clusternb import arguments, frames
 from tests.helpers import make_gpu, make_snapshot
 
 NOW = 1_700_000_100.0
@@ -101,13 +101,13 @@ def test_empty_alerts_frame_schema() -> None:
     ],
 )
 def test_parse_time_accepts_durations_and_times(value: object, expected: float) -> None:
-    assert frames.parse_time(value, NOW, "since") == pytest.approx(expected)
+    assert arguments.parse_time(value, NOW, "since") == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("value", ["banana", "", "-5m", -3, True, float("nan"), object(), timedelta(seconds=-1)])
 def test_parse_time_names_the_argument(value: object) -> None:
     with pytest.raises(ValueError, match=r"^until: "):
-        frames.parse_time(value, NOW, "until")
+        arguments.parse_time(value, NOW, "until")
 
 
 def test_check_fields() -> None:

@@ -1,0 +1,148 @@
+"""Bad input from a caller: one error type, and the checks every face shares.
+
+Exception tree::
+
+    ValueError
+     └─ ArgumentError          the caller's own mistake, naming the argument ("since: ...")
+         └─ ArgumentTypeError  ... of the wrong type (also a TypeError)
+
+Why one type: every face turns exactly this error, and nothing else, into "your request is wrong": the REST
+API answers 400 with its message, the WebSocket an error frame, the CLI one line and exit status 2. Any other
+exception raised while answering is a fault on the server's side (500), not the client's, so a data fault can
+never be reported as the user's mistake. Python callers can still catch ``ValueError`` or ``TypeError``.
+
+The checks below are pure and bounded: a number is finite and within physical limits before it is used, so
+``since=10**400`` or ``top_k=-1`` fail here, with the argument's name, instead of deep inside pandas.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from clusternb.model import TIME_MAX
+from clusternb.vocab import _DURATION, _DURATION_PART, _UNITS
+
+#: The longest duration a time argument may name: far beyond any history window, far below float trouble.
+DURATION_MAX_S = 366 * 86400 * 100
+#: The most node names one request may list (the longest cluster we measure has 10,000 nodes).
+NAMES_MAX = 10_000
+#: The longest node name accepted as an argument (the snapshot model's own bound on names is shorter).
+NAME_MAX_CHARS = 1024
+
+TIME_HELP = (
+    "use a duration like '15m', '2h', '90s', a number of seconds, a datetime/pandas.Timestamp "
+    "or an ISO 8601 time like '2026-01-31T12:00Z'"
+)
+
+
+class ArgumentError(ValueError):
+    """A caller's argument is wrong; ``argument`` names it and the message starts with that name."""
+
+    def __init__(self, argument: str, message: str) -> None:
+        self.argument = argument
+        super().__init__(f"{argument}: {message}")
+
+
+class ArgumentTypeError(ArgumentError, TypeError):
+    """A caller's argument has the wrong type."""
+
+
+def is_number(value: Any) -> bool:
+    """A real number (int, float, numpy scalar), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def number(
+    argument: str, value: Any, lo: float, hi: float, *, integer: bool = False, lo_open: bool = False
+) -> float:
+    """``value`` as a float within ``[lo, hi]`` (``(lo, hi]`` with ``lo_open``); ArgumentError otherwise."""
+    kind = "an integer" if integer else "a number"
+    if not is_number(value) or (integer and not isinstance(value, numbers.Integral)):
+        raise ArgumentTypeError(argument, f"expected {kind}, got {value!r}")
+    try:
+        out = float(value)
+    except (OverflowError, ValueError):
+        out = math.inf
+    below = out <= lo if lo_open else out < lo
+    if not math.isfinite(out) or below or out > hi:
+        low = f"> {lo:g}" if lo_open else f">= {lo:g}"
+        raise ArgumentError(argument, f"expected {kind} {low} and <= {hi:g}, got {value!r}")
+    return out
+
+
+def integer(argument: str, value: Any, lo: int, hi: int) -> int:
+    """``value`` as an int within ``[lo, hi]``; ArgumentError otherwise."""
+    return int(number(argument, value, lo, hi, integer=True))
+
+
+def names(argument: str, value: Any) -> list[str]:
+    """A name or a sequence of names (non-empty strings of bounded length) as a list."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, Sequence | set | frozenset) or isinstance(items, bytes):
+        raise ArgumentTypeError(argument, f"expected a name or a list of names, got {value!r}")
+    out = list(items)
+    if len(out) > NAMES_MAX:
+        raise ArgumentError(argument, f"at most {NAMES_MAX} names, got {len(out)}")
+    for item in out:
+        if not isinstance(item, str):
+            raise ArgumentTypeError(argument, f"expected names (strings), got {item!r}")
+        if not item or len(item) > NAME_MAX_CHARS:
+            raise ArgumentError(argument, f"a name must have 1 to {NAME_MAX_CHARS} characters, got {item[:40]!r}")
+    return out
+
+
+def parse_duration(argument: str, text: str) -> float | None:
+    """Seconds in a duration like '15m' or '2h30m', or None when ``text`` is not one."""
+    text = text.strip().lower()
+    if not text or not _DURATION.fullmatch(text):
+        return None
+    seconds = sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(text))
+    if not math.isfinite(seconds) or seconds > DURATION_MAX_S:
+        raise ArgumentError(argument, f"duration {text!r} is longer than {DURATION_MAX_S // 86400} days")
+    return seconds
+
+
+def parse_time(value: Any, now: float, argument: str) -> float:
+    """A ``since``/``until`` argument as epoch seconds.
+
+    A duration before ``now`` ("15m", "2h30m", "90s", ``timedelta``, a number of seconds, numpy numbers
+    included) or an absolute time (``datetime``, ``pandas.Timestamp``, an ISO 8601 string; naive values are
+    taken as UTC), between 1970 and 2100. Anything else, "now" and "1.5.5" included, is an ArgumentError:
+    a guess at what a user meant would be a silently wrong window.
+    """
+    if is_number(value):
+        seconds = number(argument, value, 0, DURATION_MAX_S)
+        return now - seconds
+    if isinstance(value, timedelta):  # pd.Timedelta is a timedelta
+        if value != value:  # NaT
+            raise ArgumentError(argument, f"got {value!r}; {TIME_HELP}")
+        return now - number(argument, value.total_seconds(), 0, DURATION_MAX_S)
+    if isinstance(value, datetime):  # pd.Timestamp is a datetime
+        return _epoch(argument, value)
+    if isinstance(value, str):
+        seconds = parse_duration(argument, value)
+        if seconds is not None:
+            return now - seconds
+        text = value.strip()
+        if len(text) <= 64 and text[:4].isdigit():
+            try:
+                return _epoch(argument, datetime.fromisoformat(text))
+            except ValueError:
+                pass
+        raise ArgumentError(argument, f"could not understand {value[:80]!r}; {TIME_HELP}")
+    raise ArgumentTypeError(argument, f"expected a duration or a time, got {value!r}; {TIME_HELP}")
+
+
+def _epoch(argument: str, when: datetime) -> float:
+    if when != when:  # pd.NaT is a datetime that equals nothing
+        raise ArgumentError(argument, f"got {when!r}; {TIME_HELP}")
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    seconds = when.timestamp()
+    if not 0 <= seconds <= TIME_MAX:
+        raise ArgumentError(argument, f"{when.isoformat()} is outside 1970-2100")
+    return seconds
