@@ -56,9 +56,7 @@ def is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def number(
-    argument: str, value: Any, lo: float, hi: float, *, integer: bool = False, lo_open: bool = False
-) -> float:
+def number(argument: str, value: Any, lo: float, hi: float, *, integer: bool = False, lo_open: bool = False) -> float:
     """``value`` as a float within ``[lo, hi]`` (``(lo, hi]`` with ``lo_open``); ArgumentError otherwise."""
     kind = "an integer" if integer else "a number"
     if not is_number(value) or (integer and not isinstance(value, numbers.Integral)):
@@ -118,7 +116,7 @@ def parse_time(value: Any, now: float, argument: str) -> float:
         seconds = number(argument, value, 0, DURATION_MAX_S)
         return now - seconds
     if isinstance(value, timedelta):  # pd.Timedelta is a timedelta
-        if value != value:  # NaT
+        if _is_nat(value):
             raise ArgumentError(argument, f"got {value!r}; {TIME_HELP}")
         return now - number(argument, value.total_seconds(), 0, DURATION_MAX_S)
     if isinstance(value, datetime):  # pd.Timestamp is a datetime
@@ -138,7 +136,7 @@ def parse_time(value: Any, now: float, argument: str) -> float:
 
 
 def _epoch(argument: str, when: datetime) -> float:
-    if when != when:  # pd.NaT is a datetime that equals nothing
+    if _is_nat(when):
         raise ArgumentError(argument, f"got {when!r}; {TIME_HELP}")
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
@@ -146,3 +144,8 @@ def _epoch(argument: str, when: datetime) -> float:
     if not 0 <= seconds <= TIME_MAX:
         raise ArgumentError(argument, f"{when.isoformat()} is outside 1970-2100")
     return seconds
+
+
+def _is_nat(value: Any) -> bool:
+    """pandas' NaT (a datetime and a timedelta that has no value), told apart without importing pandas."""
+    return type(value).__name__ == "NaTType"

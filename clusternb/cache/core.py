@@ -163,11 +163,19 @@ class Cache:
         return stats.record(entry, time.perf_counter_ns() - start)
 
     def peek(self, key: str) -> Entry | None:
-        """The entry under ``key`` if there is one, without counting a hit or a miss (for change checks)."""
+        """The entry under ``key`` if there is one, without counting a hit or a miss (for change checks).
+
+        A consumer that then answers from that entry (through its own encoding of the value) must count the
+        read with :meth:`served`: a statistic counts every read, whichever face made it.
+        """
         try:
             return self.backend.get(key)
         except (DecodeError, BackendUnavailable):
             return None
+
+    def served(self, namespace: str, elapsed_ns: int) -> None:
+        """Count a hit for a read answered from a peeked entry (the server's REST fast path)."""
+        self.stats_for(namespace).record(True, elapsed_ns)
 
     # -- direct use -------------------------------------------------------------------------------------------
 
@@ -227,7 +235,10 @@ class Cache:
         health = backend.health() if isinstance(backend, FallbackBackend) else {}
         redis_url = backend.primary.safe_url if isinstance(backend, FallbackBackend) else None
         namespaces = {}
-        for name, stats in sorted(self.stats.items()):
+        # Every configured namespace is listed, used by this process or not: its entries may have been written
+        # by another process (Redis), and "0 entries" beside entries that exist would be false.
+        for name in sorted(set(self.stats) | set(self.ttls)):
+            stats = self.stats.get(name) or NamespaceStats()
             try:
                 entries, size = backend.usage(self.namespace_prefix(name)) if name != "(all)" else (0, 0)
             except Exception:

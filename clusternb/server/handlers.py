@@ -1,17 +1,17 @@
 """REST handlers under ``{base_url}clusternb/api/``: thin shells over the query service.
 
 Each request: authenticate (``APIHandler`` + ``@web.authenticated`` -> 403 JSON), take a token from the
-user's bucket (429 + ``Retry-After``), parse parameters (400 + ``{"message": ...}``), get the encoded result
-(straight from the encoded cache when the current one is already there and the cache is in memory, else from
-the thread pool; see :meth:`~clusternb.server.service.DataService.get`), then answer 304 when
-``If-None-Match`` holds the ETag, else the gzip bytes when the client accepts gzip and the body is over 1 KB,
-else the JSON bytes. No encoding or compressing happens here:
+user's bucket (429 + ``Retry-After``), parse parameters (400 + ``{"message": ...}``, for an ``ArgumentError``
+only: any other failure is the server's, a 500 with a message and no internals, the traceback in the server
+log), get the encoded result (straight from the encoded cache when the current one is already there and the
+cache is in memory, else from the thread pool; see :meth:`~clusternb.server.service.DataService.get`), then
+answer 304 when ``If-None-Match`` holds the ETag, else the gzip bytes when the client accepts gzip and the body
+is over 1 KB, else the JSON bytes. No encoding or compressing happens here:
 :class:`~clusternb.server.payload.EncodedCache` did it once per content hash.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from typing import TYPE_CHECKING, Any
@@ -21,8 +21,10 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from clusternb._version import __version__
+from clusternb.arguments import ArgumentError
 from clusternb.server.openapi import openapi
-from clusternb.server.payload import Encoded, accepts_gzip, finish
+from clusternb.server.payload import Encoded, accepts_gzip, finish, vary_on_encoding
+from clusternb.server.ratelimit import user_key
 from clusternb.server.service import topic_from_arguments
 
 if TYPE_CHECKING:
@@ -51,13 +53,7 @@ class ClusterAPIHandler(APIHandler):
         return True
 
     def rate_key(self) -> str:
-        """The user name; for token-authenticated requests the token itself, since Jupyter makes up a new
-        anonymous user for every token request that carries no login cookie."""
-        if self.token_authenticated:
-            token = self.identity_provider.get_token(self) or ""
-            return "token:" + hashlib.blake2b(token.encode(), digest_size=8).hexdigest()
-        user = self.current_user
-        return str(getattr(user, "username", None) or user)
+        return user_key(self)  # shared with the WebSocket, so both spend from one bucket per user
 
     def send_message(self, status: int, message: str) -> None:
         self.set_status(status)
@@ -65,7 +61,7 @@ class ClusterAPIHandler(APIHandler):
 
     def send_encoded(self, encoded: Encoded) -> None:
         self.set_header("ETag", f'"{encoded.etag}"')
-        self.set_header("Vary", "Accept-Encoding")
+        vary_on_encoding(self)
         self.set_header("Cache-Control", "no-cache")  # may be stored, but revalidated (cheap: 304)
         if self.check_etag_header():
             self.set_status(304)
@@ -98,8 +94,12 @@ class TopicHandler(ClusterAPIHandler):
         try:
             topic = topic_from_arguments(self.topic, self.request.arguments)
             encoded = await self.ext.service.get(topic)
-        except ValueError as exc:
+        except ArgumentError as exc:  # the request's own fault, and only that: 400 naming the parameter
             self.send_message(400, str(exc))
+            return
+        except Exception:  # the server's fault: logged here with its traceback, never sent to the client
+            self.log.exception("clusternb: answering %s failed", self.request.path)
+            self.send_message(500, f"server error while answering {self.topic}; the server log has the details")
             return
         self.send_encoded(encoded)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from jupyter_server.base.handlers import JupyterHandler
 from tornado import web
 
-from clusternb.server.payload import accepts_gzip
+from clusternb.server.payload import accepts_gzip, vary_on_encoding
 
 STATIC = Path(__file__).with_name("static")
 _TYPES = {".js": "text/javascript; charset=UTF-8", ".css": "text/css; charset=UTF-8"}
@@ -76,7 +76,7 @@ class AssetHandler(JupyterHandler):
             raise web.HTTPError(404)
         self.set_header("ETag", f'"{asset.etag}"')
         self.set_header("Cache-Control", "private, max-age=86400")
-        self.set_header("Vary", "Accept-Encoding")
+        vary_on_encoding(self)
         if self.check_etag_header():
             self.set_status(304)
             self.finish()

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+from tornado import web
 
 #: Columns that change with the clock alone; excluded from ``data_hash``.
 VOLATILE_COLUMNS = frozenset({"age_s", "as_of", "data_age_s"})
@@ -122,13 +123,29 @@ def encode_frame(
         content_hash = _digest(orjson.dumps(tail, option=orjson.OPT_SERIALIZE_NUMPY))
         head["content_hash"] = content_hash
     body = orjson.dumps({**head, **tail}, option=orjson.OPT_SERIALIZE_NUMPY)
-    return finish(body, content_hash, data_hash, created)
+    return finish(body, etag_of(content_hash, created), data_hash, created)
+
+
+def etag_of(content_hash: str, created: float) -> str:
+    """The ETag of a body: its content and its ``as_of``, so a client revalidating an unchanged result after a
+    recomputation gets the new ``as_of`` (a 200) rather than a 304 that keeps an old time on screen."""
+    return f"{content_hash}-{round(created * 1000):x}"
 
 
 def finish(body: bytes, etag: str, data_hash: str, created: float) -> Encoded:
     """Attach the gzip form at :data:`GZIP_LEVEL`."""
     gzipped = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0) if len(body) >= GZIP_MIN_BYTES else None
     return Encoded(body, gzipped, etag, data_hash, created)
+
+
+def vary_on_encoding(handler: web.RequestHandler) -> None:
+    """Say the body depends on ``Accept-Encoding``, once.
+
+    tornado's ``GZipContentEncoding`` transform (on when the server has ``compress_response``) appends
+    ``Accept-Encoding`` to ``Vary`` itself, so setting it too would send ``Vary: Accept-Encoding, Accept-Encoding``.
+    """
+    if not any(t is web.GZipContentEncoding for t in handler.application.transforms):
+        handler.set_header("Vary", "Accept-Encoding")
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
@@ -148,6 +165,8 @@ class EncodedCache:
     """A small thread-safe LRU of (query key, content hash) -> :class:`Encoded`.
 
     Query threads fill it and the event loop reads it, hence the lock; entries are immutable once stored.
+    A stored body is given only for the same computation (``created``): one recomputed with the same content
+    is encoded anew, so ``as_of`` always says when the answer was computed, never when the content first was.
     """
 
     def __init__(self, size: int = 64) -> None:
@@ -156,11 +175,12 @@ class EncodedCache:
         self._lock = threading.Lock()
         self.encodes = 0
 
-    def get(self, key: str, content_hash: str) -> Encoded | None:
+    def get(self, key: str, content_hash: str, created: float) -> Encoded | None:
         with self._lock:
             found = self._entries.get((key, content_hash))
-            if found is not None:
-                self._entries.move_to_end((key, content_hash))
+            if found is None or found.created != created:
+                return None
+            self._entries.move_to_end((key, content_hash))
             return found
 
     def put(self, key: str, content_hash: str, encoded: Encoded) -> None:

@@ -29,6 +29,7 @@ from urllib.parse import urlencode
 import pandas as pd
 
 from clusternb import frames
+from clusternb.arguments import ArgumentError, ArgumentTypeError
 from clusternb.cache.memory import MemoryBackend
 from clusternb.queries import Client
 from clusternb.server.payload import Encoded, EncodedCache, encode_frame
@@ -72,11 +73,11 @@ def make_topic(name: str, params: Mapping[str, Any]) -> Topic:
     true/false/1/0; a ``since``/``until`` made of digits is a number of seconds.
     """
     if name not in QUERY_OF:
-        raise ValueError(f"topic: unknown topic {name!r}; known: {list(TOPICS)}")
+        raise ArgumentError("topic", f"unknown topic {name!r}; known: {list(TOPICS)}")
     allowed = PARAMS_OF[name]
     unknown = sorted(set(params) - set(allowed))
     if unknown:
-        raise ValueError(f"{unknown[0]}: unknown parameter for {name}; allowed: {list(allowed)}")
+        raise ArgumentError(unknown[0], f"unknown parameter for {name}; allowed: {list(allowed)}")
     out: list[tuple[str, Any]] = []
     for key in allowed:
         if key not in params or params[key] is None:
@@ -93,7 +94,7 @@ def make_topic(name: str, params: Mapping[str, Any]) -> Topic:
         elif key in ("since", "until"):
             value = _time_arg(key, value)
         elif not isinstance(value, str):
-            raise ValueError(f"{key}: expected a string, got {value!r}")
+            raise ArgumentTypeError(key, f"expected a string, got {value!r}")
         out.append((key, value))
     return Topic(name, tuple(out))
 
@@ -106,16 +107,16 @@ def _boolean(value: Any) -> bool:
         return True
     if text in ("false", "0", "no"):
         return False
-    raise ValueError(f"active: expected true or false, got {value!r}")
+    raise ArgumentError("active", f"expected true or false, got {value!r}")
 
 
 def _time_arg(key: str, value: Any) -> Any:
     if isinstance(value, bool):
-        raise ValueError(f"{key}: expected a duration or a time, got {value!r}")
+        raise ArgumentTypeError(key, f"expected a duration or a time, got {value!r}")
     if isinstance(value, int | float):
         return value
     if not isinstance(value, str):
-        raise ValueError(f"{key}: expected a duration or a time, got {value!r}")
+        raise ArgumentTypeError(key, f"expected a duration or a time, got {value!r}")
     try:
         return float(value) if value.strip().replace(".", "", 1).isdigit() else value
     except ValueError:
@@ -152,17 +153,25 @@ class DataService:
         """The encoded current result if it is already at hand, found without blocking; else None.
 
         Only answers with the in-memory cache and store (see the module docstring); ``cache`` is always
-        computed, since its body is the cache's live counters. ``ValueError`` for bad parameters, as ``get``.
+        computed, since its body is the cache's live counters. ``ArgumentError`` for bad parameters, as ``get``.
         """
         if not self._local or topic.name == "cache":
             return None
-        peeked = self.client.peek(QUERY_OF[topic.name], **_query_params(topic))
+        start = time.perf_counter_ns()
+        namespace = QUERY_OF[topic.name]
+        peeked = self.client.peek(namespace, **_query_params(topic))
         if peeked is None:
-            return None
-        return self.encoded.get(topic.key, peeked.content_hash)
+            return None  # the pool's query counts the miss
+        found = self.encoded.get(topic.key, peeked.content_hash, peeked.created)
+        if found is not None:  # answered from the cache's entry: a hit like any other
+            self.client.cache.served(namespace, time.perf_counter_ns() - start)
+        return found
 
     async def get(self, topic: Topic) -> Encoded:
-        """The encoded current result of ``topic``; ``ValueError`` for bad parameters."""
+        """The encoded current result of ``topic``.
+
+        ``ArgumentError`` for bad parameters (the request's fault); any other exception is the server's.
+        """
         found = self.ready(topic)
         if found is not None:
             return found
@@ -176,7 +185,13 @@ class DataService:
             pending = asyncio.ensure_future(loop.run_in_executor(self._executor, self.compute, topic))
             self._pending[topic.key] = pending
             pending.add_done_callback(functools.partial(self._settled, topic.key))
-        return await asyncio.shield(pending)  # one caller giving up must not cancel the others' answer
+            return await asyncio.shield(pending)  # one caller giving up must not cancel the others' answer
+        # Joined another request's computation: answered by one read of the cache, counted like any other.
+        start = time.perf_counter_ns()
+        found = await asyncio.shield(pending)
+        if topic.name != "cache":
+            self.client.cache.served(QUERY_OF[topic.name], time.perf_counter_ns() - start)
+        return found
 
     def _settled(self, key: str, done: asyncio.Future[Encoded]) -> None:
         if self._pending.get(key) is done:
@@ -204,13 +219,13 @@ class DataService:
         if topic.name in ("workers", "status") and isinstance(result.value, pd.DataFrame):
             with self._lock:
                 self._latest[topic.name] = result.value
-        found = self.encoded.get(topic.key, result.content_hash)
+        found = self.encoded.get(topic.key, result.content_hash, result.created)
         if found is not None:
             return found
         # The query is single-flight, so every pool thread that asked during a recomputation gets the new
         # result at the same moment; without this lock each would encode and gzip it again, side by side.
         with self._encoding(topic.key):
-            found = self.encoded.get(topic.key, result.content_hash)
+            found = self.encoded.get(topic.key, result.content_hash, result.created)
             if found is None:
                 found = encode_frame(topic.name, result.value, result.content_hash, result.created)
                 self.encoded.put(topic.key, result.content_hash, found)
@@ -247,14 +262,30 @@ def _query_params(topic: Topic) -> dict[str, Any]:
 
 
 def topics_of(items: Iterable[Any]) -> list[Topic]:
-    """Parse a WebSocket ``subscribe`` list: names, or objects ``{"topic": "metrics", "since": "5m", ...}``."""
+    """Parse a WebSocket ``subscribe`` list: names, or objects ``{"topic": "metrics", "since": "5m", ...}``.
+
+    The first bad item raises an ``ArgumentError`` that names it and its parameter, as the client wrote them:
+    ``subscribe[2]: unknown topic ...``, ``subscribe[0].node: ...``. Parameter values are checked by
+    :func:`make_topic` here and by the query itself when it runs.
+    """
     out: list[Topic] = []
-    for item in items:
-        if isinstance(item, str):
-            out.append(make_topic(item, {}))
-        elif isinstance(item, dict) and isinstance(item.get("topic"), str):
-            params = {k: v for k, v in item.items() if k != "topic"}
-            out.append(make_topic(item["topic"], params))
-        else:
-            raise ValueError(f"subscribe: expected a topic name or {{'topic': ...}}, got {item!r}")
+    for i, item in enumerate(items):
+        where = f"subscribe[{i}]"
+        name: Any = item
+        params: dict[str, Any] = {}
+        if isinstance(item, dict):
+            name, params = item.get("topic"), {k: v for k, v in item.items() if k != "topic"}
+            if not isinstance(name, str):
+                raise ArgumentTypeError(f"{where}.topic", f"expected a topic name (a string), got {name!r:.80}")
+        elif not isinstance(item, str):
+            raise ArgumentTypeError(
+                where,
+                f'expected a topic name or an object like {{"topic": "metrics", "since": "15m"}}, got {item!r:.80}',
+            )
+        try:
+            out.append(make_topic(name, params))
+        except ArgumentError as exc:
+            # Name the parameter within the message; a bad name is the item itself when it was a bare string.
+            inner = "" if isinstance(item, str) and exc.argument == "topic" else f".{exc.argument}"
+            raise type(exc)(where + inner, str(exc).removeprefix(f"{exc.argument}: ")) from None
     return out
