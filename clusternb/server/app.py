@@ -34,12 +34,14 @@ class ClusterNBApp(ExtensionApp):
     push_interval = Float(
         3.0, help="Seconds between two change checks of the WebSocket topics (one timer for all clients)."
     ).tag(config=True)
-    rate_limit = Float(20.0, help="REST requests per second allowed per user on average (0: no limit).").tag(
-        config=True
-    )
-    rate_burst = Int(60, help="REST requests a user may make in a burst before the rate limit applies.").tag(
-        config=True
-    )
+    rate_limit = Float(
+        20.0,
+        help="REST requests per second allowed per user on average (0: no limit); a WebSocket message spends "
+        "from the same budget, one request per topic it subscribes.",
+    ).tag(config=True)
+    rate_burst = Int(
+        60, help="REST requests (or WebSocket topics) a user may ask for in a burst before the rate limit applies."
+    ).tag(config=True)
     stall_timeout = Float(
         10.0, help="Seconds a WebSocket write may stay unfinished before that client is disconnected."
     ).tag(config=True)

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -153,18 +153,29 @@ class Broadcaster:
 
     # -- subscribers --------------------------------------------------------------------------------------
 
-    async def subscribe(self, box: Mailbox, topics: Iterable[Topic]) -> list[str]:
-        """Add topics to a mailbox and offer each one's current state at once; ``ValueError`` if one is bad."""
-        chosen = list(topics)
-        results = await asyncio.gather(*(self.service.get(t) for t in chosen))  # all validated before any is added
+    async def current(self, topics: Sequence[Topic]) -> list[Encoded | BaseException]:
+        """The current result of each topic, computed side by side; a topic that failed has its exception in
+        its place (an ``ArgumentError`` for its own bad parameters), so a caller can validate them all first."""
+        return await asyncio.gather(*(self.service.get(t) for t in topics), return_exceptions=True)
+
+    def subscribe(self, box: Mailbox, current: Iterable[tuple[Topic, Encoded]]) -> None:
+        """Add topics to a mailbox with their current results (from :meth:`current`), offered at once.
+
+        Never awaits: the initial states wait in the mailbox until its writer runs, after anything the caller
+        sends before its own next ``await`` (the WebSocket's ``subscribed`` acknowledgement).
+        """
         self.mailboxes.add(box)
         self.start()
         now = time.time()
-        for topic, encoded in zip(chosen, results, strict=True):
+        for topic, encoded in current:
             box.topics[topic.key] = topic
             box.seen.pop(topic.key, None)  # a (re)subscription always gets the current state
             box.offer(topic.key, encoded.data_hash, make_message(topic, encoded, True, now))
-        return [t.key for t in chosen]
+            last = self._last.get(topic.key)
+            if last is not None and last[0] != encoded.data_hash:
+                # A tick broadcast other data while this result was computed (older or newer: unknown). Forget
+                # it so the next tick offers its result again; mailboxes that already have it skip the offer.
+                del self._last[topic.key]
 
     def unsubscribe(self, box: Mailbox, keys: Iterable[str]) -> None:
         for key in keys:

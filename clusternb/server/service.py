@@ -84,7 +84,9 @@ def make_topic(name: str, params: Mapping[str, Any]) -> Topic:
             continue
         value = params[key]
         if key in _LISTS:
-            items = [value] if isinstance(value, str) else list(value)
+            items = [value] if isinstance(value, str) else value
+            if not isinstance(items, list | tuple) or not all(isinstance(item, str) for item in items):
+                raise ArgumentTypeError(key, f"expected a name or a list of names, got {value!r:.80}")
             split = [part.strip() for item in items for part in str(item).split(",") if part.strip()]
             value = split[0] if key == "node" and name == "alerts" and len(split) == 1 else tuple(split)
             if isinstance(value, tuple) and not value:
@@ -268,20 +270,20 @@ def topics_of(items: Iterable[Any]) -> list[Topic]:
     ``subscribe[2]: unknown topic ...``, ``subscribe[0].node: ...``. Parameter values are checked by
     :func:`make_topic` here and by the query itself when it runs.
     """
+    example = '{"topic": "metrics", "since": "15m"}'
     out: list[Topic] = []
     for i, item in enumerate(items):
         where = f"subscribe[{i}]"
         name: Any = item
         params: dict[str, Any] = {}
         if isinstance(item, dict):
-            name, params = item.get("topic"), {k: v for k, v in item.items() if k != "topic"}
+            if "topic" not in item:
+                raise ArgumentError(f"{where}.topic", f"missing; name the topic, like {example}")
+            name, params = item["topic"], {k: v for k, v in item.items() if k != "topic"}
             if not isinstance(name, str):
                 raise ArgumentTypeError(f"{where}.topic", f"expected a topic name (a string), got {name!r:.80}")
         elif not isinstance(item, str):
-            raise ArgumentTypeError(
-                where,
-                f'expected a topic name or an object like {{"topic": "metrics", "since": "15m"}}, got {item!r:.80}',
-            )
+            raise ArgumentTypeError(where, f"expected a topic name or an object like {example}, got {item!r:.80}")
         try:
             out.append(make_topic(name, params))
         except ArgumentError as exc:

@@ -1,13 +1,39 @@
-"""The change-only WebSocket at ``{base_url}clusternb/api/ws``.
+"""The change-only WebSocket at ``{base_url}clusternb/api/ws``: its protocol, its limits and its errors.
 
-Client -> server (text, JSON)::
+Protocol: text frames, each one JSON object; a client message is answered before the next one is read::
 
-    {"subscribe": ["status", "workers", "alerts", "cache", {"topic": "metrics", "since": "10m"}]}
-    {"unsubscribe": ["alerts"]}          # topic keys as returned in "subscribed"
+    -> {"subscribe": ["status", "workers", "alerts", "cache", {"topic": "metrics", "since": "10m"}]}
+    <- {"type": "subscribed", "topics": ["status", "workers", "alerts", "cache", "metrics?since=10m"]}
+    <- {"type": "state", "key": "workers", "initial": true, ...}       one per topic, at once, then one
+    <- {"type": "state", "key": "workers", "initial": false, ...}      each time that topic's data changes
+    -> {"unsubscribe": ["alerts"]}                                     topic keys, as "subscribed" listed them
+    <- {"type": "unsubscribed", "topics": ["alerts"]}
+    <- {"type": "error", "message": "subscribe[4].since: could not understand 'banana'; ..."}
 
-Server -> client: ``{"type": "subscribed", "topics": [keys]}``, then one ``{"type": "state", ...}`` per topic
-at once (``"initial": true``) and afterwards only when that topic's data changes (see
-:mod:`clusternb.server.broadcaster`); ``{"type": "error", "message": ...}`` for a bad request.
+Topics and their parameters are the REST endpoints' (``metrics``: ``since``, ``until``, ``node``, ``fields``;
+``alerts``: ``active``, ``severity``, ``since``, ``node``; lists as JSON lists or comma-separated strings).
+A message may carry both keys; ``unsubscribe`` is applied first. The ``state`` frames are the broadcaster's
+(:mod:`clusternb.server.broadcaster`).
+
+A message is validated whole before anything is done: its shape, every topic and its parameters (the queries
+check their own values when they compute the initial states), every key to unsubscribe (it must be subscribed)
+and the limits below. Until all of that holds nothing is subscribed or unsubscribed and nothing is
+acknowledged; the client gets ONE error frame whose message starts with what was wrong, as the client wrote it
+(``message``, ``subscribe``, ``subscribe[0].node``, ``unsubscribe[1]``), and the connection stays open.
+A fault on the server's side while serving a message (anything but a
+:class:`~clusternb.arguments.ArgumentError`) is logged once, with its traceback, and answered with an error
+frame that says so and shows no internals.
+
+Limits, so one connection's work is bounded (a client can never stall another):
+
+- :data:`MESSAGE_MAX_BYTES` per message: an error frame past it. Tornado refuses to buffer frames over
+  :data:`FRAME_MAX_BYTES` at all: it closes the connection with code 1009 (message too big) after reading
+  the frame header, so a client cannot make the server hold megabytes; between the two limits the client
+  still gets a readable error and keeps its connection.
+- :data:`TOPICS_MAX` topics subscribed per connection (and so per message).
+- The REST rate limit (``c.ClusterNBApp.rate_limit`` / ``rate_burst``), same bucket per user: a message costs
+  one token for each topic it subscribes (each is a query, like a REST GET), at least one. Past it the message
+  is not processed and the error frame carries ``"retry_after"`` (seconds) and says when to retry.
 
 Authentication and origin checks are jupyter_server's own: ``@ws_authenticated`` answers 403 to unknown users,
 and ``WebSocketMixin.check_origin`` refuses cookie-authenticated connections from a foreign Origin (token
@@ -19,7 +45,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -28,11 +56,92 @@ from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
+from clusternb.arguments import ArgumentError, ArgumentTypeError
 from clusternb.server.broadcaster import Mailbox
-from clusternb.server.service import topics_of
+from clusternb.server.payload import Encoded
+from clusternb.server.ratelimit import user_key
+from clusternb.server.service import Topic, topics_of
 
 if TYPE_CHECKING:
     from clusternb.server.app import ClusterNBApp
+
+#: The largest client message served. The dashboard's subscription is ~150 bytes; 64 KiB leaves room for any
+#: honest one (16 topics with long node lists) and keeps parsing and validating a message in the microseconds.
+MESSAGE_MAX_BYTES = 64 * 1024
+#: Tornado's own limit (``max_message_size``): larger frames close the connection (1009) unread.
+FRAME_MAX_BYTES = 1024 * 1024
+#: Topics one connection may hold. The dashboard uses 5 (every topic once); 16 leaves room for a face that
+#: also follows a few metrics windows or nodes. Each distinct topic is a query on every change, and the issue
+#: measured ~17.5 ms per metrics topic: 16 of them cost ~0.3 s of the query pool, 1,000 cost 17.5 s and
+#: stalled everyone.
+TOPICS_MAX = 16
+
+EXAMPLE = '{"subscribe": ["workers"]}'
+KEYS = ("subscribe", "unsubscribe")
+SERVER_ERROR = "server error while serving this message (not a fault of the request); the server log has the details"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A client message that passed the checks that need no state: what to drop, then what to add."""
+
+    unsubscribe: list[str] | None  # None: the message had no "unsubscribe"
+    subscribe: list[Topic] | None  # None: the message had no "subscribe"
+
+    @property
+    def cost(self) -> int:
+        """Rate-limit tokens: one per topic to compute, at least one per message."""
+        return max(1, len(self.subscribe or ()))
+
+
+def parse(message: str | bytes) -> Request:
+    """Check a message's size and shape and parse its topics; ``ArgumentError`` naming the first bad field."""
+    size = len(message) if isinstance(message, bytes) else len(message.encode())
+    if size > MESSAGE_MAX_BYTES:
+        raise ArgumentError("message", f"{size} bytes is over the limit of {MESSAGE_MAX_BYTES} bytes per message")
+    try:
+        request = orjson.loads(message)
+    except orjson.JSONDecodeError:
+        raise ArgumentTypeError(
+            "message", f"expected a JSON object like {EXAMPLE}, got text that is not JSON"
+        ) from None
+    if not isinstance(request, dict):
+        raise ArgumentTypeError("message", f"expected a JSON object like {EXAMPLE}, got {_show(request)}")
+    unknown = [key for key in request if key not in KEYS]
+    if unknown:
+        raise ArgumentError(_show(unknown[0]), 'unknown field; a message has "subscribe" and/or "unsubscribe"')
+    if not request:
+        raise ArgumentError("message", f'expected "subscribe" or "unsubscribe", like {EXAMPLE}')
+    unsubscribe = _keys(request["unsubscribe"]) if "unsubscribe" in request else None
+    subscribe = None
+    if "subscribe" in request:
+        items = request["subscribe"]
+        if not isinstance(items, list):
+            raise ArgumentTypeError("subscribe", f'expected a list of topics like ["workers"], got {_show(items)}')
+        if len(items) > TOPICS_MAX:  # refused before any item is looked at: the work stays bounded
+            raise ArgumentError("subscribe", f"at most {TOPICS_MAX} topics per connection, got {len(items)}")
+        subscribe = topics_of(items)
+    return Request(unsubscribe, subscribe)
+
+
+def _keys(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise ArgumentTypeError("unsubscribe", f'expected a list of topic keys like ["alerts"], got {_show(value)}')
+    for i, key in enumerate(value):
+        if not isinstance(key, str):
+            raise ArgumentTypeError(f"unsubscribe[{i}]", f"expected a topic key (a string), got {_show(key)}")
+    return value
+
+
+def _show(value: Any) -> str:
+    """A value as JSON for an error message, cut short: the client's text, not Python's repr of it."""
+    text = orjson.dumps(value).decode()
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _within(where: str, exc: ArgumentError) -> ArgumentError:
+    """``exc`` as the error of a field inside ``where`` (``since`` of ``subscribe[0]``: ``subscribe[0].since``)."""
+    return type(exc)(f"{where}.{exc.argument}", str(exc).removeprefix(f"{exc.argument}: "))
 
 
 class ClusterWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):
@@ -40,10 +149,15 @@ class ClusterWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):
 
     mailbox: Mailbox | None = None
     _pump: asyncio.Task[None] | None = None
+    _rate_key = ""
 
     @property
     def ext(self) -> ClusterNBApp:
         return self.settings["clusternb"]  # type: ignore[no-any-return]
+
+    @property
+    def max_message_size(self) -> int:
+        return FRAME_MAX_BYTES
 
     @ws_authenticated
     async def get(self, *args: Any, **kwargs: Any) -> None:
@@ -51,6 +165,7 @@ class ClusterWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         super().open(*args, **kwargs)  # starts WebSocketMixin's keep-alive pings
+        self._rate_key = user_key(self)  # the user does not change during a connection
         self.mailbox = Mailbox(close=self.close)
         self._pump = asyncio.get_running_loop().create_task(self._drain(self.mailbox))
         self.ext.prometheus.ws_clients.inc()
@@ -60,23 +175,65 @@ class ClusterWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):
         if box is None:
             return
         try:
-            request = orjson.loads(message)
-            if not isinstance(request, dict):
-                raise ValueError("expected a JSON object like {'subscribe': ['workers']}")
-            if "unsubscribe" in request:
-                self.ext.broadcaster.unsubscribe(box, [str(k) for k in request["unsubscribe"]])
-            if "subscribe" in request:
-                items = request["subscribe"]
-                if not isinstance(items, list):
-                    raise ValueError("subscribe: expected a list of topics")
-                topics = topics_of(items)
-                # "subscribed" first, then the initial states: the same order a client reads them in.
-                self._send_now({"type": "subscribed", "topics": [t.key for t in topics]})
-                await self.ext.broadcaster.subscribe(box, topics)
-            elif "unsubscribe" not in request:
-                raise ValueError("expected 'subscribe' or 'unsubscribe'")
-        except (ValueError, orjson.JSONDecodeError) as exc:
+            try:
+                request = parse(message)
+            except ArgumentError:
+                if self._rate_limited(1):  # a bad message costs a token too: a flood of them is a flood
+                    return
+                raise
+            if self._rate_limited(request.cost):
+                return
+            await self._serve(box, request)
+        except ArgumentError as exc:  # the client's own mistake, and only that
             self._send_now({"type": "error", "message": str(exc)})
+        except Exception:
+            self.log.exception("clusternb: serving a WebSocket message failed")
+            self._send_now({"type": "error", "message": SERVER_ERROR})
+
+    def _rate_limited(self, cost: int) -> bool:
+        """Spend ``cost`` tokens of this user's bucket (the REST one); when it is empty say so and return True."""
+        buckets = self.ext.buckets
+        wait = buckets.take(self._rate_key, time.monotonic(), cost)
+        if wait <= 0:
+            return False
+        retry = max(1, math.ceil(wait))
+        message = (
+            f"rate limit of {buckets.rate:g} requests/s exceeded (a subscription costs one per topic); "
+            f"this message was not processed; retry in {retry} s"
+        )
+        self._send_now({"type": "error", "message": message, "retry_after": retry})
+        return True
+
+    async def _serve(self, box: Mailbox, request: Request) -> None:
+        """Check what needs this connection's state and the queries' own argument checks, then act."""
+        gone = request.unsubscribe or []
+        for i, key in enumerate(gone):
+            if key not in box.topics:
+                subscribed = list(box.topics)
+                raise ArgumentError(f"unsubscribe[{i}]", f"{_show(key)} is not subscribed; subscribed: {subscribed}")
+        topics = request.subscribe or []
+        total = len((box.topics.keys() - set(gone)) | {t.key for t in topics})
+        if total > TOPICS_MAX:
+            raise ArgumentError(
+                "subscribe", f"at most {TOPICS_MAX} topics per connection; this would make {total}: unsubscribe first"
+            )
+        results = await self.ext.broadcaster.current(topics)  # also runs each query's own argument checks
+        current: dict[str, tuple[Topic, Encoded]] = {}  # by key: a topic listed twice is subscribed once
+        for i, (topic, result) in enumerate(zip(topics, results, strict=True)):
+            if isinstance(result, ArgumentError):
+                raise _within(f"subscribe[{i}]", result)
+            if isinstance(result, BaseException):
+                raise result  # the server's fault
+            current[topic.key] = (topic, result)
+        if self.mailbox is not box:  # closed while the queries ran: nobody left to answer
+            return
+        if request.unsubscribe is not None:
+            self.ext.broadcaster.unsubscribe(box, gone)
+            self._send_now({"type": "unsubscribed", "topics": gone})
+        if request.subscribe is not None:
+            # "subscribed" first, then the initial states: the same order a client reads them in.
+            self._send_now({"type": "subscribed", "topics": list(current)})
+            self.ext.broadcaster.subscribe(box, current.values())
 
     def _send_now(self, value: dict[str, Any]) -> None:
         with contextlib.suppress(WebSocketClosedError):
