@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from clusternb import vocab
+from clusternb import units, vocab
 from clusternb._version import __version__
 from clusternb.config import ClusterNB, load_config
 from clusternb.redisio.errors import RedisFault
@@ -37,33 +37,38 @@ unreachable, wrong password): the output is then this process's own view and one
 """
 
 
-def _missing(value: Any) -> bool:
-    return value is None or str(value) in ("nan", "<NA>", "NaT")  # None, NaN, pd.NA, NaT
-
-
+# The table cells: clusternb.units (the convention every face shares), with the CLI's ASCII dash for a missing value.
 def _human_bytes(value: Any) -> str:
-    if _missing(value):
-        return "-"
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(size) < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return str(value)  # pragma: no cover - loop always returns
+    return units.human_bytes(value, units.ASCII_DASH)
 
 
 def _human_rate(value: Any) -> str:
-    return "-" if _missing(value) else _human_bytes(value) + "/s"
+    return units.human_rate(value, units.ASCII_DASH)
 
 
 def _pct(value: Any) -> str:
-    return "-" if _missing(value) else f"{float(value):.1f}%"
+    return units.percent(value, units.ASCII_DASH)
+
+
+def _num(value: Any) -> str:
+    return units.number(value, 2, units.ASCII_DASH)
+
+
+def _seconds(value: Any) -> str:
+    return units.seconds(value, units.ASCII_DASH)
+
+
+def _clock(value: Any) -> str:
+    return units.clock(value, units.ASCII_DASH)
 
 
 def _table(df: pd.DataFrame, columns: dict[str, Callable[[Any], str] | None]) -> str:
-    view = df.reset_index()[[c for c in columns if c in df.reset_index().columns]].copy()
-    for name, fmt in columns.items():
-        if fmt is not None and name in view:
+    """The named columns that exist, formatted; a time column without a formatter is a UTC clock."""
+    frame = df.reset_index()
+    view = frame[[c for c in columns if c in frame.columns]].copy()
+    for name in view.columns:
+        fmt = columns[name] or (_clock if str(view[name].dtype).startswith("datetime64") else None)
+        if fmt is not None:
             view[name] = view[name].map(fmt)
     return view.to_string(index=False) if len(view) else "(no rows)"
 
@@ -83,24 +88,24 @@ def _cmd_status(client: Client, args: argparse.Namespace) -> str:
         return _json(df)
     row = df.iloc[0]
     lines = [
-        f"health       {row['health']}  (as of {row['as_of']:%Y-%m-%d %H:%M:%S} UTC, "
-        + ("no data yet)" if pd.isna(row["data_age_s"]) else f"data {row['data_age_s']:.1f} s old)"),
+        f"health       {row['health']}  (as of {_clock(row['as_of'])}, "
+        + ("no data yet)" if pd.isna(row["data_age_s"]) else f"data {_seconds(row['data_age_s'])} old)"),
         f"nodes        {row['nodes_total']} total: {row['nodes_online']} online, {row['nodes_stale']} stale, "
         f"{row['nodes_offline']} offline, {row['nodes_left']} left",
-        f"cpu          {row['cpu_percent']:.1f}% of {row['cpu_count']} CPUs",
+        f"cpu          {_pct(row['cpu_percent'])} of {units.count(row['cpu_count'], 'CPU')}",
         f"memory       {_human_bytes(row['mem_used_bytes'])} of {_human_bytes(row['mem_total_bytes'])} "
-        f"({row['mem_used_percent']:.1f}%)",
+        f"({_pct(row['mem_used_percent'])})",
         f"gpus         {row['gpu_count']}",
         f"alerts       {row['alerts_firing']} firing, {row['alerts_critical']} critical",
     ]
     if not pd.isna(row["redis_state"]):
         state = str(row["redis_state"])
         if state != "connected":
-            state += f" since {row['redis_down_since']:%H:%M:%S} UTC" if not pd.isna(row["redis_down_since"]) else ""
+            state += f" since {_clock(row['redis_down_since'])}" if not pd.isna(row["redis_down_since"]) else ""
             state += ": showing this process's last view"
         lines.append(f"redis        {state}")
     if row["records_rejected"]:
-        lines.append(f"rejected     {row['records_rejected']} records from Redis: {row['rejected']}")
+        lines.append(f"rejected     {units.count(row['records_rejected'], 'record')} from Redis: {row['rejected']}")
     return "\n".join(lines)
 
 
@@ -113,10 +118,10 @@ def _cmd_workers(client: Client, args: argparse.Namespace) -> str:
         {
             "node": None,
             "status": None,
-            "age_s": lambda v: f"{v:.1f}s",
+            "age_s": _seconds,
             "cpu_count": None,
             "cpu_percent": _pct,
-            "load_1": lambda v: f"{v:.2f}",
+            "load_1": _num,
             "mem_used_bytes": _human_bytes,
             "mem_total_bytes": _human_bytes,
             "mem_used_percent": _pct,
@@ -133,7 +138,7 @@ def _cmd_metrics(client: Client, args: argparse.Namespace) -> str:
     df = client.metrics(since=args.since, until=args.until, node=args.node or None, fields=fields)
     if args.json:
         return _json(df)
-    formats: dict[str, Callable[[Any], str] | None] = {"time": lambda t: f"{t:%H:%M:%S}", "node": None}
+    formats: dict[str, Callable[[Any], str] | None] = {"time": _clock, "node": None}
     for name in df.columns[2:]:
         formats[name] = (
             _human_rate if name.endswith("_bps")

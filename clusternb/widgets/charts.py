@@ -7,10 +7,16 @@ an unchanged frame therefore costs the panel no message at all.
 Up to ``many`` nodes each node gets its own line. Beyond that one line per node is unreadable and heavy to
 send, so a chart shows the ``top_k`` busiest nodes (highest mean over the window) plus the cluster's median
 and a p10-p90 band computed per time bin, which is what an operator scans a big cluster for.
+
+Node names are text from the network, and plotly reads markup in the text it draws (``<a href>``, ``<b>``,
+``<br>``, ``<span style>`` in trace names, legends, hover labels and titles; ``$...$`` as TeX where MathJax is
+loaded, as in JupyterLab). Every such text goes through :func:`plotly_text`, so a node named
+``<a href="https://evil.example">log in</a>`` is drawn as exactly those characters, never as a link.
 """
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,15 +25,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clusternb import units
+
 #: Above this many nodes a chart switches from one line per node to top-k lines plus median and band.
 MANY_NODES = 100
 #: How many of the busiest nodes keep their own line in the many-node view.
 TOP_K = 10
+#: The most lines a chart draws per node (``top_k``): past a few dozen, lines are noise, and each costs bytes.
+TOP_K_MAX = 100
 #: Qualitative palette shared by every chart, so one node keeps one colour across CPU, memory and network.
 PALETTE = (
     "#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2",
     "#B279A2", "#EECA3B", "#9D755D", "#FF9DA6", "#BAB0AC",
 )  # fmt: skip
+#: A bytes-per-second axis reaches at least this high, so an idle network gets 2B/s ticks, not 200mB/s ones.
+RATE_AXIS_MIN = 10.0
 BAND_COLOUR = "rgba(76, 120, 168, 0.18)"
 MEDIAN_COLOUR = "#333333"
 
@@ -57,6 +69,18 @@ _TITLES = {
     "disk_used_percent": ("Disk used", "%", 100.0),
     "gpu_util_percent": ("GPU busy", "%", 100.0),
 }
+
+
+#: What plotly decodes back: &amp; &lt; &gt; and numeric entities only (not &quot;), so quotes and $ go numeric.
+_PLOTLY_ENTITIES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;", "$": "&#36;"})
+
+
+def plotly_text(text: object) -> str:
+    """``text`` for a plotly string attribute (name, title, hover text): drawn as itself, never as markup or TeX.
+
+    The dashboard's ``plotlyText`` (``server/static/dashboard.js``) mirrors this character for character.
+    """
+    return str(text).translate(_PLOTLY_ENTITIES)
 
 
 def spec_for_field(field: str) -> ChartSpec:
@@ -131,15 +155,19 @@ CHART_HEIGHT = 260
 
 def layout(spec: ChartSpec, height: int = CHART_HEIGHT, width: int = CHART_WIDTH) -> dict[str, Any]:
     """The chart's layout. ``uirevision`` keeps hidden legend entries across updates."""
-    y_axis: dict[str, Any] = {"title": {"text": spec.unit}, "rangemode": "tozero", "gridcolor": "#eeeeee"}
+    y_axis: dict[str, Any] = {"title": {"text": plotly_text(spec.unit)}, "rangemode": "tozero", "gridcolor": "#eeeeee"}
     if spec.y_max is not None:
         y_axis["range"] = [0, spec.y_max * 1.05]
-    if spec.unit == "B/s":
+    if spec.unit == "B/s":  # SI ticks, as clusternb.units writes rates (and the dashboard's network chart)
         y_axis["ticksuffix"] = "B/s"
         y_axis["tickformat"] = "~s"  # 3kB/s, 2MB/s
+        y_axis["hoverformat"] = ".3~s"
         y_axis["title"] = {"text": ""}
+    elif spec.unit == "B":  # IEC ticks come with the ranges (axis_ranges); plotly's own would say "20B" for 20e9
+        y_axis["title"] = {"text": ""}
+        y_axis["hoverformat"] = ",.0f"
     return {
-        "title": {"text": spec.title, "x": 0.02, "font": {"size": 14}},
+        "title": {"text": plotly_text(spec.title), "x": 0.02, "font": {"size": 14}},
         "height": height,
         "width": width,
         "autosize": False,
@@ -163,16 +191,37 @@ def axis_ranges(traces: list[dict[str, Any]], spec: ChartSpec) -> dict[str, dict
     if xs:
         ranges["xaxis"] = {"range": [min(xs), max(xs)]}  # ISO strings of one format sort as times
     top = spec.y_max if spec.y_max is not None else (max(ys) if ys else 0.0)
+    if spec.unit == "B/s":
+        top = max(top, RATE_AXIS_MIN)
     ranges["yaxis"] = {"range": [0, round(max(top, 1e-9) * 1.05, 3)]}
+    if spec.unit == "B":
+        values = iec_ticks(top)
+        ranges["yaxis"].update(tickvals=values, ticktext=[units.human_bytes(v) for v in values])
     return ranges
+
+
+def iec_ticks(top: float, target: int = 5) -> list[float]:
+    """Tick values for a bytes axis from 0 to ``top``: round numbers of one IEC unit (0, 2 GiB, 4 GiB, ...).
+
+    plotly has no 1024-based tick format, and its SI ticks would read 21474836480 bytes as "21.5G" (or "21.5B").
+    """
+    power = 0
+    while top >= 1024 ** (power + 1) and power < len(units.BYTE_UNITS) - 1:
+        power += 1
+    scale = 1024.0**power
+    raw = max(top / scale, 1.0) / target
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1.0, 2.0, 5.0, 10.0) if m * magnitude >= raw)
+    return [i * step * scale for i in range(int(top / scale / step + 1e-9) + 1)]
 
 
 def svg(traces: list[dict[str, Any]], spec: ChartSpec, width: int = 360, height: int = 120) -> str:
     """A static inline SVG of the traces: the chart where no plotly.js runs (nbconvert HTML, GitHub)."""
     points = [(x, y) for t in traces for x, y in zip(t["x"], t["y"], strict=True) if y is not None]
     head = f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">'
+    title = html.escape(spec.title)
     if not points:
-        return head + f'<text x="8" y="20" font-size="12" fill="#616161">{spec.title}: no data</text></svg>'
+        return head + f'<text x="8" y="20" font-size="12" fill="#616161">{title}: no data</text></svg>'
     times = [pd.Timestamp(x).timestamp() for x, _ in points]
     t0, t1 = min(times), max(times)
     y1 = axis_ranges(traces, spec)["yaxis"]["range"][1] or 1.0
@@ -182,7 +231,8 @@ def svg(traces: list[dict[str, Any]], spec: ChartSpec, width: int = 360, height:
         px = pad + (pd.Timestamp(x).timestamp() - t0) / ((t1 - t0) or 1.0) * plot_w
         return f"{px:.1f},{20 + plot_h - y / y1 * plot_h:.1f}"
 
-    parts = [head, f'<text x="4" y="13" font-size="12" font-weight="bold">{spec.title} ({spec.unit})</text>']
+    unit = html.escape(spec.unit)
+    parts = [head, f'<text x="4" y="13" font-size="12" font-weight="bold">{title} ({unit})</text>']
     parts.append(f'<rect x="{pad}" y="20" width="{plot_w}" height="{plot_h}" fill="none" stroke="#e0e0e0"/>')
     for t in traces:
         coords = [xy(x, y) for x, y in zip(t["x"], t["y"], strict=True) if y is not None]
@@ -227,11 +277,11 @@ def _values(values: Sequence[float] | np.ndarray | pd.Series) -> list[float | No
     return list(out.tolist())
 
 
-def _line(rows: pd.DataFrame, name: str, colour: str) -> dict[str, Any]:
+def _line(rows: pd.DataFrame, node: str, colour: str) -> dict[str, Any]:
     return {
         "type": "scatter",
         "mode": "lines",
-        "name": name,
+        "name": plotly_text(node),  # the legend and the hover label: a node's name is text, never markup
         "x": _iso(rows["time"]),
         "y": _values(rows["value"].to_numpy()),
         "line": {"color": colour, "width": 1.5},

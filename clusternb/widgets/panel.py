@@ -21,6 +21,7 @@ from typing import Any
 import comm
 import ipywidgets
 
+from clusternb import units
 from clusternb.frames import check_fields
 from clusternb.queries import Client, get_client
 from clusternb.widgets import charts, views
@@ -231,14 +232,16 @@ def _summary(section: Section, values: list[Any]) -> str:
     frame = values[0]
     if isinstance(section, HeaderSection) and len(frame):
         row = frame.iloc[0]
+        total = int(row["nodes_total"])
         return (
-            f"{row['health']}, {int(row['nodes_online'])}/{int(row['nodes_total'])} nodes online, "
-            f"CPU {row['cpu_percent']:.1f} %, memory {row['mem_used_percent']:.1f} %, "
-            f"as of {views.clock(row['newest_sample'])}"
+            f"{row['health']}, {int(row['nodes_online'])}/{total} {units.noun(total, 'node')} online, "
+            f"CPU {units.percent(row['cpu_percent'])}, memory {units.percent(row['mem_used_percent'])}, "
+            f"as of {units.clock(row['newest_sample'])}"
         )
     if isinstance(section, ChartSection):
-        return f"{frame['node'].nunique() if len(frame) else 0} nodes, {len(frame)} samples"
-    return f"{len(frame)} rows"
+        nodes = frame["node"].nunique() if len(frame) else 0
+        return f"{units.count(nodes, 'node')}, {units.count(len(frame), 'sample')}"
+    return units.count(len(frame), "row")
 
 
 def _choices(current: float) -> list[tuple[str, float]]:

@@ -4,15 +4,19 @@ Only values that change when the data changes are rendered: no "seconds ago" cou
 A section sends its HTML only when the string differs from the last one sent, so anything that ticked by
 itself would cost a message on every tick. Age is shown as the absolute time of the newest sample ("as of").
 The same functions build the static snapshot shown where no widget front end runs (nbconvert, a terminal).
+Numbers are written by :mod:`clusternb.units` (the unit convention every face shares); every text from a node
+goes through :func:`esc`.
 """
 
 from __future__ import annotations
 
 import html
-import math
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
+
+from clusternb.units import DASH, clock, count, human_bytes, human_rate, missing, noun, number, percent
 
 HEALTH_COLOURS = {"healthy": "#2e7d32", "degraded": "#ef6c00", "critical": "#c62828"}
 STATUS_COLOURS = {"online": "#2e7d32", "stale": "#ef6c00", "offline": "#c62828", "left": "#757575"}
@@ -32,53 +36,29 @@ def badge(text: str, colour: str) -> str:
     return f'<span style="{_BADGE}background:{colour}">{esc(text)}</span>'
 
 
-def clock(value: Any) -> str:
-    """``YYYY-MM-DD HH:MM:SS UTC``: absolute, so it never needs re-sending just because time passed."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value):
-        return "—"
-    ts = pd.Timestamp(value)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return ts.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def human_bytes(value: Any, suffix: str = "B") -> str:
-    """1536 -> '1.5 KiB'; NaN/NA -> '—'."""
-    if value is None or pd.isna(value):
-        return "—"
-    number = float(value)
-    for unit in ("", "Ki", "Mi", "Gi", "Ti", "Pi"):
-        if abs(number) < 1024 or unit == "Pi":
-            return f"{number:.0f} {unit}{suffix}" if unit == "" else f"{number:.1f} {unit}{suffix}"
-        number /= 1024
-    return f"{number:.1f} Pi{suffix}"  # pragma: no cover - the loop always returns
-
-
-def percent(value: Any) -> str:
-    return "—" if value is None or pd.isna(value) else f"{float(value):.1f} %"
-
-
 def header_html(status: pd.DataFrame, cache_backend: str, title: str = "clusternb") -> str:
     """Health, node counts, CPU/memory use, data age ("as of" the newest sample) and the cache backend."""
     if status.empty:
         return f'<div style="{_BOX}"><b>{esc(title)}</b> — no data yet</div>'
     row = status.iloc[0]
     health = str(row["health"])
-    nodes = [f"<b>{int(row['nodes_total'])}</b> nodes"]
+    total = int(row["nodes_total"])
+    nodes = [f"<b>{total}</b> {noun(total, 'node')}"]
     for state in ("online", "stale", "offline", "left"):
-        count = int(row[f"nodes_{state}"])
-        if count or state == "online":
-            nodes.append(f'<span style="color:{STATUS_COLOURS[state]}">{count} {state}</span>')
+        in_state = int(row[f"nodes_{state}"])
+        if in_state or state == "online":
+            nodes.append(f'<span style="color:{STATUS_COLOURS[state]}">{in_state} {state}</span>')
     use = (
-        f"CPU <b>{percent(row['cpu_percent'])}</b> of {int(row['cpu_count'])} cores · "
+        f"CPU <b>{percent(row['cpu_percent'])}</b> of {count(int(row['cpu_count']), 'core')} · "
         f"memory <b>{percent(row['mem_used_percent'])}</b> of {human_bytes(row['mem_total_bytes'])}"
     )
     if int(row["gpu_count"]):
-        use += f" · {int(row['gpu_count'])} GPUs"
+        use += f" · {count(int(row['gpu_count']), 'GPU')}"
     extra = []
     if int(row["alerts_firing"]):
-        extra.append(f"{int(row['alerts_firing'])} alerts firing")
+        extra.append(f"{count(int(row['alerts_firing']), 'alert')} firing")
     if not pd.isna(row["dask_workers"]):
-        extra.append(f"Dask: {int(row['dask_workers'])} workers")
+        extra.append(f"Dask: {count(int(row['dask_workers']), 'worker')}")
     if int(row["services_total"]):
         extra.append(f"services: {esc(row['services'])}")
     if not pd.isna(row["redis_state"]) and row["redis_state"] != "connected":
@@ -88,7 +68,8 @@ def header_html(status: pd.DataFrame, cache_backend: str, title: str = "clustern
             "showing this process's last view</span>"
         )
     if int(row["records_rejected"]):
-        extra.append(f'<span title="{esc(row["rejected"])}">{int(row["records_rejected"])} records rejected</span>')
+        rejected = count(int(row["records_rejected"]), "record")
+        extra.append(f'<span title="{esc(row["rejected"])}">{rejected} rejected</span>')
     return (
         f'<div style="{_BOX}display:flex;flex-wrap:wrap;gap:6px 18px;align-items:center;'
         f'padding:6px 4px;border-bottom:1px solid #e0e0e0">'
@@ -102,17 +83,17 @@ def header_html(status: pd.DataFrame, cache_backend: str, title: str = "clustern
 
 
 #: The workers table's columns: (frame column, heading, formatter).
-WORKER_TABLE = (
+WORKER_TABLE: tuple[tuple[str, str, Callable[[Any], str] | None], ...] = (
     ("status", "status", None),
     ("cpu_percent", "CPU", percent),
-    ("cpu_count", "cores", lambda v: "—" if pd.isna(v) else str(int(v))),
-    ("load_1", "load 1m", lambda v: "—" if pd.isna(v) else f"{float(v):.2f}"),
+    ("cpu_count", "cores", lambda v: number(v, 0)),
+    ("load_1", "load 1m", number),
     ("mem_used_percent", "memory", percent),
     ("mem_used_bytes", "mem used", human_bytes),
-    ("net_rx_bps", "net rx", lambda v: human_bytes(v, "B/s")),
-    ("net_tx_bps", "net tx", lambda v: human_bytes(v, "B/s")),
+    ("net_rx_bps", "net rx", human_rate),
+    ("net_tx_bps", "net tx", human_rate),
     ("gpu_util_percent", "GPU", percent),
-    ("last_seen", "last seen", lambda v: clock(v)[11:19] if not pd.isna(v) else "—"),
+    ("last_seen", "last seen (UTC)", lambda v: DASH if missing(v) else clock(v)[11:19]),  # time of day
 )
 
 _TH = "text-align:right;padding:3px 10px;border-bottom:2px solid #bdbdbd;position:sticky;top:0;background:#fafafa;"
@@ -138,7 +119,11 @@ def workers_html(workers: pd.DataFrame) -> str:
                 cells.append(f'<td style="{_TD}">{esc(fmt(value) if fmt else value)}</td>')
         rows.append(f'<tr class="clusternb-worker">{"".join(cells)}</tr>')
     more = len(workers) - MAX_ROWS
-    tail = f'<div style="color:#616161">… {more} more nodes (see clusternb.workers())</div>' if more > 0 else ""
+    tail = (
+        f'<div style="color:#616161">… {more} more {noun(more, "node")} (see clusternb.workers())</div>'
+        if more > 0
+        else ""
+    )
     return (
         f'<div style="{_BOX}max-height:320px;overflow:auto">'
         f'<table class="clusternb-workers" style="border-collapse:collapse;width:100%">'

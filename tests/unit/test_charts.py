@@ -108,3 +108,52 @@ def test_static_svg_draws_one_polyline_per_trace() -> None:
     assert svg.startswith("<svg") and svg.count("<polyline") == 3
     assert "no data" in charts.svg([], CPU)
     assert charts.svg(charts.traces(metrics(2, samples=1), CPU), CPU).count("<circle") == 2
+
+
+PHISHING = '<a href="https://evil.example/login">Session expired: click to log in</a>'
+
+
+def test_a_node_name_reaches_plotly_as_text_never_as_markup() -> None:
+    frame = frames.metrics_frame(
+        [make_snapshot(PHISHING, time=T0 + t) for t in range(3)] + [make_snapshot("$x$ & 'y'", time=T0)],
+        frames.METRIC_FIELDS,
+    )
+    for spec in charts.DEFAULT_CHARTS:
+        figure = charts.figure_dict(frame, spec)
+        names = [t["name"] for t in figure["data"]]
+        assert "&lt;a href=&#34;https://evil.example/login&#34;&gt;Session expired: click to log in&lt;/a&gt;" in names
+        assert "&#36;x&#36; &amp; &#39;y&#39;" in names  # $...$ would be TeX where MathJax is loaded
+        text = json.dumps(figure)
+        assert "<" not in text and "$x$" not in text  # nowhere: names, hover, titles
+    # The many-node view (top-k lines) escapes the same way.
+    names = [t["name"] for t in charts.traces(frame, CPU, many=1, top_k=5)]
+    assert "&lt;a href=&#34;https://evil.example/login&#34;&gt;Session expired: click to log in&lt;/a&gt;" in names
+
+
+def test_plotly_text_escapes_what_plotly_would_read_as_markup() -> None:
+    assert charts.plotly_text("<b>x</b><br>") == "&lt;b&gt;x&lt;/b&gt;&lt;br&gt;"
+    assert charts.plotly_text("a&b \"c\" 'd' $e$") == "a&amp;b &#34;c&#34; &#39;d&#39; &#36;e&#36;"
+    assert charts.plotly_text("node-0001.example.org") == "node-0001.example.org"  # plain names unchanged
+
+
+def test_rate_axes_have_si_ticks_in_bytes_per_second() -> None:
+    axis = charts.layout(NETWORK)["yaxis"]
+    assert axis["ticksuffix"] == "B/s" and axis["tickformat"] == "~s"
+    # An idle network still gets an axis up to 10 B/s, so its ticks never read 200mB/s.
+    idle = metrics(2).assign(net_rx_bps=0.0, net_tx_bps=0.0)
+    assert charts.figure_dict(idle, NETWORK)["layout"]["yaxis"]["range"] == [0, 10.5]
+
+
+def test_byte_axes_have_iec_ticks() -> None:
+    spec = charts.spec_for_field("mem_used_bytes")
+    frame = metrics(2, fields=("mem_used_bytes",))  # 4 GiB each
+    axis = charts.figure_dict(frame, spec)["layout"]["yaxis"]
+    assert axis["ticktext"] == ["0 B", "1.0 GiB", "2.0 GiB", "3.0 GiB", "4.0 GiB"]
+    assert axis["tickvals"] == [i * 2.0**30 for i in range(5)]
+    assert charts.iec_ticks(5000) == [0.0, 1024.0, 2048.0, 3072.0, 4096.0]
+    assert charts.iec_ticks(0) == [0.0]
+
+
+def test_static_svg_escapes_its_title() -> None:
+    spec = charts.ChartSpec("x", "a <b> & c", ("cpu_percent",), "%")
+    assert "a &lt;b&gt; &amp; c" in charts.svg([], spec)

@@ -6,30 +6,31 @@
   const MAX_LINES = 8, MAX_ROWS = 300;
   const state = { received: {}, workers: null, filter: "" };
   const $ = (id) => document.getElementById(id);
-  const esc = (s) => String(s ?? "").replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c]));
+  // Text into HTML (table cells, attributes): every text that came from a node goes through esc().
+  const HTML_ENTITIES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+  const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => HTML_ENTITIES[c]);
+  // Text into plotly (trace names, legend, hover): mirrors clusternb.widgets.charts.plotly_text. plotly reads
+  // <a href>, <b>, <br>, <span style> in such text as markup, and $...$ as TeX where MathJax is loaded; it decodes
+  // only &amp; &lt; &gt; and numeric entities, so quotes and $ become numeric ones and the text reads unchanged.
+  const PLOTLY_ENTITIES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;", "$": "&#36;" };
+  const plotlyText = (s) => String(s ?? "").replace(/[&<>"'$]/g, (c) => PLOTLY_ENTITIES[c]);
 
-  // -- formatting ---------------------------------------------------------------------------------------
-  const pct = (v) => (v == null ? "–" : v.toFixed(1) + " %");
-  const num = (v, d = 2) => (v == null ? "–" : v.toFixed(d));
-  function bytes(v) {
-    if (v == null) return "–";
-    const u = ["B", "KB", "MB", "GB", "TB", "PB"]; let i = 0;
-    while (Math.abs(v) >= 1024 && i < u.length - 1) { v /= 1024; i++; }
-    return v.toFixed(v >= 100 || i === 0 ? 0 : 1) + " " + u[i];
-  }
-  const rate = (v) => (v == null ? "–" : bytes(v) + "/s");
+  // -- formatting: units.js (window.clusternbUnits) mirrors clusternb/units.py, the one unit convention --------
+  const U = window.clusternbUnits;
+  const pct = U.percent, num = U.number, bytes = U.humanBytes, rate = U.humanRate;
   function ago(iso) {
-    if (!iso) return "–";
-    const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+    const ms = iso ? Date.parse(iso) : NaN;
+    if (!Number.isFinite(ms)) return U.DASH;
+    const s = Math.max(0, (Date.now() - ms) / 1000);
     if (s < 60) return Math.round(s) + " s ago";
     if (s < 3600) return Math.round(s / 60) + " min ago";
     return Math.round(s / 3600) + " h ago";
   }
   const badge = (v) => `<span class="badge badge-${esc(v)}">${esc(v)}</span>`;
   function bar(v) {
-    if (v == null) return "–";
+    if (U.missing(v)) return U.DASH;
     const cls = v >= 90 ? "hot" : v >= 75 ? "warm" : "";
-    return `<span class="bar ${cls}"><span style="width:${Math.min(100, v).toFixed(0)}%"></span></span>${v.toFixed(1)}`;
+    return `<span class="bar ${cls}"><span style="width:${Math.min(100, Math.max(0, v)).toFixed(0)}%"></span></span>${num(v, U.DECIMALS)}`;
   }
   function setText(id, text) {
     const el = $(id);
@@ -40,7 +41,7 @@
   function renderStatus(body) {
     const s = body.data[0]; if (!s) return;
     setText("c-nodes", `${s.nodes_online} / ${s.nodes_total}`);
-    $("c-nodes-sub").textContent = `${s.nodes_stale} stale · ${s.nodes_offline} offline · ${s.cpu_count} CPUs`;
+    $("c-nodes-sub").textContent = `${s.nodes_stale} stale · ${s.nodes_offline} offline · ${U.count(s.cpu_count, "CPU")}`;
     setText("c-cpu", pct(s.cpu_percent));
     $("c-cpu-sub").textContent = `newest sample ${ago(s.newest_sample)}`;
     setText("c-mem", pct(s.mem_used_percent));
@@ -56,10 +57,10 @@
   function renderShared(s) {
     const parts = [];
     if (s.redis_state && s.redis_state !== "connected") {
-      const since = s.redis_down_since ? ` since ${new Date(s.redis_down_since).toLocaleTimeString()}` : "";
+      const since = s.redis_down_since ? ` since ${U.clock(s.redis_down_since)}` : "";
       parts.push(`Redis ${s.redis_state}${since}: showing the server's last view (${s.redis_error || "no reason given"})`);
     }
-    if (s.records_rejected) parts.push(`${s.records_rejected} records from Redis rejected: ${s.rejected}`);
+    if (s.records_rejected) parts.push(`${U.count(s.records_rejected, "record")} from Redis rejected: ${s.rejected}`);
     const el = $("shared");
     el.hidden = parts.length === 0;
     if (el.textContent !== parts.join(" · ")) el.textContent = parts.join(" · ");
@@ -73,11 +74,12 @@
     $("workers-count").textContent = `(${body.data.length})`;
     const html = rows.slice(0, MAX_ROWS).map((r) => `<tr data-node="${esc(r.node)}">
       <td>${esc(r.node)}</td><td>${badge(r.status)}</td><td class="num cpu">${bar(r.cpu_percent)}</td>
-      <td class="num">${num(r.load_1)}</td><td class="num">${bar(r.mem_used_percent)}</td><td class="num">${bar(r.disk_used_percent)}</td>
-      <td class="num">${rate(r.net_rx_bps)}</td><td class="num">${rate(r.net_tx_bps)}</td><td class="num">${r.gpu_count ?? 0}</td>
+      <td class="num">${num(r.load_1)}</td><td class="num mem">${bar(r.mem_used_percent)}</td><td class="num mem-used">${bytes(r.mem_used_bytes)}</td>
+      <td class="num">${bar(r.disk_used_percent)}</td><td class="num net-rx">${rate(r.net_rx_bps)}</td><td class="num net-tx">${rate(r.net_tx_bps)}</td>
+      <td class="num">${num(r.gpu_count, 0)}</td>
       <td class="num" data-ago="${esc(r.last_seen)}">${ago(r.last_seen)}</td></tr>`).join("");
-    $("workers").tBodies[0].innerHTML = html || `<tr><td colspan="10" class="empty">No nodes reported yet</td></tr>`;
-    $("workers-note").textContent = rows.length > MAX_ROWS ? `Showing ${MAX_ROWS} of ${rows.length} nodes; filter to narrow.` : "";
+    $("workers").tBodies[0].innerHTML = html || `<tr><td colspan="11" class="empty">No nodes reported yet</td></tr>`;
+    $("workers-note").textContent = rows.length > MAX_ROWS ? `Showing ${MAX_ROWS} of ${U.count(rows.length, "node")}; filter to narrow.` : "";
   }
 
   function renderAlerts(body) {
@@ -88,10 +90,11 @@
 
   function renderCache(body) {
     const all = body.data.find((r) => r.namespace === "(all)");
-    setText("c-cache", body.backend || "–");
-    $("c-cache-sub").textContent = all ? `hit rate ${(100 * all.hit_rate).toFixed(0)} % · ${all.entries} entries` : "";
-    $("cache").tBodies[0].innerHTML = body.data.map((r) => `<tr><td>${esc(r.namespace)}</td><td class="num">${r.hits}</td>
-      <td class="num">${r.misses}</td><td class="num">${(100 * r.hit_rate).toFixed(0)} %</td><td class="num">${r.entries}</td>
+    const ratio = (v) => (U.missing(v) ? U.DASH : pct(100 * v));
+    setText("c-cache", body.backend || U.DASH);
+    $("c-cache-sub").textContent = all ? `hit rate ${ratio(all.hit_rate)} · ${U.count(all.entries, "entry", "entries")}` : "";
+    $("cache").tBodies[0].innerHTML = body.data.map((r) => `<tr><td>${esc(r.namespace)}</td><td class="num">${num(r.hits, 0)}</td>
+      <td class="num">${num(r.misses, 0)}</td><td class="num">${ratio(r.hit_rate)}</td><td class="num">${num(r.entries, 0)}</td>
       <td class="num">${num(r.p99_get_us, 0)} µs</td></tr>`).join("");
   }
 
@@ -100,6 +103,15 @@
     xaxis: { type: "date", gridcolor: "#eef1f5" }, yaxis: { title: { text: yTitle, font: { size: 11 } }, gridcolor: "#eef1f5", rangemode: "tozero" },
     paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { size: 11, color: "#1f2933" },
   });
+  // A bytes-per-second axis, as clusternb.widgets.charts.layout draws one: SI ticks with a "B/s" suffix (3kB/s,
+  // 2MB/s), and at least 0-10 B/s, so an idle network never gets milli-byte ticks (200mB/s).
+  const RATE_AXIS_MIN = 10; // charts.RATE_AXIS_MIN
+  function rateLayout(top) {
+    const out = layout("");
+    Object.assign(out.yaxis, { ticksuffix: "B/s", tickformat: "~s", hoverformat: ".3~s" });
+    if (!(top >= RATE_AXIS_MIN)) out.yaxis.range = [0, RATE_AXIS_MIN * 1.05];
+    return out;
+  }
   const config = { displayModeBar: false, responsive: true };
   function renderMetrics(body) {
     const byNode = new Map();
@@ -107,7 +119,8 @@
     // With many nodes, draw the busiest few: a chart of 1,000 lines shows nothing.
     const last = (rows, k) => rows[rows.length - 1][k] ?? 0;
     const nodes = [...byNode.keys()].sort((a, b) => last(byNode.get(b), "cpu_percent") - last(byNode.get(a), "cpu_percent")).slice(0, MAX_LINES);
-    const lines = (k) => nodes.map((n) => ({ x: byNode.get(n).map((r) => r.time), y: byNode.get(n).map((r) => r[k]), name: n, mode: "lines", type: "scatter", line: { width: 1.6 } }));
+    // A node's name is text from the network: plotlyText, so a name like <a href=...> reads as itself.
+    const lines = (k) => nodes.map((n) => ({ x: byNode.get(n).map((r) => r.time), y: byNode.get(n).map((r) => r[k]), name: plotlyText(n), mode: "lines", type: "scatter", line: { width: 1.6 } }));
     Plotly.react("chart-cpu", lines("cpu_percent"), layout("%"), config);
     Plotly.react("chart-mem", lines("mem_used_percent"), layout("%"), config);
     // Network: cluster totals per 5-second bucket (nodes sample at their own instants).
@@ -118,10 +131,11 @@
     }
     const ts = [...buckets.keys()].sort((a, b) => a - b);
     const x = ts.map((t) => new Date(t).toISOString());
+    const top = Math.max(0, ...ts.map((t) => buckets.get(t).rx), ...ts.map((t) => buckets.get(t).tx));
     Plotly.react("chart-net", [
       { x, y: ts.map((t) => buckets.get(t).rx), name: "received", mode: "lines", type: "scatter", fill: "tozeroy", line: { width: 1.6 } },
       { x, y: ts.map((t) => buckets.get(t).tx), name: "sent", mode: "lines", type: "scatter", line: { width: 1.6 } },
-    ], layout("bytes/s"), config);
+    ], rateLayout(top), config);
   }
 
   const RENDER = { status: renderStatus, workers: renderWorkers, alerts: renderAlerts, cache: renderCache, metrics: renderMetrics };
