@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +33,8 @@ DURATION_MAX_S = 366 * 86400 * 100
 NAMES_MAX = 10_000
 #: The longest node name accepted as an argument (the snapshot model's own bound on names is shorter).
 NAME_MAX_CHARS = 1024
+
+_DECIMAL = re.compile(r"\d{1,400}(?:\.\d{1,400})?")
 
 TIME_HELP = (
     "use a duration like '15m', '2h', '90s', a number of seconds, a datetime/pandas.Timestamp "
@@ -51,6 +54,12 @@ class ArgumentTypeError(ArgumentError, TypeError):
     """A caller's argument has the wrong type."""
 
 
+def shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: an error message must not echo a megabyte back."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def is_number(value: Any) -> bool:
     """A real number (int, float, numpy scalar), not a bool."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
@@ -60,7 +69,7 @@ def number(argument: str, value: Any, lo: float, hi: float, *, integer: bool = F
     """``value`` as a float within ``[lo, hi]`` (``(lo, hi]`` with ``lo_open``); ArgumentError otherwise."""
     kind = "an integer" if integer else "a number"
     if not is_number(value) or (integer and not isinstance(value, numbers.Integral)):
-        raise ArgumentTypeError(argument, f"expected {kind}, got {value!r}")
+        raise ArgumentTypeError(argument, f"expected {kind}, got {shown(value)}")
     try:
         out = float(value)
     except (OverflowError, ValueError):
@@ -68,7 +77,7 @@ def number(argument: str, value: Any, lo: float, hi: float, *, integer: bool = F
     below = out <= lo if lo_open else out < lo
     if not math.isfinite(out) or below or out > hi:
         low = f"> {lo:g}" if lo_open else f">= {lo:g}"
-        raise ArgumentError(argument, f"expected {kind} {low} and <= {hi:g}, got {value!r}")
+        raise ArgumentError(argument, f"expected {kind} {low} and <= {hi:g}, got {shown(value)}")
     return out
 
 
@@ -81,7 +90,7 @@ def names(argument: str, value: Any) -> list[str]:
     """A name or a sequence of names (non-empty strings of bounded length) as a list."""
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, Sequence | set | frozenset) or isinstance(items, bytes):
-        raise ArgumentTypeError(argument, f"expected a name or a list of names, got {value!r}")
+        raise ArgumentTypeError(argument, f"expected a name or a list of names, got {shown(value)}")
     out = list(items)
     if len(out) > NAMES_MAX:
         raise ArgumentError(argument, f"at most {NAMES_MAX} names, got {len(out)}")
@@ -113,12 +122,11 @@ def parse_time(value: Any, now: float, argument: str) -> float:
     a guess at what a user meant would be a silently wrong window.
     """
     if is_number(value):
-        seconds = number(argument, value, 0, DURATION_MAX_S)
-        return now - seconds
+        return now - _seconds(argument, value)
     if isinstance(value, timedelta):  # pd.Timedelta is a timedelta
         if _is_nat(value):
-            raise ArgumentError(argument, f"got {value!r}; {TIME_HELP}")
-        return now - number(argument, value.total_seconds(), 0, DURATION_MAX_S)
+            raise ArgumentError(argument, f"got {shown(value)}; {TIME_HELP}")
+        return now - _seconds(argument, value.total_seconds())
     if isinstance(value, datetime):  # pd.Timestamp is a datetime
         return _epoch(argument, value)
     if isinstance(value, str):
@@ -126,13 +134,30 @@ def parse_time(value: Any, now: float, argument: str) -> float:
         if seconds is not None:
             return now - seconds
         text = value.strip()
+        if _DECIMAL.fullmatch(text):  # "600": seconds, as a number would be (a CLI or URL gives only text)
+            return now - _seconds(argument, float(text))
+        if text.startswith("-") and parse_duration(argument, text[1:]) is not None:
+            raise ArgumentError(argument, f"{text!r} is negative: a duration counts back from now, so use {text[1:]!r}")
         if len(text) <= 64 and text[:4].isdigit():
             try:
                 return _epoch(argument, datetime.fromisoformat(text))
             except ValueError:
                 pass
         raise ArgumentError(argument, f"could not understand {value[:80]!r}; {TIME_HELP}")
-    raise ArgumentTypeError(argument, f"expected a duration or a time, got {value!r}; {TIME_HELP}")
+    raise ArgumentTypeError(argument, f"expected a duration or a time, got {shown(value)}; {TIME_HELP}")
+
+
+def _seconds(argument: str, value: Any) -> float:
+    """A number of seconds before now: finite, not negative, at most :data:`DURATION_MAX_S` (100 years)."""
+    try:
+        seconds = float(value)
+    except (OverflowError, ValueError):
+        seconds = math.inf
+    if seconds < 0:
+        raise ArgumentError(argument, f"{shown(value)} is negative: a number counts seconds back from now")
+    if not seconds <= DURATION_MAX_S:  # also NaN
+        raise ArgumentError(argument, f"{shown(value)} seconds is not a duration up to {DURATION_MAX_S // 86400} days")
+    return seconds
 
 
 def _epoch(argument: str, when: datetime) -> float:

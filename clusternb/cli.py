@@ -12,12 +12,13 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
 
-from clusternb import units, vocab
+from clusternb import arguments, units, vocab
 from clusternb._version import __version__
 from clusternb.config import ClusterNB, load_config
 from clusternb.redisio.errors import RedisFault
@@ -165,8 +166,50 @@ def _cmd_config(settings: ClusterNB, args: argparse.Namespace) -> str:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in one line (the program, the problem, where to read more) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _count(name: str, lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse ``type`` for an integer option within ``[lo, hi]``."""
+
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"expected {lo} to {hi}, got {value}")
+        return value
+
+    parse.__name__ = name  # argparse names the type in some messages
+    return parse
+
+
+#: Options whose value may start with "-" (a mistyped "-5m"): argparse would take it for an option and
+#: answer "expected one argument"; joined to its option, the value reaches the check that explains it.
+_VALUE_OPTIONS = ("--since", "--until")
+
+
+def _join_dash_values(argv: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    items = list(argv)
+    i = 0
+    while i < len(items):
+        if items[i] in _VALUE_OPTIONS and i + 1 < len(items) and items[i + 1].startswith("-"):
+            out.append(f"{items[i]}={items[i + 1]}")
+            i += 2
+            continue
+        out.append(items[i])
+        i += 1
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="clusternb",
         description="Cluster monitoring for Jupyter users: the state of this host, of nodes running "
         "`clusternb agent`, and of Dask schedulers, as tables or JSON.",
@@ -174,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"clusternb {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOG,
@@ -190,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", default=None, help="duration or ISO time; default now")
     p.add_argument("--node", action="append", help="only this node (repeat for several)")
     p.add_argument("--fields", help=f"comma-separated subset of: {', '.join(vocab.METRIC_NAMES)}")
-    p.add_argument("--tail", type=int, default=0, help="only the last N rows of the table")
+    p.add_argument("--tail", type=_count("N", 0, 10**9), default=0, help="only the last N rows of the table (0: all)")
     p = add("alerts", "Active alerts (or all recent ones with --all).")
     p.add_argument("--all", action="store_true", help="include resolved alerts")
     p.add_argument("--severity", choices=vocab.SEVERITY_ORDER, help="only this severity")
@@ -215,6 +258,10 @@ A cluster on this host to try clusternb: starts a private redis-server on a free
 """
 
 
+#: More agents than this on one host measure the host's scheduler, not clusternb.
+DEMO_AGENTS_MAX = 64
+
+
 def _add_service_parsers(sub: Any) -> None:
     """The long-running commands: they take no --json and do not build a query client."""
     fmt = argparse.RawDescriptionHelpFormatter
@@ -227,9 +274,11 @@ def _add_service_parsers(sub: Any) -> None:
     p.add_argument("--disk-path", metavar="PATH", help="filesystem whose size and use are reported (default: /)")
     p = sub.add_parser("demo", help="Start a local redis-server and N agents to try cluster mode on one host.",
                        description=DEMO_HELP, epilog=EPILOG, formatter_class=fmt)  # fmt: skip
-    p.add_argument("--agents", metavar="N", default="3", help="number of agents (default: 3)")
+    p.add_argument("--agents", metavar="N", default=3, type=_count("N", 1, DEMO_AGENTS_MAX),
+                   help=f"number of agents, 1 to {DEMO_AGENTS_MAX} (default: 3)")  # fmt: skip
     p.add_argument("--interval", metavar="S", default="1", help="seconds between samples of each agent (default: 1)")
-    p.add_argument("--port", metavar="PORT", help="port of the redis-server (default: a free one)")
+    p.add_argument("--port", metavar="PORT", type=_count("PORT", 1, 65535),
+                   help="port of the redis-server, 1 to 65535 (default: a free one)")  # fmt: skip
 
 
 def _number(args: argparse.Namespace, name: str, kind: type[float] | type[int]) -> Any:
@@ -274,11 +323,27 @@ def _cmd_agent(settings: ClusterNB, args: argparse.Namespace) -> int:
 def _cmd_demo(settings: ClusterNB, args: argparse.Namespace) -> int:
     from clusternb.demo import run_demo
 
-    port = None if args.port is None else _number(args, "port", int)
-    return run_demo(_number(args, "agents", int), _number(args, "interval", float), port)
+    interval = arguments.number("--interval", _number(args, "interval", float), 0.2, 3600)
+    return run_demo(args.agents, interval, args.port)
 
 
 SERVICES: dict[str, Callable[[ClusterNB, argparse.Namespace], int]] = {"agent": _cmd_agent, "demo": _cmd_demo}
+
+
+def _notes(client: Client, args: argparse.Namespace) -> list[str]:
+    """What the table cannot say by itself about why it is short: one line each, on stderr."""
+    notes = []
+    if args.command in ("workers", "status") and client.workers().empty:
+        hint = client.empty_hint()
+        if hint is not None:
+            notes.append(hint)
+    if args.command == "metrics" and client.link is None:
+        notes.append(
+            "no Redis configured, so this is the history of this short-lived process: this host's samples since "
+            "it started. For the cluster's history run `clusternb agent` on each node and use --redis URL "
+            "(or $CLUSTERNB_REDIS_URL); a kernel or the Jupyter server keeps its own."
+        )
+    return notes
 
 
 #: Exit status of a query command that answered without the configured Redis (down, unreachable, wrong
@@ -294,7 +359,7 @@ COMMANDS: dict[str, Callable[[Client, argparse.Namespace], str]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_join_dash_values(sys.argv[1:] if argv is None else argv))
     overrides = {"redis_url": args.redis} if getattr(args, "redis", None) else {}
     try:
         overrides.update(_service_overrides(args))
@@ -304,13 +369,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command in SERVICES:
             return SERVICES[args.command](settings, args)
-        from clusternb.queries import Client  # pandas and friends: only for the query commands
+        from clusternb.queries import Client, NoNodesWarning  # pandas and friends: only for the query commands
 
         # An outage is reported once, below, in the command's own words: not also by the link's log line.
         logging.getLogger("clusternb.redis").setLevel(logging.ERROR)
 
-        with Client(settings) as client:
+        with Client(settings) as client, warnings.catch_warnings():
+            warnings.simplefilter("ignore", NoNodesWarning)  # said below, as a note in the CLI's own words
             print(COMMANDS[args.command](client, args))
+            for note in _notes(client, args):
+                print(f"clusternb {args.command}: note: {note}", file=sys.stderr)
             shared = client.shared_state()
         if shared.redis_state not in (None, "connected"):
             print(

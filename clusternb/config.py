@@ -230,17 +230,35 @@ def config_files() -> list[Path]:
     if extra:
         path = Path(extra)
         if not path.is_file():
-            raise ValueError(f"CLUSTERNB_CONFIG={extra!r} is not a file")
+            raise ConfigError(f"CLUSTERNB_CONFIG={extra!r} is not a file")
         found.append(path)
     return found
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be read: its path and the reason, in one line."""
+
+
+def _load_file(path: Path) -> Config:
+    """One ``clusternb_config.{json,py}``; any failure (syntax, an exception the file raises) is a ConfigError.
+
+    A Python config file is code the user wrote and runs as such (as Jupyter's own do); what it got wrong is
+    reported as the user's mistake in that file, with its line, not as a traceback from traitlets' loader.
+    """
+    loader_cls = JSONFileConfigLoader if path.suffix == ".json" else PyFileConfigLoader
+    try:
+        return loader_cls(path.name, path=str(path.parent)).load_config()
+    except SyntaxError as exc:
+        raise ConfigError(f"config file {path}: line {exc.lineno}: {exc.msg}") from None
+    except Exception as exc:
+        raise ConfigError(f"config file {path}: {type(exc).__name__}: {exc}") from None
 
 
 def load_config(config: Config | None = None, **overrides: Any) -> ClusterNB:
     """Build settings from config files, an optional traitlets ``Config``, env vars and keyword overrides."""
     merged = Config()
     for path in config_files():
-        loader_cls = JSONFileConfigLoader if path.suffix == ".json" else PyFileConfigLoader
-        merged.merge(loader_cls(path.name, path=str(path.parent)).load_config())
+        merged.merge(_load_file(path))
     if config is not None:
         merged.merge(config)
     unknown = set(overrides) - set(ClusterNB.class_trait_names(config=True))

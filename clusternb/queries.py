@@ -16,6 +16,7 @@ import atexit
 import contextlib
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -50,6 +51,10 @@ VIEW_REFRESH_S = 10.0
 #: How long the first query of a fresh process waits for the sampler's first sample.
 FIRST_SAMPLE_TIMEOUT = 5.0
 T = TypeVar("T")
+
+
+class NoNodesWarning(UserWarning):
+    """``workers()`` is empty because nothing publishes to the configured Redis yet (said once per client)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +113,7 @@ class Client:
             self.source_poller = Sampler(self._poll_sources, [], s.interval, first_delay=0, name="clusternb-sources")
             self.source_poller.start()
         self._closed = False
+        self._hinted = False
         self._view_at = 0.0
         self._view_every = max(VIEW_REFRESH_S, s.interval)
 
@@ -131,8 +137,26 @@ class Client:
     # -- queries ------------------------------------------------------------------------------------------
 
     def workers(self) -> pd.DataFrame:
-        """One row per node, indexed by node name. Columns and dtypes: :data:`clusternb.frames.WORKER_COLUMNS`."""
-        return self._frame("workers")
+        """One row per node, indexed by node name. Columns and dtypes: :data:`clusternb.frames.WORKER_COLUMNS`.
+
+        An empty frame from a Redis nobody publishes to is told once, with a :class:`NoNodesWarning`.
+        """
+        frame = self._frame("workers")
+        if frame.empty and not self._hinted:
+            hint = self.empty_hint()
+            if hint is not None:
+                self._hinted = True
+                warnings.warn(hint, NoNodesWarning, stacklevel=2)
+        return frame
+
+    def empty_hint(self) -> str | None:
+        """Why there may be no nodes at all: no agent has published to the configured Redis (None otherwise)."""
+        if self.link is None or not self.link.available or self.sampler is not None:
+            return None
+        return (
+            f"no node has published to {self.link.safe_url} yet: start `clusternb agent --redis URL` on each "
+            "node (or `clusternb demo` to try it on this host)"
+        )
 
     def metrics(
         self,

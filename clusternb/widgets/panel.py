@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import contextvars
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import comm
 import ipywidgets
 
-from clusternb import units
+from clusternb import arguments, units
 from clusternb.frames import check_fields
 from clusternb.queries import Client, get_client
 from clusternb.widgets import charts, views
@@ -144,6 +145,8 @@ class Panel(ipywidgets.VBox):  # type: ignore[misc]
 
     def close(self) -> None:
         """Stop this panel's work and close its widgets. The last panel closed stops the poller thread."""
+        if "_lock" not in self.__dict__:  # __init__ refused its arguments (ipywidgets' __del__ still calls close)
+            return
         with self._lock:
             if self._closed:
                 super().close()
@@ -278,6 +281,9 @@ def workers_sections() -> list[Section]:
 
 
 def metrics_sections(since: Any, fields: Sequence[str] | None, top_k: int) -> list[Section]:
+    """One chart per field; ``since`` and ``top_k`` are checked here, before any widget exists."""
+    arguments.parse_time(since, time.time(), "since")
+    arguments.integer("top_k", top_k, 1, charts.TOP_K_MAX)
     chosen = check_fields(fields) if fields is not None else None
     specs = list(charts.DEFAULT_CHARTS) if chosen is None else [charts.spec_for_field(f) for f in chosen]
     columns = tuple(dict.fromkeys(c for spec in specs for c in spec.columns))
@@ -296,6 +302,7 @@ def panel(
     top_k: int = charts.TOP_K,
 ) -> Panel:
     """The whole picture: header, workers table, CPU/memory/network charts, active alerts. Live in JupyterLab."""
+    check_interval(interval)  # before any widget is made
     sections = [*status_sections(), *workers_sections(), *metrics_sections(since, fields, top_k), *alerts_sections()]
     return Panel(sections, interval=interval, client=client)
 
@@ -318,6 +325,7 @@ def metrics_panel(
     top_k: int = charts.TOP_K,
 ) -> Panel:
     """One live chart per field (default CPU, memory, network); top-k lines plus a band at 100+ nodes."""
+    check_interval(interval)  # before any widget is made
     return Panel(metrics_sections(since, fields, top_k), interval=interval, client=client)
 
 

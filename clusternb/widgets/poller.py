@@ -27,6 +27,7 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from clusternb import arguments
 from clusternb.queries import Client, QueryResult
 
 log = logging.getLogger(__name__)
@@ -84,10 +85,8 @@ class Subscriber(Protocol):
 
 
 def check_interval(value: float) -> float:
-    """Validate a refresh interval (seconds)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not MIN_INTERVAL <= value <= MAX_INTERVAL:
-        raise ValueError(f"interval: expected seconds between {MIN_INTERVAL} and {MAX_INTERVAL}, got {value!r}")
-    return float(value)
+    """Validate a refresh interval (seconds): an ``ArgumentError`` naming ``interval`` otherwise."""
+    return arguments.number("interval", value, MIN_INTERVAL, MAX_INTERVAL)
 
 
 @dataclass
