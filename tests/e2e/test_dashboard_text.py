@@ -129,6 +129,12 @@ def test_one_node_reads_the_same_on_cli_panel_and_dashboard(redis: RedisServer) 
     assert workers.returncode == 0 and status.returncode == 0, workers.stderr + status.stderr
     cli = workers.stdout + status.stdout
     assert "nodes        1 total" in status.stdout
+    # Every time the CLI prints has a date and a zone: the metrics table's time column too.
+    metrics = subprocess.run(
+        [*run, "metrics", "--redis", url, "--since", "5m"], capture_output=True, text=True, timeout=60
+    )
+    rows = [line for line in metrics.stdout.splitlines() if UNITS_NODE in line]
+    assert len(rows) == 3 and all(re.match(r"\s*\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC ", r) for r in rows), metrics.stdout
 
     # The panel, as the widgets hold it (what JupyterLab shows).
     with Client(load_config(redis_url=url, stale_after=3600, offline_after=7200), sample_local=False) as client:
