@@ -16,6 +16,12 @@ Message (text frame, JSON)::
 
     {"type": "state", "topic": "workers", "params": {}, "key": "workers", "initial": false,
      "published": 1714564800.123, "body": {...the REST body of that topic...}}
+
+Unchanged data costs no bytes, with one bounded exception: a topic whose data has not changed for
+:data:`FRESH_EVERY` seconds (alerts, often for hours) is confirmed by one small frame per client, so a page
+can say "as of 5 s ago" truthfully instead of showing the age of the last change::
+
+    {"type": "fresh", "topics": [{"topic": "alerts", "key": "alerts", "as_of": "2024-05-01T12:00:10.000000Z"}]}
 """
 
 from __future__ import annotations
@@ -29,10 +35,15 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from clusternb.server.payload import Encoded
+from clusternb.server.payload import Encoded, iso_time
 from clusternb.server.service import DataService, Topic
 
 log = logging.getLogger(__name__)
+
+#: Seconds an unchanged topic goes without a word before a ``fresh`` frame confirms it (see module docstring).
+FRESH_EVERY = 10.0
+#: The mailbox slot of ``fresh`` frames: one per client, a newer one replaces an unsent older one.
+_FRESH_SLOT = "\x00fresh"
 
 
 @dataclass(eq=False)
@@ -119,8 +130,10 @@ class Broadcaster:
         self.on_fanout = on_fanout
         self.interval = interval
         self.stall_timeout = stall_timeout
+        self.fresh_every = FRESH_EVERY
         self.mailboxes: set[Mailbox] = set()
         self._last: dict[str, tuple[str, bytes]] = {}  # key -> (data_hash, message) of the newest broadcast
+        self._told: dict[str, float] = {}  # key -> as_of (epoch) of the newest state or fresh frame sent
         self._task: asyncio.Task[None] | None = None
         self.ticks = 0
         self.broadcasts = 0
@@ -171,6 +184,7 @@ class Broadcaster:
             box.topics[topic.key] = topic
             box.seen.pop(topic.key, None)  # a (re)subscription always gets the current state
             box.offer(topic.key, encoded.data_hash, make_message(topic, encoded, True, now))
+            self._told.setdefault(topic.key, encoded.created)
             last = self._last.get(topic.key)
             if last is not None and last[0] != encoded.data_hash:
                 # A tick broadcast other data while this result was computed (older or newer: unknown). Forget
@@ -209,18 +223,25 @@ class Broadcaster:
             wanted.update(box.topics)
         for key in set(self._last) - set(wanted):
             del self._last[key]
+        for key in set(self._told) - set(wanted):
+            del self._told[key]
         if not wanted:
             return 0
         topics = list(wanted.values())
         results = await asyncio.gather(*(self.service.get(t) for t in topics), return_exceptions=True)
         changed = 0
+        confirmed: dict[str, dict[str, str]] = {}
         for topic, result in zip(topics, results, strict=True):
             if isinstance(result, BaseException):
                 log.warning("clusternb: topic %s failed: %s", topic.key, result)
                 continue
             last = self._last.get(topic.key)
             if last is not None and last[0] == result.data_hash:
+                if result.created - self._told.get(topic.key, result.created) >= self.fresh_every:
+                    self._told[topic.key] = result.created
+                    confirmed[topic.key] = {"topic": topic.name, "key": topic.key, "as_of": iso_time(result.created)}
                 continue
+            self._told[topic.key] = result.created
             fanout = Fanout(self.on_fanout)
             message = make_message(topic, result, False, time.time())
             self._last[topic.key] = (result.data_hash, message)
@@ -231,4 +252,14 @@ class Broadcaster:
                 if topic.key in box.topics:
                     box.offer(topic.key, result.data_hash, message, fanout)
             fanout.done()
+        if confirmed:
+            self._confirm(confirmed)
         return changed
+
+    def _confirm(self, confirmed: dict[str, dict[str, str]]) -> None:
+        """One ``fresh`` frame per client, naming those of its topics that are unchanged but current."""
+        for box in self.mailboxes:
+            mine = [item for key, item in confirmed.items() if key in box.topics]
+            if mine:
+                message = orjson.dumps({"type": "fresh", "topics": mine})
+                box.offer(_FRESH_SLOT, message.decode(), message)

@@ -176,3 +176,18 @@ async def test_cookie_from_a_foreign_origin_is_403(
     with pytest.raises(HTTPClientError) as err:
         await jp_ws_fetch("clusternb", "api", "ws", headers=foreign)
     assert err.value.code == 403
+
+
+@on_server_loop
+async def test_an_unchanged_topic_is_confirmed_fresh_now_and_then(jp_ws_fetch: Any, jp_serverapp: Any) -> None:
+    """The dashboard's alerts card said "as of 3 min ago" while its data was checked every tick: unchanged
+    data is confirmed by a small ``fresh`` frame every ``fresh_every`` seconds, never the whole body again."""
+    extension(jp_serverapp).broadcaster.fresh_every = 1.0  # the interval buckets of this server are 1 s
+    ws, initial = await subscribe(jp_ws_fetch, ["alerts"])
+    first_as_of = initial["alerts"]["body"]["as_of"]
+    message = await read(ws, timeout=30)
+    assert message["type"] == "fresh", message  # no state frame: the alerts did not change
+    (item,) = message["topics"]
+    assert (item["topic"], item["key"]) == ("alerts", "alerts")
+    assert item["as_of"] > first_as_of
+    ws.close()

@@ -164,6 +164,8 @@
     ws.onmessage = (ev) => {
       const msg = JSON.parse(ev.data);
       if (msg.type === "error") { console.warn("clusternb:", msg.message); return; }
+      // Unchanged topics are confirmed now and then: their cards' "as of" is when the server last checked.
+      if (msg.type === "fresh") { for (const t of msg.topics) state.received[t.topic] = t.as_of; tickAges(); return; }
       if (msg.type !== "state") return;
       state.received[msg.topic] = msg.body.as_of;
       try { RENDER[msg.topic](msg.body); } catch (err) { console.error("clusternb render", msg.topic, err); }
