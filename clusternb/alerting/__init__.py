@@ -27,13 +27,13 @@ from clusternb.alerting.rules import (
     METRICS,
     NODE_OFFLINE,
     OPS,
-    PLACEHOLDERS,
     SERVICE_DOWN,
     Rule,
     RuleError,
     metric_value,
     parse_duration,
 )
+from clusternb.alerting.templates import PLACEHOLDERS
 from clusternb.model import SchemaError
 
 

@@ -15,6 +15,12 @@ Three entry points feed it, because three different parts of the system see thre
 A metric the node does not report (no GPU, NaN) counts as "condition not holding": a pending alert is dropped
 and a firing one resolves, as when a Prometheus series disappears. Alerts about a node that stopped sending
 snapshots keep their last state; :meth:`AlertEngine.forget_node` ends them when the node leaves for good.
+
+Messages claim only time that has passed: each is rendered when its alert changes, from ``now`` and the
+alert's own times (see :mod:`clusternb.alerting.templates`). A pending alert says how long its condition has
+held so far and when it fires; a firing one, how long the condition had held when it fired. The clock alone
+is not a change: a pending alert seeing the same value again is not re-rendered, so between two transitions
+its ``started_at`` is the live figure.
 """
 
 from __future__ import annotations
@@ -143,7 +149,7 @@ class AlertEngine:
                 ):
                     out.append(self._end(current, now))
                     continue
-                refreshed = _refresh(current, rule, current.last_value)
+                refreshed = _refresh(current, rule, current.last_value, now)
                 if refreshed != current:
                     self._active[current.alert_id] = refreshed
                     out.append(Transition(refreshed, "updated"))
@@ -192,7 +198,7 @@ class AlertEngine:
                 value=value,
                 last_value=value,
                 threshold=rule.threshold,
-                message=rule.render(node, value),
+                message=rule.render(node, value, held_s=0.0, pending=rule.for_s > 0),
                 started_at=now,
             )
             if rule.for_s <= 0:
@@ -204,19 +210,19 @@ class AlertEngine:
                 return self._end(current, now)
             if now - current.started_at >= rule.for_s:
                 fired = replace(
-                    _refresh(current, rule, value),
+                    _refresh(current, rule, value, now),
                     state="firing",
                     fired_at=now,
                     value=value,
-                    message=rule.render(node, value),
+                    message=rule.render(node, value, held_s=now - current.started_at),
                 )
                 self._active[key] = fired
                 return Transition(fired, "fired")
         elif value is None or not rule.still_holds(value):
             return self._end(current, now, value)
-        refreshed = _refresh(current, rule, value)
-        if refreshed == current:
-            return None
+        refreshed = _refresh(current, rule, value, now)
+        if replace(refreshed, message=current.message) == current:
+            return None  # only the clock moved (a pending message's "so far"): a repeated value is not an update
         self._active[key] = refreshed
         return Transition(refreshed, "updated")
 
@@ -230,15 +236,18 @@ class AlertEngine:
         return Transition(resolved, "resolved")
 
 
-def _refresh(current: Alert, rule: Rule, value: float) -> Alert:
+def _refresh(current: Alert, rule: Rule, value: float, now: float) -> Alert:
     # The record follows the rule's current severity, threshold and wording (rules can be replaced live);
-    # its message keeps the triggering value, which is what a person reads first.
+    # its message keeps the triggering value, which is what a person reads first. A pending message says how
+    # long the condition has held as of ``now``; a firing one, how long it had held when it fired.
+    pending = current.state == "pending"
+    held = (now if pending or current.fired_at is None else current.fired_at) - current.started_at
     return replace(
         current,
         last_value=value,
         severity=rule.severity,
         threshold=rule.threshold,
-        message=rule.render(current.node, current.value),
+        message=rule.render(current.node, current.value, held_s=held, pending=pending),
     )
 
 

@@ -21,20 +21,27 @@ A rules file is either a list of rules or a mapping with a ``rules`` list::
         severity: info
         message: "{node}: scratch at {value:.0f}%"
 
-Nothing executable is read: YAML goes through ``yaml.safe_load`` only.
+Nothing executable is read: YAML goes through ``yaml.safe_load``'s rules only. A rules file is bounded, each
+limit checked before or while parsing, so a hostile file costs at most the limits and fails with one
+:class:`RuleError` naming the file (never a parser's ``RecursionError`` or ``MemoryError``):
+
+- at most :data:`~clusternb.alerting.parsing.RULES_FILE_MAX_BYTES` bytes (checked before parsing);
+- at most :data:`~clusternb.alerting.parsing.VALUES_MAX` values, nested at most
+  :data:`~clusternb.alerting.parsing.NESTING_MAX` levels, with no key given twice in a mapping (checked
+  while parsing, see :mod:`clusternb.alerting.parsing`);
+- at most :data:`~clusternb.alerting.parsing.RULES_MAX` rules per source (the file, or the config list);
+- message templates that only fill in fields (see :mod:`clusternb.alerting.templates`).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from clusternb.alerting.rules import DEFAULT_RULES, Rule, RuleError, parse_duration
+from clusternb.alerting.parsing import RULES_FILE_MAX_BYTES, RULES_MAX, parse_json, parse_yaml
+from clusternb.alerting.rules import DEFAULT_RULES, Rule, RuleError, parse_duration, shown
 
 _RULE_KEYS = tuple(f.name for f in fields(Rule))
 _KEYS = (*_RULE_KEYS, "for")  # "for: 2m" reads better in a file than "for_s: 120"
@@ -68,20 +75,23 @@ def read_rules_file(path: str | Path) -> list[Any]:
     source = str(path)
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        with file.open("rb") as handle:
+            raw = handle.read(RULES_FILE_MAX_BYTES + 1)  # never more: the file may be huge, or endless
+        text = raw.decode("utf-8-sig")  # a byte-order mark, as some editors write, is not content
     except (OSError, UnicodeDecodeError) as exc:
         raise RuleError(f"cannot read the rules file: {exc}", source=source) from None
+    if len(raw) > RULES_FILE_MAX_BYTES:
+        raise RuleError(f"the file is larger than the limit of {RULES_FILE_MAX_BYTES} bytes", source=source)
     try:
-        data = json.loads(text) if file.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:  # json.JSONDecodeError is a ValueError
-        kind = "JSON" if file.suffix.lower() == ".json" else "YAML"
-        raise RuleError(f"not valid {kind}: {exc}", source=source) from None
+        data = parse_json(text) if file.suffix.lower() == ".json" else parse_yaml(text)
+    except RuleError as exc:
+        raise RuleError(exc.problem, source=source) from None
     if data is None:
         return []
     if isinstance(data, Mapping):
         extra = sorted(str(k) for k in data if k != "rules")
         if extra:
-            raise RuleError(f"unknown top-level key(s) {extra}; expected only 'rules'", source=source)
+            raise RuleError(f"unknown top-level key(s) {_listed(extra)}; expected only 'rules'", source=source)
         data = data.get("rules") or []
     if not isinstance(data, list):
         raise RuleError(
@@ -90,7 +100,9 @@ def read_rules_file(path: str | Path) -> list[Any]:
     return data
 
 
-def _apply(rules: dict[str, Rule], entries: Iterable[Any], source: str) -> None:
+def _apply(rules: dict[str, Rule], entries: Sequence[Any], source: str) -> None:
+    if len(entries) > RULES_MAX:
+        raise RuleError(f"{len(entries)} rules, more than the limit of {RULES_MAX} per source", source=source)
     seen: set[str] = set()
     for number, entry in enumerate(entries, start=1):
         if not isinstance(entry, Mapping):
@@ -110,7 +122,7 @@ def _apply(rules: dict[str, Rule], entries: Iterable[Any], source: str) -> None:
 def _build(entry: Mapping[str, Any], base: Rule | None) -> Rule:
     unknown = sorted(str(k) for k in entry if k not in _KEYS)
     if unknown:
-        raise RuleError(f"unknown key(s) {unknown}; allowed: {', '.join(_KEYS)}")
+        raise RuleError(f"unknown key(s) {_listed(unknown)}; allowed: {', '.join(_KEYS)}")
     values = dict(entry)
     if "for" in values:
         if "for_s" in values:
@@ -131,3 +143,9 @@ def _build(entry: Mapping[str, Any], base: Rule | None) -> Rule:
         merged["clear"] = None
     merged.update(values)
     return Rule(**merged)
+
+
+def _listed(names: list[str]) -> str:
+    # The names a file got wrong, quoted within bounds: it may have a thousand, each a megabyte long.
+    shown_names = ", ".join(shown(n) for n in names[:5])
+    return f"[{shown_names}{', ...' if len(names) > 5 else ''}]"

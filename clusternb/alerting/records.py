@@ -128,7 +128,10 @@ _NUM_FIELDS = {name for name, allowed in _TYPES.items() if float in allowed}
 _TIME_FIELDS = {"started_at", "fired_at", "ended_at", "acknowledged_at"}
 #: Bounds of what an alert can say, checked where records are read back (see clusternb.model for the fields').
 VALUE_MAX: Final = 2.0**61  # above every metric's bound (bytes: 2**60), below what a frame or a sum chokes on
-_TEXT_MAX = {"message": 1024, "rule": 128, "metric": 64}
+#: The longest message and rule name a record holds; rules and their rendering keep within them.
+MESSAGE_MAX: Final = 1024
+RULE_NAME_MAX: Final = 128
+_TEXT_MAX = {"message": MESSAGE_MAX, "rule": RULE_NAME_MAX, "metric": 64}
 
 
 def _checked(name: str, value: Any) -> Any:

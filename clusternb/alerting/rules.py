@@ -28,13 +28,25 @@ from __future__ import annotations
 
 import math
 import re
-import string
+import reprlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Final, Literal
 
+from clusternb.alerting.records import RULE_NAME_MAX, VALUE_MAX
+from clusternb.alerting.templates import render, template_problem
+from clusternb.arguments import DURATION_MAX_S
 from clusternb.model import NodeSnapshot, record_fields
 from clusternb.vocab import _DURATION, _DURATION_PART, _UNITS, SEVERITY_ORDER, _gpu_summary
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 80
+_SHORT.maxlevel = 2
+
+
+def shown(value: Any) -> str:
+    """``repr(value)``, shortened: a value quoted in an error may be a megabyte string or a nest of aliases."""
+    return _SHORT.repr(value)
 
 
 class RuleError(ValueError):
@@ -47,7 +59,7 @@ class RuleError(ValueError):
         self.problem = problem
         self.rule = rule
         self.source = source
-        where = f"rule {rule!r}" if rule is not None else "rules"
+        where = f"rule {shown(rule)}" if rule is not None else "rules"
         if source:
             where += f" in {source}"
         super().__init__(f"{where}: {problem}")
@@ -67,10 +79,8 @@ OPS: Final[dict[str, Callable[[float, float], bool]]] = {
 NODE_OFFLINE: Final = "node_offline"
 SERVICE_DOWN: Final = "service_down"
 
-#: Placeholders a message template may use.
-PLACEHOLDERS: Final = ("node", "value", "threshold", "metric", "rule")
-
 _NAME = re.compile(r"[A-Za-z0-9_.\-]+")  # no ':' so that alert ids "rule:node" split unambiguously
+_DURATION_TEXT_MAX = 64  # "1h30m" is 5 characters; a longer text is not a duration anyone wrote
 _NOT_METRICS = {"time", "schema"}  # numeric, but an alert on them would be about the sampler, not the node
 _NUMERIC_TYPES = {"int", "float", "int | None", "float | None"}
 
@@ -132,20 +142,30 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"duration must be a number of seconds or a string like '2m', got {value!r}")
     if isinstance(value, int | float):
-        seconds = float(value)
+        seconds = _as_float(value)
     elif isinstance(value, str):
         text = value.strip().lower()
+        unknown = f"could not understand duration {shown(value)}; use e.g. 30, '30s', '2m', '1h'"
+        if len(text) > _DURATION_TEXT_MAX:
+            raise ValueError(unknown)
         try:
             seconds = float(text)
         except ValueError:
             if not text or not _DURATION.fullmatch(text):
-                raise ValueError(f"could not understand duration {value!r}; use e.g. 30, '30s', '2m', '1h'") from None
+                raise ValueError(unknown) from None
             seconds = sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(text))
     else:
         raise ValueError(f"duration must be a number of seconds or a string like '2m', got {type(value).__name__}")
     if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"duration must be finite and >= 0, got {value!r}")
+        raise ValueError(f"duration must be finite and >= 0, got {shown(value)}")
     return seconds
+
+
+def _as_float(number: float) -> float:
+    try:
+        return float(number)
+    except OverflowError:  # an int past float range, e.g. 10**400 from a Python config file
+        return math.inf
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,26 +190,31 @@ class Rule:
     def __post_init__(self) -> None:
         problem = self._problem()
         if problem:
-            raise RuleError(problem, rule=str(self.name))
+            raise RuleError(problem, rule=self.name if isinstance(self.name, str) else shown(self.name))
         # Normalised once, here, so the engine never has to ask "is there a clear threshold?".
         object.__setattr__(self, "threshold", float(self.threshold))
         object.__setattr__(self, "for_s", float(self.for_s))
         object.__setattr__(self, "clear", float(self.threshold if self.clear is None else self.clear))
 
     def _problem(self) -> str | None:
-        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
-            return "name must be letters, digits, '_', '-' or '.' (no ':' or spaces)"
+        if not isinstance(self.name, str) or len(self.name) > RULE_NAME_MAX or not _NAME.fullmatch(self.name):
+            return f"name must be 1 to {RULE_NAME_MAX} letters, digits, '_', '-' or '.' (no ':' or spaces)"
         if self.metric not in METRICS:
-            return f"unknown metric {self.metric!r}; allowed: {', '.join(METRICS)}"
+            return f"unknown metric {shown(self.metric)}; allowed: {', '.join(METRICS)}"
         if not isinstance(self.op, str) or self.op not in OPS:
-            return f"unknown op {self.op!r}; use one of {', '.join(OPS)}"
-        for label, number in (("threshold", self.threshold), ("clear", self.clear), ("for", self.for_s)):
+            return f"unknown op {shown(self.op)}; use one of {', '.join(OPS)}"
+        # Bounded like the alert records that carry them, so every alert a rule raises can be read back.
+        for label, number, lo, hi in (
+            ("threshold", self.threshold, -VALUE_MAX, VALUE_MAX),
+            ("clear", self.clear, -VALUE_MAX, VALUE_MAX),
+            ("for", self.for_s, 0, DURATION_MAX_S),
+        ):
             if number is None and label == "clear":
                 continue
-            if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number):
-                return f"{label} must be a finite number, got {number!r}"
-        if self.for_s < 0:
-            return f"for must be >= 0 seconds, got {self.for_s!r}"
+            if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(_as_float(number)):
+                return f"{label} must be a finite number, got {shown(number)}"
+            if not lo <= number <= hi:
+                return f"{label} must be between {lo:g} and {hi:g}, got {shown(number)}"
         if self.clear is not None:
             above = self.op in (">", ">=")
             if (above and self.clear > self.threshold) or (not above and self.clear < self.threshold):
@@ -199,10 +224,10 @@ class Rule:
                     f"a rule with op {self.op!r} needs clear {side} threshold"
                 )
         if self.severity not in SEVERITY_ORDER:
-            return f"unknown severity {self.severity!r}; use one of {', '.join(SEVERITY_ORDER)}"
+            return f"unknown severity {shown(self.severity)}; use one of {', '.join(SEVERITY_ORDER)}"
         if not isinstance(self.enabled, bool):
-            return f"enabled must be true or false, got {self.enabled!r}"
-        return _template_problem(self.message)
+            return f"enabled must be true or false, got {shown(self.enabled)}"
+        return template_problem(self.message)
 
     @property
     def clear_at(self) -> float:
@@ -226,47 +251,45 @@ class Rule:
         """A firing alert stays firing: the value has not crossed back over the clear threshold."""
         return value is not None and OPS[self.op](value, self.clear_at)
 
-    def render(self, node: str, value: float) -> str:
-        """The alert message for ``node`` at ``value``."""
-        return self.message.format(node=node, value=value, threshold=self.threshold, metric=self.metric, rule=self.name)
+    def render(self, node: str, value: float, *, held_s: float | None = None, pending: bool = False) -> str:
+        """The alert message for ``node`` at ``value``, the condition having held ``held_s`` seconds.
+
+        ``pending``: it has not fired yet. Without ``held_s``, as when the alert fires on time (after ``for``).
+        ``node`` is data (it came from the network): it is passed to the template, never read as one.
+        """
+        return render(
+            self.message,
+            node=node,
+            value=value,
+            threshold=self.threshold,
+            metric=self.metric,
+            rule=self.name,
+            op=self.op,
+            wait_s=self.for_s,
+            held_s=self.for_s if held_s is None else held_s,
+            pending=pending,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict in the same shape :func:`~clusternb.alerting.load_rules` reads."""
         return asdict(self)
 
 
-def _template_problem(template: Any) -> str | None:
-    if not isinstance(template, str):
-        return f"message must be a string, got {type(template).__name__}"
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        return f"message {template!r} is not a valid template: {exc}"
-    unknown = sorted({name for _, name, _, _ in parsed if name is not None and name not in PLACEHOLDERS})
-    if unknown:
-        return f"message uses unknown placeholder(s) {unknown}; allowed: {', '.join(PLACEHOLDERS)}"
-    try:  # a format spec that cannot format a float ("{value:d}") only shows when rendering
-        template.format(node="n", value=1.5, threshold=1.5, metric="m", rule="r")
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
-        return f"message {template!r} does not render: {exc}"
-    return None
-
-
 DEFAULT_RULES: Final[tuple[Rule, ...]] = (
     Rule("cpu", "cpu_percent", ">", 90, for_s=300, clear=80, severity="warning",
-         message="CPU on {node} at {value:.0f}% for 5 minutes (threshold {threshold:.0f}%)"),
+         message="CPU on {node} {direction} {threshold:g}% {held}: at {value:.0f}%"),
     Rule("memory", "mem_used_percent", ">", 90, for_s=120, clear=85, severity="warning",
-         message="memory on {node} at {value:.1f}% (threshold {threshold:.0f}%)"),
+         message="memory on {node} {direction} {threshold:g}% {held}: at {value:.1f}%"),
     Rule("memory_critical", "mem_used_percent", ">", 97, for_s=60, clear=95, severity="critical",
-         message="memory on {node} at {value:.1f}%: processes risk being killed"),
+         message="memory on {node} {direction} {threshold:g}% {held}: at {value:.1f}%, processes risk being killed"),
     Rule("disk", "disk_used_percent", ">", 90, for_s=60, clear=85, severity="warning",
-         message="disk on {node} at {value:.1f}% (threshold {threshold:.0f}%)"),
+         message="disk on {node} {direction} {threshold:g}% {held}: at {value:.1f}%"),
     Rule("disk_critical", "disk_used_percent", ">", 97, for_s=0, clear=95, severity="critical",
          message="disk on {node} at {value:.1f}%: writes will fail soon"),
     Rule("swap", "swap_used_percent", ">", 50, for_s=300, clear=40, severity="warning",
-         message="swap on {node} at {value:.0f}% for 5 minutes"),
+         message="swap on {node} {direction} {threshold:g}% {held}: at {value:.0f}%"),
     Rule("gpu_temperature", "gpu_temperature_c", ">", 85, for_s=60, clear=80, severity="warning",
-         message="hottest GPU on {node} at {value:.0f} °C (threshold {threshold:.0f} °C)"),
+         message="hottest GPU on {node} {direction} {threshold:g} °C {held}: at {value:.0f} °C"),
     Rule("node_offline", NODE_OFFLINE, ">", 0, for_s=0, severity="critical",
          message="node {node} went offline (silent for {value:.0f}s)"),
     Rule("service_down", SERVICE_DOWN, ">=", 1, for_s=30, severity="critical",
