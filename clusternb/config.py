@@ -8,6 +8,7 @@ their settings through :func:`load_config`, so a setting means the same thing ev
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from pathlib import Path
@@ -21,6 +22,36 @@ from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
 from clusternb.redisio.urls import check_url, mask_url
 
 ENV_PREFIX = "CLUSTERNB_"
+DAY = 86400.0
+
+
+class Bounded(Float[float, float]):
+    """A float setting within ``[lo, hi]`` and finite: a setting is input too, and NaN passes every ``<``."""
+
+    def __init__(self, default_value: float, lo: float, hi: float, **kwargs: Any) -> None:
+        super().__init__(default_value, **kwargs)
+        self.lo, self.hi = lo, hi
+
+    def validate(self, obj: Any, value: Any) -> float:
+        number = float(super().validate(obj, value))
+        if not (math.isfinite(number) and self.lo <= number <= self.hi):
+            raise TraitError(f"{self.name} must be between {self.lo:g} and {self.hi:g}, got {number:g}")
+        return number
+
+
+class BoundedInt(Int[int, int]):
+    """An integer setting within ``[lo, hi]``."""
+
+    def __init__(self, default_value: int, lo: int, hi: int, **kwargs: Any) -> None:
+        super().__init__(default_value, **kwargs)
+        self.lo, self.hi = lo, hi
+
+    def validate(self, obj: Any, value: Any) -> int:
+        number = int(super().validate(obj, value))
+        if not self.lo <= number <= self.hi:
+            raise TraitError(f"{self.name} must be between {self.lo} and {self.hi}, got {number}")
+        return number
+
 
 #: Default time-to-live, in seconds, of each query namespace in the cache.
 DEFAULT_TTLS: dict[str, float] = {"cluster": 30.0, "workers": 20.0, "metrics": 15.0, "alerts": 10.0}
@@ -30,7 +61,9 @@ class ClusterNB(Configurable):
     """Settings shared by the kernel API, the agent, the CLI and the Jupyter server extension."""
 
     # -- sampling ---------------------------------------------------------------------------------------
-    interval = Float(2.0, help="Seconds between two samples of a node (local sampler and agent).").tag(config=True)
+    interval = Bounded(2.0, 0.05, 3600, help="Seconds between two samples of a node (local sampler and agent).").tag(
+        config=True
+    )
     node_name = Unicode(
         help="Name this host reports under. Defaults to the host name; must be unique in a cluster."
     ).tag(config=True)
@@ -56,26 +89,32 @@ class ClusterNB(Configurable):
         help="Services to probe, name -> URL (http(s)://... or tcp://host:port); status and latency appear in "
         "cluster_status() and service_down alerts fire when one stops answering.",
     ).tag(config=True)
-    probe_timeout = Float(2.0, help="Seconds a service probe may take before the service counts as down.").tag(
-        config=True
-    )
+    probe_timeout = Bounded(
+        2.0, 0.01, 600, help="Seconds a service probe may take before the service counts as down."
+    ).tag(config=True)
 
     # -- state ------------------------------------------------------------------------------------------
-    history_window = Float(3600.0, help="Seconds of per-node history kept for metrics().").tag(config=True)
-    max_clock_skew = Float(
+    history_window = Bounded(3600.0, 0, 366 * DAY, help="Seconds of per-node history kept for metrics().").tag(
+        config=True
+    )
+    max_clock_skew = Bounded(
         300.0,
+        0,
+        DAY,
         help="Seconds a node's sample time may be ahead of this host's clock; a record further in the future is "
         "rejected (counted in cluster_status().records_rejected), since it would show a node online forever.",
     ).tag(config=True)
-    history_max_samples = Int(
+    history_max_samples = BoundedInt(
         20_000,
+        1,
+        10_000_000,
         help="Hard cap on samples kept per node, so memory stays flat even if clocks jump.",
     ).tag(config=True)
-    stale_after = Float(
-        0.0, help="Seconds without a sample before a node is 'stale'. 0 means 2 x the node's interval."
+    stale_after = Bounded(
+        0.0, 0, 366 * DAY, help="Seconds without a sample before a node is 'stale'. 0 means 2 x the node's interval."
     ).tag(config=True)
-    offline_after = Float(
-        0.0, help="Seconds without a sample before a node is 'offline'. 0 means 3 x the node's interval."
+    offline_after = Bounded(
+        0.0, 0, 366 * DAY, help="Seconds without a sample before a node is 'offline'. 0 means 3 x the node's interval."
     ).tag(config=True)
 
     # -- alerts ---------------------------------------------------------------------------------------------
@@ -91,7 +130,7 @@ class ClusterNB(Configurable):
     alert_rules_file = Unicode(
         "", help="YAML or JSON file of alert rules, re-read when it changes; a bad file keeps the previous rules."
     ).tag(config=True)
-    alert_history = Int(1000, help="Resolved alerts kept in the history.").tag(config=True)
+    alert_history = BoundedInt(1000, 1, 10_000_000, help="Resolved alerts kept in the history.").tag(config=True)
 
     # -- Redis and the cache ----------------------------------------------------------------------------
     redis_url = Unicode(
@@ -104,24 +143,19 @@ class ClusterNB(Configurable):
         "(one sampler per node): the server extension samples the Jupyter host (ClusterNBApp.sample_host) "
         "and agents sample the others.",
     ).tag(config=True)
-    redis_socket_timeout = Float(
-        0.25, help="Seconds a Redis command may take before the cache falls back to memory."
+    redis_socket_timeout = Bounded(
+        0.25, 0.001, 600, help="Seconds a Redis command may take before the cache falls back to memory."
     ).tag(config=True)
-    redis_connect_timeout = Float(0.5, help="Seconds to wait for a Redis connection.").tag(config=True)
+    redis_connect_timeout = Bounded(0.5, 0.001, 600, help="Seconds to wait for a Redis connection.").tag(config=True)
     cache_enabled = Bool(True, help="Cache query results (set False to always recompute).").tag(config=True)
     cache_ttls = Dict(
         value_trait=Float(),
         key_trait=Unicode(),
         help=f"Seconds each query namespace stays cached, merged over the defaults {DEFAULT_TTLS}.",
     ).tag(config=True)
-    cache_max_entries = Int(2048, help="Entries the in-memory cache holds before evicting (LRU).").tag(config=True)
-
-    @validate("interval")
-    def _check_interval(self, proposal: Any) -> float:
-        value = float(proposal["value"])
-        if not 0.05 <= value <= 3600:
-            raise TraitError(f"interval must be between 0.05 and 3600 seconds, got {value}")
-        return value
+    cache_max_entries = BoundedInt(
+        2048, 1, 10_000_000, help="Entries the in-memory cache holds before evicting (LRU)."
+    ).tag(config=True)
 
     @validate("redis_url")
     def _check_redis_url(self, proposal: Any) -> str:
@@ -133,29 +167,15 @@ class ClusterNB(Configurable):
                 raise TraitError(str(exc)) from None
         return value
 
-    @validate(
-        "history_window", "max_clock_skew", "stale_after", "offline_after", "redis_socket_timeout",
-        "redis_connect_timeout",
-    )  # fmt: skip
-    def _check_non_negative(self, proposal: Any) -> float:
-        value = float(proposal["value"])
-        if value < 0:
-            raise TraitError(f"{proposal['trait'].name} must be >= 0, got {value}")
-        return value
-
-    @validate("history_max_samples", "cache_max_entries", "alert_history")
-    def _check_positive_int(self, proposal: Any) -> int:
-        value = int(proposal["value"])
-        if value < 1:
-            raise TraitError(f"{proposal['trait'].name} must be >= 1, got {value}")
-        return value
-
     @validate("cache_ttls")
     def _check_ttls(self, proposal: Any) -> dict[str, float]:
+        """Namespaces are cache key parts (non-empty names without ':'); TTLs are seconds up to a year."""
         value: dict[str, float] = dict(proposal["value"])
         for name, ttl in value.items():
-            if ttl < 0:
-                raise TraitError(f"cache_ttls[{name!r}] must be >= 0 seconds, got {ttl}")
+            if not name or ":" in name or len(name) > 64:
+                raise TraitError(f"cache_ttls: {name[:64]!r} is not a namespace name (1-64 characters, no ':')")
+            if not 0 <= ttl <= 366 * DAY:  # also NaN
+                raise TraitError(f"cache_ttls[{name!r}] must be between 0 and {366 * DAY:g} seconds, got {ttl}")
         return value
 
     @default("node_name")

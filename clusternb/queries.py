@@ -193,6 +193,9 @@ class Client:
 
     def acknowledge(self, alert_id: str, by: str | None = None) -> None:
         """Acknowledge an active alert (``alerts().alert_id``); it stays acknowledged until it resolves."""
+        (alert_id,) = arguments.names("alert_id", [alert_id])
+        if by is not None:
+            (by,) = arguments.names("by", [by])
         self.alerting.acknowledge(alert_id, by=by)
         self.cache.invalidate("alerts")  # the store generation does not move on an acknowledgement
         self.cache.invalidate("cluster")

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Callable, Float, Int
+from traitlets import Bool, Callable
 
-from clusternb.config import load_config
+from clusternb.config import Bounded, BoundedInt, load_config
 from clusternb.queries import Client
 from clusternb.server import handlers, metrics, pages, websocket
 from clusternb.server.broadcaster import Broadcaster
@@ -31,22 +31,31 @@ class ClusterNBApp(ExtensionApp):
     extension_url = "/clusternb/"
     load_other_extensions = True
 
-    push_interval = Float(
-        3.0, help="Seconds between two change checks of the WebSocket topics (one timer for all clients)."
+    push_interval = Bounded(
+        3.0, 0.05, 3600, help="Seconds between two change checks of the WebSocket topics (one timer for all clients)."
     ).tag(config=True)
-    rate_limit = Float(
+    rate_limit = Bounded(
         20.0,
+        0,
+        1e6,
         help="REST requests per second allowed per user on average (0: no limit); a WebSocket message spends "
         "from the same budget, one request per topic it subscribes.",
     ).tag(config=True)
-    rate_burst = Int(
-        60, help="REST requests (or WebSocket topics) a user may ask for in a burst before the rate limit applies."
+    rate_burst = BoundedInt(
+        60,
+        1,
+        1_000_000,
+        help="REST requests (or WebSocket topics) a user may ask for in a burst before the rate limit applies.",
     ).tag(config=True)
-    stall_timeout = Float(
-        10.0, help="Seconds a WebSocket write may stay unfinished before that client is disconnected."
+    stall_timeout = Bounded(
+        10.0, 0.1, 3600, help="Seconds a WebSocket write may stay unfinished before that client is disconnected."
     ).tag(config=True)
-    query_threads = Int(4, help="Threads that run queries and encode results off the event loop.").tag(config=True)
-    encoded_cache_size = Int(64, help="Encoded (JSON + gzip) results kept, by query and content hash.").tag(config=True)
+    query_threads = BoundedInt(4, 1, 64, help="Threads that run queries and encode results off the event loop.").tag(
+        config=True
+    )
+    encoded_cache_size = BoundedInt(
+        64, 1, 100_000, help="Encoded (JSON + gzip) results kept, by query and content hash."
+    ).tag(config=True)
     sample_host = Bool(
         True, help="Sample this server's host in-process (set False when agents report every node, or in tests)."
     ).tag(config=True)

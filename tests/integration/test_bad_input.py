@@ -173,3 +173,19 @@ def test_embedded_metrics_say_why_the_history_is_short() -> None:
     out = cli("metrics", "--since", "30m")
     assert out.returncode == 0
     assert "note: no Redis configured" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named", "kind"),
+    [
+        ({"alert_id": 5}, "alert_id", TypeError),
+        ({"alert_id": "x" * 100_000}, "alert_id", ValueError),
+        ({"alert_id": "cpu:n0", "by": 5}, "by", TypeError),
+    ],
+)
+def test_acknowledge_arguments_are_checked_and_named(
+    client: Client, kwargs: dict[str, Any], named: str, kind: type
+) -> None:
+    with pytest.raises(kind, match=rf"^{named}: ") as caught:
+        client.acknowledge(**kwargs)
+    assert len(str(caught.value)) < 300  # a 100,000-character id is not echoed back

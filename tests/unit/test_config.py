@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
+from traitlets import Float, Int
 
-from clusternb.config import ClusterNB, load_config, mask_url
+from clusternb.config import Bounded, BoundedInt, ClusterNB, load_config, mask_url
 
 
 @pytest.fixture(autouse=True)
@@ -80,3 +82,33 @@ def test_passwords_never_shown() -> None:
     assert mask_url("rediss://user:s3cret@db/0") == "rediss://user:***@db/0"
     assert mask_url("redis://db:6379") == "redis://db:6379"
     assert "s3cret" not in str(load_config(redis_url="redis://:s3cret@db:6379/0").settings())
+
+
+BOUNDED = sorted(n for n, t in ClusterNB.class_traits(config=True).items() if isinstance(t, Bounded | BoundedInt))
+
+
+def test_every_numeric_setting_is_bounded() -> None:
+    numeric = {n for n, t in ClusterNB.class_traits(config=True).items() if isinstance(t, Float | Int)}
+    assert set(BOUNDED) == numeric  # a new number setting must say its physical bounds
+
+
+@pytest.mark.parametrize("name", BOUNDED)
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1e300, 1e300])
+def test_a_setting_out_of_its_bounds_is_a_clear_error(name: str, value: float) -> None:
+    if isinstance(ClusterNB.class_traits()[name], BoundedInt):
+        if not math.isfinite(value):
+            with pytest.raises(ValueError, match=rf"'{name}' trait .* expected an int"):
+                load_config(**{name: value})
+            return
+        value = int(value)
+    with pytest.raises(ValueError, match=rf"^{name} must be between"):
+        load_config(**{name: value})
+
+
+@pytest.mark.parametrize(
+    ("ttls", "message"),
+    [({"workers": float("nan")}, "cache_ttls\\['workers'\\] must be between"), ({"a:b": 1.0}, "not a namespace")],
+)
+def test_cache_ttls_are_bounded(ttls: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        load_config(cache_ttls=ttls)
