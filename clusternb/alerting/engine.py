@@ -17,10 +17,9 @@ and a firing one resolves, as when a Prometheus series disappears. Alerts about 
 snapshots keep their last state; :meth:`AlertEngine.forget_node` ends them when the node leaves for good.
 
 Messages claim only time that has passed: each is rendered when its alert changes, from ``now`` and the
-alert's own times (see :mod:`clusternb.alerting.templates`). A pending alert says how long its condition has
-held so far and when it fires; a firing one, how long the condition had held when it fired. The clock alone
-is not a change: a pending alert seeing the same value again is not re-rendered, so between two transitions
-its ``started_at`` is the live figure.
+alert's own times (see :mod:`clusternb.alerting.templates`). A pending alert says that it is pending and after
+how long it fires, no elapsed time (the message is stored, and would grow false while it waits: ``started_at``
+is the live figure); a firing one, how long the condition had held when it fired, which stays true.
 """
 
 from __future__ import annotations
@@ -222,7 +221,7 @@ class AlertEngine:
             return self._end(current, now, value)
         refreshed = _refresh(current, rule, value, now)
         if replace(refreshed, message=current.message) == current:
-            return None  # only the clock moved (a pending message's "so far"): a repeated value is not an update
+            return None  # a repeated value is not an update
         self._active[key] = refreshed
         return Transition(refreshed, "updated")
 
@@ -238,8 +237,8 @@ class AlertEngine:
 
 def _refresh(current: Alert, rule: Rule, value: float, now: float) -> Alert:
     # The record follows the rule's current severity, threshold and wording (rules can be replaced live);
-    # its message keeps the triggering value, which is what a person reads first. A pending message says how
-    # long the condition has held as of ``now``; a firing one, how long it had held when it fired.
+    # its message keeps the triggering value, which is what a person reads first. A pending message names no
+    # elapsed time; a firing one says how long the condition had held when it fired.
     pending = current.state == "pending"
     held = (now if pending or current.fired_at is None else current.fired_at) - current.started_at
     return replace(

@@ -22,8 +22,8 @@ state: ``{for}`` is the rule's wait (``5 min``); ``{held}`` is how long the cond
 =================  ===================================  =====================================================
 state              ``{held}``                           e.g. the built-in ``cpu`` rule
 =================  ===================================  =====================================================
-pending            ``for 2 s so far (fires at 5 min)``  ``CPU on vm above 90% for 2 s so far (fires at
-                                                        5 min): at 92%``
+pending            ``(pending, fires after 5 min)``     ``CPU on vm above 90% (pending, fires after 5 min):
+                                                        at 92%``
 firing             ``for 5 min``                        ``CPU on vm above 90% for 5 min: at 92%``
 fired at once      ``now``                              (a rule with no ``for``)
 =================  ===================================  =====================================================
@@ -75,9 +75,8 @@ def duration(seconds: float) -> str:
 
 def held(held_s: float, wait_s: float, pending: bool) -> str:
     """How long a condition has held, true in its state: see the table in this module's docstring."""
-    if pending:
-        so_far = "now" if held_s < 0.1 else f"for {duration(held_s)} so far"
-        return f"{so_far} (fires at {duration(wait_s)})"
+    if pending:  # no elapsed time: a stored message must stay true until its alert next changes
+        return f"(pending, fires after {duration(wait_s)})"
     return "now" if held_s < 0.1 else f"for {duration(held_s)}"
 
 

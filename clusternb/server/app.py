@@ -17,7 +17,7 @@ from traitlets import Bool, Callable
 from clusternb.config import Bounded, BoundedInt, load_config
 from clusternb.queries import Client
 from clusternb.server import handlers, metrics, pages, websocket
-from clusternb.server.broadcaster import Broadcaster
+from clusternb.server.broadcaster import FRESH_EVERY, Broadcaster
 from clusternb.server.metrics import ServerMetrics
 from clusternb.server.pages import Asset
 from clusternb.server.ratelimit import TokenBuckets
@@ -46,6 +46,13 @@ class ClusterNBApp(ExtensionApp):
         1,
         1_000_000,
         help="REST requests (or WebSocket topics) a user may ask for in a burst before the rate limit applies.",
+    ).tag(config=True)
+    fresh_every = Bounded(
+        FRESH_EVERY,
+        0.5,
+        3600,
+        help="Seconds a WebSocket topic may stay unchanged before one small 'fresh' frame confirms it is current "
+        "(so a page's 'as of' is when the server last checked).",
     ).tag(config=True)
     stall_timeout = Bounded(
         10.0, 0.1, 3600, help="Seconds a WebSocket write may stay unfinished before that client is disconnected."
@@ -83,6 +90,7 @@ class ClusterNBApp(ExtensionApp):
         self.broadcaster = Broadcaster(
             self.service, self.push_interval, self.stall_timeout, on_fanout=self.prometheus.fanout.observe
         )
+        self.broadcaster.fresh_every = self.fresh_every
         self.buckets = TokenBuckets(self.rate_limit, self.rate_burst)
         self.assets = pages.load_assets()
         self.log.info(

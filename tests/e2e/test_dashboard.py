@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.server, pytest.mark.browser]
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[JupyterServer]:
-    extra = "c.ClusterNBApp.push_interval = 0.5\n"
+    extra = "c.ClusterNBApp.push_interval = 0.5\nc.ClusterNBApp.fresh_every = 1.0\n"
     with JupyterServer(extra, nodes=12, history_s=900.0, step_s=10.0, change_every=2.0) as running:
         yield running
 
@@ -44,6 +44,11 @@ def test_dashboard_renders_and_updates_live(server: JupyterServer) -> None:
             assert time.monotonic() < deadline, "the changing CPU value never changed on the page"
             page.wait_for_timeout(200)
         assert "ago" in page.locator(".age[data-topic='workers']").inner_text()
+        # The alerts never change here; their card must still say when the server last checked them (it said
+        # "as of 3 min ago" when only a change refreshed it).
+        page.wait_for_timeout(6000)
+        alerts_age = page.locator(".age[data-topic='alerts']").inner_text()
+        assert alerts_age in {f"as of {n} s ago" for n in range(4)}, alerts_age
         page.wait_for_timeout(800)  # let the highlight animation of the change finish before the picture
         out = REPO / "tests" / "artifacts" / "dashboard.png"
         out.parent.mkdir(parents=True, exist_ok=True)
