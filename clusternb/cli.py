@@ -63,15 +63,35 @@ def _clock(value: Any) -> str:
     return units.clock(value, units.ASCII_DASH)
 
 
+#: Control characters (C0, DEL, C1) and the bidirectional overrides of "Trojan source": in a node's name, label
+#: or message they would move the cursor, clear the screen or reorder what a person reads in a terminal.
+_CONTROLS = {
+    c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+    for c in (*range(0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+}
+
+
+def _printable(value: Any) -> str:
+    """Text from a node, safe for a terminal: control characters shown escaped (``\\x1b``), never obeyed."""
+    return str(value).translate(_CONTROLS)
+
+
 def _table(df: pd.DataFrame, columns: dict[str, Callable[[Any], str] | None]) -> str:
-    """The named columns that exist, formatted; a time column without a formatter is a UTC clock."""
+    """The named columns that exist, formatted; a time column without a formatter is a UTC clock, and every
+    other text is :func:`_printable` (names, labels and messages come from the network)."""
     frame = df.reset_index()
     view = frame[[c for c in columns if c in frame.columns]].copy()
     for name in view.columns:
         fmt = columns[name] or (_clock if str(view[name].dtype).startswith("datetime64") else None)
         if fmt is not None:
             view[name] = view[name].map(fmt)
+        elif not _is_number(view[name].dtype):
+            view[name] = view[name].map(lambda v: _printable(v) if isinstance(v, str) else v)
     return view.to_string(index=False) if len(view) else "(no rows)"
+
+
+def _is_number(dtype: Any) -> bool:
+    return getattr(dtype, "kind", "O") in "biuf"
 
 
 def _json(df: pd.DataFrame) -> str:
@@ -106,7 +126,9 @@ def _cmd_status(client: Client, args: argparse.Namespace) -> str:
             state += ": showing this process's last view"
         lines.append(f"redis        {state}")
     if row["records_rejected"]:
-        lines.append(f"rejected     {units.count(row['records_rejected'], 'record')} from Redis: {row['rejected']}")
+        lines.append(
+            f"rejected     {units.count(row['records_rejected'], 'record')} from Redis: {_printable(row['rejected'])}"
+        )
     return "\n".join(lines)
 
 
@@ -382,8 +404,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             shared = client.shared_state()
         if shared.redis_state not in (None, "connected"):
             print(
-                f"clusternb {args.command}: redis {shared.redis_state} ({shared.error}); the answer above is this "
-                "process's own view, not the cluster's",
+                f"clusternb {args.command}: redis {shared.redis_state} ({_printable(shared.error)}); the answer "
+                "above is this process's own view, not the cluster's",
                 file=sys.stderr,
             )
             return EXIT_REDIS_UNREACHABLE

@@ -189,3 +189,20 @@ def test_acknowledge_arguments_are_checked_and_named(
     with pytest.raises(kind, match=rf"^{named}: ") as caught:
         client.acknowledge(**kwargs)
     assert len(str(caught.value)) < 300  # a 100,000-character id is not echoed back
+
+
+def test_a_node_name_cannot_drive_the_terminal(redis_server: RedisServer) -> None:
+    """A name with an escape sequence (clear screen, set title) or a bidi override is printed escaped."""
+    import time
+
+    from clusternb.state.redis import RedisStateStore
+    from tests.helpers import make_snapshot
+
+    hostile = "evil\x1b[2J\x1b]0;pwned\x07\u202enode"
+    store = RedisStateStore(redis_server.url, socket_timeout=5.0)
+    store.put(make_snapshot(hostile, time=time.time(), labels={"role": "x\x1b[31m"}))
+    store.close()
+    out = cli("workers", "--redis", redis_server.url)
+    assert out.returncode == 0, out.stderr
+    assert "\x1b" not in out.stdout and "\x07" not in out.stdout and "\u202e" not in out.stdout
+    assert "evil\\x1b[2J\\x1b]0;pwned\\x07\\u202enode" in out.stdout
