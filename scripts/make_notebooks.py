@@ -30,6 +30,13 @@ cluster of nodes running `clusternb agent`.""",
             "code",
             'import clusternb\n\nstatus = clusternb.cluster_status()\nstatus[["nodes_total", "nodes_online", "health"]]',
         ),
+        (
+            "md",
+            """The same cluster, live: `clusternb.panel()` shows health, node counts and "as of", a workers table,
+CPU / memory / network charts and the active alerts, and keeps them up to date while the notebook is open
+(see `panels.ipynb` for its parts and controls).""",
+        ),
+        ("code", IGNORE + "clusternb.panel()"),
         ("md", "`workers()` has one row per node, indexed by node name. Units are in the column names."),
         (
             "code",
@@ -124,11 +131,13 @@ static snapshot instead."""),
         ("md", """However many panels are open, one background thread per kernel polls for them: each query runs once
 per tick, and each section re-renders only when its data changed."""),
         ("code", "from clusternb.widgets.poller import get_poller\n\npoller = get_poller()\nlen(poller.subscribers), poller.thread.name"),
+        ("md", """`close()` stops a panel's work and unsubscribes it; when the last panel of a kernel closes, the poller
+thread stops too. A panel made only to be closed (the ones above stay live):"""),
+        ("code", "spare = clusternb.workers_panel()\nspare.close()\nspare.closed, len(poller.subscribers), poller.thread.is_alive()"),
         ("md", "The toolbar under each panel pauses it and sets its interval; the same in code:"),
         ("code", "p.interval = 5\np.pause()\np.paused, p.interval, p.interval_picker.value"),
         ("code", "p.resume()\np.paused"),
-        ("md", "`close()` stops a panel's work; when the last panel closes, the poller thread stops too."),
-        ("code", "for panel in poller.subscribers:\n    panel.close()\npoller.thread is None, p.closed"),
+        ("md", "Every panel above is live and keeps updating while this notebook is open; `p.close()` stops one."),
     ],
 }
 
