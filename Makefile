@@ -23,12 +23,18 @@ $(UV):
 	$(PY) -m pip install --quiet --disable-pip-version-check uv
 
 # The stamp files re-run the install when pyproject.toml changes.
+# Bytecode is compiled here, once: where a process cannot write .pyc files (PYTHONDONTWRITEBYTECODE, a read-only
+# or shared venv) every `clusternb` command would otherwise compile pandas and the rest from source at each start,
+# about 2.5x slower (benchmarks/bench_cli_startup.py). uv compiles what it installs; compileall does this
+# checkout's own package, which an editable install leaves as sources.
 $(VENV)/.lab-installed: pyproject.toml | $(UV)
-	$(UV) pip install --quiet -p $(PY) -e .
+	$(UV) pip install --quiet --compile-bytecode -p $(PY) -e .
+	$(PY) -m compileall -q clusternb
 	@touch $@
 
 $(VENV)/.test-installed: pyproject.toml | $(UV)
-	$(UV) pip install --quiet -p $(PY) -e '.[test,bench]'
+	$(UV) pip install --quiet --compile-bytecode -p $(PY) -e '.[test,bench]'
+	$(PY) -m compileall -q clusternb
 	@touch $@ $(VENV)/.lab-installed
 
 env: $(VENV)/.lab-installed
