@@ -29,6 +29,8 @@ from clusternb.vocab import _DURATION, _DURATION_PART, _UNITS
 
 #: The longest duration a time argument may name: far beyond any history window, far below float trouble.
 DURATION_MAX_S = 366 * 86400 * 100
+#: The longest a cache entry may live (a TTL): a year.
+TTL_MAX = 366 * 86400
 #: The most node names one request may list (the longest cluster we measure has 10,000 nodes).
 NAMES_MAX = 10_000
 #: The longest node name accepted as an argument (the snapshot model's own bound on names is shorter).
@@ -100,6 +102,15 @@ def names(argument: str, value: Any) -> list[str]:
         if not item or len(item) > NAME_MAX_CHARS:
             raise ArgumentError(argument, f"a name must have 1 to {NAME_MAX_CHARS} characters, got {item[:40]!r}")
     return out
+
+
+def namespace(argument: str, value: Any) -> str:
+    """A cache namespace: 1 to 64 characters without ':' (it is a part of every key of that namespace)."""
+    if not isinstance(value, str):
+        raise ArgumentTypeError(argument, f"expected a namespace name, got {shown(value)}")
+    if not 1 <= len(value) <= 64 or ":" in value:
+        raise ArgumentError(argument, f"{shown(value)} is not a namespace name (1-64 characters, no ':')")
+    return value
 
 
 def parse_duration(argument: str, text: str) -> float | None:

@@ -19,6 +19,7 @@ from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, default
 from traitlets.config import Config, Configurable
 from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
 
+from clusternb import arguments
 from clusternb.redisio.urls import check_url, mask_url
 
 ENV_PREFIX = "CLUSTERNB_"
@@ -172,10 +173,12 @@ class ClusterNB(Configurable):
         """Namespaces are cache key parts (non-empty names without ':'); TTLs are seconds up to a year."""
         value: dict[str, float] = dict(proposal["value"])
         for name, ttl in value.items():
-            if not name or ":" in name or len(name) > 64:
-                raise TraitError(f"cache_ttls: {name[:64]!r} is not a namespace name (1-64 characters, no ':')")
-            if not 0 <= ttl <= 366 * DAY:  # also NaN
-                raise TraitError(f"cache_ttls[{name!r}] must be between 0 and {366 * DAY:g} seconds, got {ttl}")
+            try:
+                arguments.namespace("cache_ttls", name)
+            except ValueError as exc:
+                raise TraitError(str(exc)) from None
+            if not 0 <= ttl <= arguments.TTL_MAX:  # also NaN
+                raise TraitError(f"cache_ttls[{name!r}] must be between 0 and {arguments.TTL_MAX} seconds, got {ttl}")
         return value
 
     @default("node_name")

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
+from clusternb import arguments
 from clusternb._version import __version__
 from clusternb.cache.base import Backend, BackendUnavailable
 from clusternb.cache.codec import FORMAT_VERSION, DecodeError, EncodeError, Entry, make_entry
@@ -66,8 +67,7 @@ class Cache:
     # -- keys and TTLs ----------------------------------------------------------------------------------------
 
     def namespace_prefix(self, namespace: str) -> str:
-        if not namespace or ":" in namespace:
-            raise ValueError(f"namespace: {namespace!r} must be a non-empty name without ':'")
+        arguments.namespace("namespace", namespace)
         return f"{self.key_prefix}{namespace}:"
 
     def ttl(self, namespace: str) -> float:

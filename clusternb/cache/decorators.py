@@ -16,6 +16,8 @@ from typing import Any, TypeVar, cast
 
 import orjson
 
+from clusternb import arguments
+from clusternb.arguments import TTL_MAX
 from clusternb.cache.codec import DecodeError, Entry
 from clusternb.cache.core import UNUSABLE, Cache
 from clusternb.cache.stats import NamespaceStats
@@ -79,7 +81,15 @@ def cached(
     ``token``: a callable whose value joins the key, so a new token means a new entry; clusternb's queries
     pass the state store's generation so a cached result is never older than the newest sample.
     Results must be JSON data or pandas objects; anything else is returned uncached and counted as an error.
+    Bad arguments raise :class:`~clusternb.arguments.ArgumentError` here, where the function is decorated.
     """
+    arguments.namespace("namespace", namespace)
+    if ttl is not None:
+        ttl = arguments.number("ttl", ttl, 0, TTL_MAX)
+    if cache is not None and not (isinstance(cache, Cache) or callable(cache)):
+        raise arguments.ArgumentTypeError("cache", f"expected a Cache or a callable returning one, got {cache!r}")
+    if token is not None and not callable(token):
+        raise arguments.ArgumentTypeError("token", f"expected a callable, got {token!r}")
 
     def decorate(fn: F) -> F:
         name = f"{fn.__module__}.{fn.__qualname__}"

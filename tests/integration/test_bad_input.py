@@ -206,3 +206,22 @@ def test_a_node_name_cannot_drive_the_terminal(redis_server: RedisServer) -> Non
     assert out.returncode == 0, out.stderr
     assert "\x1b" not in out.stdout and "\x07" not in out.stdout and "\u202e" not in out.stdout
     assert "evil\\x1b[2J\\x1b]0;pwned\\x07\\u202enode" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named", "kind"),
+    [
+        ({"namespace": "inv", "ttl": -1}, "ttl", ValueError),
+        ({"namespace": "inv", "ttl": "60"}, "ttl", TypeError),
+        ({"namespace": "inv", "ttl": float("nan")}, "ttl", ValueError),
+        ({"namespace": "in:v"}, "namespace", ValueError),
+        ({"namespace": 5}, "namespace", TypeError),
+        ({"namespace": "inv", "cache": 3}, "cache", TypeError),
+        ({"namespace": "inv", "token": "v1"}, "token", TypeError),
+    ],
+)
+def test_cached_checks_its_arguments_where_the_function_is_decorated(
+    kwargs: dict[str, Any], named: str, kind: type
+) -> None:
+    with pytest.raises(kind, match=rf"^{named}: "):
+        clusternb.cached(**kwargs)
