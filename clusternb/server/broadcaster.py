@@ -171,8 +171,9 @@ class Broadcaster:
         its place (an ``ArgumentError`` for its own bad parameters), so a caller can validate them all first."""
         return await asyncio.gather(*(self.service.get(t) for t in topics), return_exceptions=True)
 
-    def subscribe(self, box: Mailbox, current: Iterable[tuple[Topic, Encoded]]) -> None:
-        """Add topics to a mailbox with their current results (from :meth:`current`), offered at once.
+    def subscribe(self, box: Mailbox, current: Iterable[tuple[Topic, Encoded | None]]) -> None:
+        """Add topics to a mailbox with their current results (from :meth:`current`), offered at once; a topic
+        without one (its computation failed) gets its state from the next tick that computes it.
 
         Never awaits: the initial states wait in the mailbox until its writer runs, after anything the caller
         sends before its own next ``await`` (the WebSocket's ``subscribed`` acknowledgement).
@@ -183,6 +184,9 @@ class Broadcaster:
         for topic, encoded in current:
             box.topics[topic.key] = topic
             box.seen.pop(topic.key, None)  # a (re)subscription always gets the current state
+            if encoded is None:
+                self._last.pop(topic.key, None)  # the next tick offers it, even unchanged since the last broadcast
+                continue
             box.offer(topic.key, encoded.data_hash, make_message(topic, encoded, True, now))
             self._told.setdefault(topic.key, encoded.created)
             last = self._last.get(topic.key)

@@ -22,7 +22,9 @@ acknowledged; the client gets ONE error frame whose message starts with what was
 (``message``, ``subscribe``, ``subscribe[0].node``, ``unsubscribe[1]``), and the connection stays open.
 A fault on the server's side while serving a message (anything but a
 :class:`~clusternb.arguments.ArgumentError`) is logged once, with its traceback, and answered with an error
-frame that says so and shows no internals.
+frame that says so and shows no internals. A topic whose first state failed that way is subscribed all the
+same (after ``subscribed``, an error frame lists it under ``"topics"``): its state follows with the first tick
+that computes it, so a transient fault never leaves a page waiting for good.
 
 Limits, so one connection's work is bounded (a client can never stall another):
 
@@ -218,13 +220,17 @@ class ClusterWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):
                 "subscribe", f"at most {TOPICS_MAX} topics per connection; this would make {total}: unsubscribe first"
             )
         results = await self.ext.broadcaster.current(topics)  # also runs each query's own argument checks
-        current: dict[str, tuple[Topic, Encoded]] = {}  # by key: a topic listed twice is subscribed once
+        current: dict[str, tuple[Topic, Encoded | None]] = {}  # by key: a topic listed twice is subscribed once
+        failed: list[str] = []
         for i, (topic, result) in enumerate(zip(topics, results, strict=True)):
             if isinstance(result, ArgumentError):
                 raise _within(f"subscribe[{i}]", result)
-            if isinstance(result, BaseException):
-                raise result  # the server's fault
-            current[topic.key] = (topic, result)
+            if isinstance(result, BaseException):  # the server's fault, not the request's: subscribed all the same
+                self.log.error("clusternb: the first state of %s failed", topic.key, exc_info=result)
+                failed.append(topic.key)
+                current[topic.key] = (topic, None)
+            else:
+                current[topic.key] = (topic, result)
         if self.mailbox is not box:  # closed while the queries ran: nobody left to answer
             return
         if request.unsubscribe is not None:
@@ -234,6 +240,9 @@ class ClusterWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):
             # "subscribed" first, then the initial states: the same order a client reads them in.
             self._send_now({"type": "subscribed", "topics": list(current)})
             self.ext.broadcaster.subscribe(box, current.values())
+            if failed:  # a transient fault (Redis timing out under load) must not leave a page empty for good
+                message = f"{SERVER_ERROR}; {', '.join(failed)} will follow when it can be computed"
+                self._send_now({"type": "error", "message": message, "topics": failed})
 
     def _send_now(self, value: dict[str, Any]) -> None:
         with contextlib.suppress(WebSocketClosedError):

@@ -62,3 +62,26 @@ def test_the_banner_names_the_outage_keeps_the_last_view_and_goes_when_redis_ret
         page.wait_for_selector("#workers tbody tr[data-node='gamma']", timeout=30_000)
         page.wait_for_selector("#shared[hidden]", state="attached", timeout=30_000)
     assert errors == []
+
+
+@pytest.fixture
+def limited_server() -> Iterator[JupyterServer]:
+    """A server whose rate limit refuses a second subscription of the dashboard's 5 topics for a few seconds."""
+    extra = "c.ClusterNBApp.push_interval = 0.5\nc.ClusterNBApp.rate_limit = 1.0\nc.ClusterNBApp.rate_burst = 5\n"
+    with JupyterServer(extra, nodes=3) as running:
+        yield running
+
+
+def test_a_refused_subscription_is_shown_and_retried_when_the_server_says(limited_server: JupyterServer) -> None:
+    """The dashboard used to log an error frame to the console only: under the rate limit (which WebSocket
+    messages now share with REST) a reload left every card "waiting…" under a green "live" badge."""
+    with chromium_page(1280, 900) as (page, errors):
+        url = limited_server.url("clusternb/", token=True)
+        page.goto(url)
+        page.wait_for_selector("#workers tbody tr[data-node='node-0002']", timeout=30_000)
+        page.goto(url)  # the bucket is empty: this subscription is refused with retry_after
+        page.wait_for_selector("#notice:not([hidden])", timeout=30_000)
+        assert "rate limit" in page.locator("#notice").inner_text()
+        page.wait_for_selector("#workers tbody tr[data-node='node-0002']", timeout=30_000)
+        page.wait_for_selector("#notice[hidden]", state="attached", timeout=30_000)
+    assert errors == []

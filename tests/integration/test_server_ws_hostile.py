@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -185,12 +186,20 @@ async def test_a_server_fault_is_an_error_frame_logged_once_and_the_connection_s
 ) -> None:
     ws = await connect(jp_ws_fetch)
     # A real fault on the server's side: the query pool is gone (as during shutdown); "cache" always uses it.
-    extension(jp_serverapp).service.close()
-    text = await one_error(ws, {"subscribe": ["cache"]})
-    assert text.startswith("server error while serving this message"), text
-    assert "Traceback" not in text and "RuntimeError" not in text
+    service = extension(jp_serverapp).service
+    service.close()
+    frame = await send(ws, {"subscribe": ["cache"]})
+    assert frame == {"type": "subscribed", "topics": ["cache"]}  # the request was right: it is subscribed
+    error = await read(ws)
+    assert error["type"] == "error" and error["topics"] == ["cache"], error
+    assert error["message"].startswith("server error while serving this message"), error
+    assert "Traceback" not in error["message"] and "RuntimeError" not in error["message"]
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 1 and errors[0].exc_info and "WebSocket message" in errors[0].getMessage()
+    assert len(errors) == 1 and errors[0].exc_info and "first state of cache" in errors[0].getMessage()
     # the connection is still open and served: a client mistake is still the client's
     assert (await one_error(ws, {"unsubscribe": "cache"})).startswith("unsubscribe: ")
+    # the fault clears (a new pool): the subscribed topic's state follows with the next tick, unasked
+    service._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="clusternb-query")
+    state = await read(ws, timeout=30)
+    assert (state["type"], state["key"]) == ("state", "cache"), state
     ws.close()

@@ -4,6 +4,7 @@
   const base = document.body.dataset.baseUrl;
   const METRIC_FIELDS = ["cpu_percent", "mem_used_percent", "net_rx_bps", "net_tx_bps"];
   const MAX_LINES = 8, MAX_ROWS = 300;
+  const SUBSCRIPTION = ["status", "workers", "alerts", "cache", { topic: "metrics", since: "15m", fields: METRIC_FIELDS }];
   const state = { received: {}, workers: null, filter: "" };
   const $ = (id) => document.getElementById(id);
   // Text into HTML (table cells, attributes): every text that came from a node goes through esc().
@@ -22,9 +23,10 @@
     const ms = iso ? Date.parse(iso) : NaN;
     if (!Number.isFinite(ms)) return U.DASH;
     const s = Math.max(0, (Date.now() - ms) / 1000);
-    if (s < 60) return Math.round(s) + " s ago";
-    if (s < 3600) return Math.round(s / 60) + " min ago";
-    return Math.round(s / 3600) + " h ago";
+    // Floored, like the alert messages: "2 min ago" is never said before two minutes have passed.
+    if (s < 60) return Math.floor(s) + " s ago";
+    if (s < 3600) return Math.floor(s / 60) + " min ago";
+    return Math.floor(s / 3600) + " h ago";
   }
   const badge = (v) => `<span class="badge badge-${esc(v)}">${esc(v)}</span>`;
   function bar(v) {
@@ -64,6 +66,12 @@
     const el = $("shared");
     el.hidden = parts.length === 0;
     if (el.textContent !== parts.join(" · ")) el.textContent = parts.join(" · ");
+  }
+
+  function showNotice(text) {
+    const el = $("notice");
+    el.hidden = !text;
+    if (el.textContent !== text) el.textContent = text;
   }
 
   function renderWorkers(body) { state.workers = body; drawWorkers(); }
@@ -157,13 +165,24 @@
     const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${base}clusternb/api/ws`;
     const ws = new WebSocket(url);
     const conn = $("conn");
+    const subscribe = () => {
+      if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ subscribe: SUBSCRIPTION }));
+    };
     ws.onopen = () => {
       delay = 1000; conn.className = "conn conn-up"; conn.textContent = "live";
-      ws.send(JSON.stringify({ subscribe: ["status", "workers", "alerts", "cache", { topic: "metrics", since: "15m", fields: METRIC_FIELDS }] }));
+      subscribe();
     };
     ws.onmessage = (ev) => {
       const msg = JSON.parse(ev.data);
-      if (msg.type === "error") { console.warn("clusternb:", msg.message); return; }
+      // The server's word on a problem is shown (as text), not only logged: a refused subscription (the rate
+      // limit) is retried when the server says; a topic that failed on the server follows by itself.
+      if (msg.type === "error") {
+        console.warn("clusternb:", msg.message);
+        showNotice(msg.message);
+        if (msg.retry_after) setTimeout(subscribe, 1000 * msg.retry_after);
+        return;
+      }
+      if (msg.type === "state") showNotice("");
       // Unchanged topics are confirmed now and then: their cards' "as of" is when the server last checked.
       if (msg.type === "fresh") { for (const t of msg.topics) state.received[t.topic] = t.as_of; tickAges(); return; }
       if (msg.type !== "state") return;
