@@ -27,6 +27,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from clusternb.arguments import ConfigError
 from clusternb.config import ClusterNB
 from clusternb.model import NodeSnapshot
 from clusternb.redisio.errors import RedisFault, Unavailable
@@ -162,7 +163,7 @@ def run_agent(settings: ClusterNB, install_signals: bool = True) -> int:
     from clusternb.state.redis import RedisStateStore
 
     if not settings.redis_url:
-        raise ValueError("no Redis URL: pass --redis URL or set CLUSTERNB_REDIS_URL")
+        raise ConfigError("no Redis URL: pass --redis URL or set CLUSTERNB_REDIS_URL")
     # First retry one interval after a failure, then 2x, 4x ... up to BACKOFF_CAP (or the interval, if longer).
     link = RedisLink.from_settings(
         settings,

@@ -1,15 +1,18 @@
-"""Bad input from a caller: one error type, and the checks every face shares.
+"""Bad input from a person: the error types, and the checks every face shares.
 
 Exception tree::
 
     ValueError
-     └─ ArgumentError          the caller's own mistake, naming the argument ("since: ...")
-         └─ ArgumentTypeError  ... of the wrong type (also a TypeError)
+     └─ BadInput                  the user's own mistake, never the server's or the data's
+         ├─ ArgumentError         an argument of a call or a request, named first ("since: ...")
+         │   └─ ArgumentTypeError ... of the wrong type (also a TypeError)
+         └─ ConfigError           a setting: a config file, an environment variable, a keyword of connect()
 
-Why one type: every face turns exactly this error, and nothing else, into "your request is wrong": the REST
-API answers 400 with its message, the WebSocket an error frame, the CLI one line and exit status 2. Any other
-exception raised while answering is a fault on the server's side (500), not the client's, so a data fault can
-never be reported as the user's mistake. Python callers can still catch ``ValueError`` or ``TypeError``.
+Why these types: every face turns exactly them, and nothing else, into "your input is wrong": the REST API
+answers 400 for an ``ArgumentError`` (a server's own settings are not the client's fault), the WebSocket an
+error frame, the CLI one line and exit status 2 for any ``BadInput``. Any other exception raised while
+answering is a fault on the server's side (500, or the CLI's "internal error"), so a data fault can never be
+reported as the user's mistake. Python callers can still catch ``ValueError`` or ``TypeError``.
 
 The checks below are pure and bounded: a number is finite and within physical limits before it is used, so
 ``since=10**400`` or ``top_k=-1`` fail here, with the argument's name, instead of deep inside pandas.
@@ -44,7 +47,15 @@ TIME_HELP = (
 )
 
 
-class ArgumentError(ValueError):
+class BadInput(ValueError):
+    """Something a person gave (an argument, a setting) is wrong; the message says what and how to fix it."""
+
+
+class ConfigError(BadInput):
+    """A setting is wrong: a config file that cannot be read, an invalid value, an unknown name."""
+
+
+class ArgumentError(BadInput):
     """A caller's argument is wrong; ``argument`` names it and the message starts with that name."""
 
     def __init__(self, argument: str, message: str) -> None:

@@ -308,7 +308,7 @@ def _number(args: argparse.Namespace, name: str, kind: type[float] | type[int]) 
     try:
         return kind(raw)
     except ValueError:
-        raise ValueError(f"--{name}: expected a number, got {raw!r}") from None
+        raise arguments.ArgumentError(f"--{name}", f"expected a number, got {raw!r}") from None
 
 
 def _service_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -327,7 +327,7 @@ def _service_overrides(args: argparse.Namespace) -> dict[str, Any]:
         for item in args.label:
             key, sep, value = item.partition("=")
             if not sep or not key.strip():
-                raise ValueError(f"--label: expected KEY=VALUE, got {item!r}")
+                raise arguments.ArgumentError("--label", f"expected KEY=VALUE, got {item!r}")
             labels[key.strip()] = value.strip()
         out["labels"] = labels
     return out
@@ -409,8 +409,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return EXIT_REDIS_UNREACHABLE
-    except ValueError as exc:
-        print(f"clusternb {args.command}: error: {exc}", file=sys.stderr)
+    except arguments.BadInput as exc:  # the user's own input, and only that: a data fault is an internal error
+        print(f"clusternb {args.command}: error: {_printable(exc)}", file=sys.stderr)
         return 2
     except RedisFault as exc:
         print(f"clusternb {args.command}: error: {exc.reason}", file=sys.stderr)

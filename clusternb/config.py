@@ -20,6 +20,7 @@ from traitlets.config import Config, Configurable
 from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
 
 from clusternb import arguments
+from clusternb.arguments import ConfigError
 from clusternb.redisio.urls import check_url, mask_url
 
 ENV_PREFIX = "CLUSTERNB_"
@@ -200,7 +201,7 @@ class ClusterNB(Configurable):
                 value = _parse_env(trait, raw)
                 setattr(self, name, value)
             except (TraitError, ValueError) as exc:
-                raise ValueError(f"environment variable {env}={raw!r} is invalid: {exc}") from None
+                raise ConfigError(f"environment variable {env}={raw!r} is invalid: {exc}") from None
 
     def ttl(self, namespace: str) -> float:
         """The configured TTL of a cache namespace (default 15 s for namespaces without one)."""
@@ -258,10 +259,6 @@ def config_files() -> list[Path]:
     return found
 
 
-class ConfigError(ValueError):
-    """A configuration file that cannot be read: its path and the reason, in one line."""
-
-
 def _load_file(path: Path) -> Config:
     """One ``clusternb_config.{json,py}``; any failure (syntax, an exception the file raises) is a ConfigError.
 
@@ -287,8 +284,8 @@ def load_config(config: Config | None = None, **overrides: Any) -> ClusterNB:
     unknown = set(overrides) - set(ClusterNB.class_trait_names(config=True))
     if unknown:
         allowed = ", ".join(sorted(ClusterNB.class_trait_names(config=True)))
-        raise ValueError(f"unknown setting(s) {sorted(unknown)}; allowed: {allowed}")
+        raise ConfigError(f"unknown setting(s) {sorted(unknown)}; allowed: {allowed}")
     try:
         return ClusterNB(config=merged, **overrides)
     except TraitError as exc:
-        raise ValueError(str(exc)) from None
+        raise ConfigError(str(exc)) from None

@@ -26,6 +26,7 @@ from types import TracebackType
 import redis
 
 import clusternb
+from clusternb.arguments import ArgumentError, BadInput
 from clusternb.redisio.errors import RedisFault
 from clusternb.state.redis import RedisStateStore
 
@@ -43,9 +44,9 @@ class Demo:
 
     def __init__(self, n_agents: int = 3, interval: float = 1.0, port: int | None = None) -> None:
         if n_agents < 1:
-            raise ValueError(f"n_agents must be >= 1, got {n_agents}")
+            raise ArgumentError("n_agents", f"must be >= 1, got {n_agents}")
         if not 0.05 <= interval <= 3600:  # the agents' own limit: fail here, not in N agent logs
-            raise ValueError(f"interval must be between 0.05 and 3600 seconds, got {interval}")
+            raise ArgumentError("interval", f"must be between 0.05 and 3600 seconds, got {interval}")
         self.interval = interval
         self.port = port or _free_port()
         self.names = [f"demo-{i}" for i in range(1, n_agents + 1)]
@@ -252,7 +253,7 @@ def run_demo(n_agents: int = 3, interval: float = 1.0, port: int | None = None) 
     except KeyboardInterrupt:
         pass
     except DemoError as exc:
-        raise ValueError(str(exc)) from None
+        raise BadInput(str(exc)) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
     print("clusternb demo: stopped")

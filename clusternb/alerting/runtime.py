@@ -28,6 +28,7 @@ from clusternb.alerting.loading import load_rules
 from clusternb.alerting.records import Alert, Transition
 from clusternb.alerting.rules import NODE_OFFLINE, RuleError
 from clusternb.alerting.store import AlertStore, EngineAlertStore, RedisAlertStore
+from clusternb.arguments import ArgumentError, ConfigError, shown
 from clusternb.config import ClusterNB
 from clusternb.model import NodeSnapshot
 from clusternb.redisio.errors import Unavailable
@@ -53,7 +54,7 @@ class AlertRuntime:
         try:
             rules = load_rules(settings.alert_defaults, settings.alert_rules, self.rules_file)
         except RuleError as exc:
-            raise ValueError(f"alert rules: {exc}") from None
+            raise ConfigError(f"alert rules: {exc}") from None
         self.engine = AlertEngine(rules, history=settings.alert_history)
         self.store: AlertStore = store if store is not None else EngineAlertStore(self.engine)
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
@@ -151,7 +152,7 @@ class AlertRuntime:
         try:
             transition = engine.acknowledge(alert_id, by=by, now=now)
         except KeyError:
-            raise ValueError(f"alert_id: no active alert {alert_id!r}") from None
+            raise ArgumentError("alert_id", f"no active alert {shown(alert_id)}") from None
         self.store.apply([transition])
         return transition.alert
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
+from clusternb.arguments import ConfigError
+
 SCHEMES = ("redis", "rediss", "unix")
 
 
@@ -30,18 +32,18 @@ def mask_url(url: str) -> str:
 
 
 def check_url(url: str, setting: str = "redis_url") -> str:
-    """``url`` if it is a Redis URL clusternb can use; else ``ValueError`` naming the setting (no password)."""
+    """``url`` if it is a Redis URL clusternb can use; else a ``ConfigError`` naming the setting (no password)."""
     try:
         parts = urlsplit(url)
         _ = parts.port  # parsed on access: ValueError when it is not a number in 0-65535
     except ValueError as exc:
-        raise ValueError(f"{setting}: {mask_url(url)!r} is not a valid URL ({exc})") from None
+        raise ConfigError(f"{setting}: {mask_url(url)!r} is not a valid URL ({exc})") from None
     if parts.scheme not in SCHEMES:
-        raise ValueError(
+        raise ConfigError(
             f"{setting}: {mask_url(url)!r} is not a Redis URL; use redis://host:port, rediss:// (TLS) or unix://path"
         )
     if parts.scheme == "unix" and not parts.path:
-        raise ValueError(f"{setting}: {mask_url(url)!r} names no socket path (unix:///path/to/redis.sock)")
+        raise ConfigError(f"{setting}: {mask_url(url)!r} names no socket path (unix:///path/to/redis.sock)")
     if parts.scheme != "unix" and not parts.hostname:
-        raise ValueError(f"{setting}: {mask_url(url)!r} names no host (redis://host:port)")
+        raise ConfigError(f"{setting}: {mask_url(url)!r} names no host (redis://host:port)")
     return url

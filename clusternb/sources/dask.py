@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from clusternb.arguments import ArgumentTypeError
 from clusternb.model import NodeSnapshot, SchemaError, checked
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class DaskSource:
             self.client = distributed.Client(scheduler, timeout=timeout, set_as_default=False)
             self._owns = True
         else:
-            raise ValueError(f"dask: expected a scheduler address or a distributed.Client, got {scheduler!r}")
+            raise ArgumentTypeError("dask", f"expected a scheduler address or a distributed.Client, got {scheduler!r}")
         self.address = str(self.client.scheduler.address)
         self.timeout = timeout
         self._prev_done: tuple[float, int] | None = None

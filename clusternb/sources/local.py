@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import psutil
 
+from clusternb.arguments import ConfigError
 from clusternb.config import ClusterNB
 from clusternb.model import NodeSnapshot
 from clusternb.sources.cgroups import LimitsReader
@@ -47,7 +48,7 @@ class LocalSampler:
         cgroup_root: Path = Path("/sys/fs/cgroup"),
     ) -> None:
         if not os.path.exists(disk_path):
-            raise ValueError(f"disk_path {disk_path!r} does not exist")
+            raise ConfigError(f"disk_path {disk_path!r} does not exist")
         self.host = socket.gethostname()
         self.node = node or self.host
         self.disk_path = disk_path

@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from clusternb.arguments import ConfigError
+
 
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
@@ -31,9 +33,9 @@ def check_url(name: str, url: str) -> str:
     """Validate a probe target; returns it, or raises ValueError naming the service."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https", "tcp") or not parts.hostname:
-        raise ValueError(f"services[{name!r}]: {url!r} must be http(s)://host[:port]/path or tcp://host:port")
+        raise ConfigError(f"services[{name!r}]: {url!r} must be http(s)://host[:port]/path or tcp://host:port")
     if parts.scheme == "tcp" and not parts.port:
-        raise ValueError(f"services[{name!r}]: {url!r} needs a port")
+        raise ConfigError(f"services[{name!r}]: {url!r} needs a port")
     return url
 
 
