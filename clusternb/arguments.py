@@ -20,10 +20,11 @@ The checks below are pure and bounded: a number is finite and within physical li
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,7 +40,7 @@ NAMES_MAX = 10_000
 #: The longest node name accepted as an argument (the snapshot model's own bound on names is shorter).
 NAME_MAX_CHARS = 1024
 
-_DECIMAL = re.compile(r"\d{1,400}(?:\.\d{1,400})?")
+_DECIMAL = re.compile(r"(?:\d+\.?\d*|\.\d+)")  # "600", "600.", ".5": seconds (only tried on short texts)
 
 TIME_HELP = (
     "use a duration like '15m', '2h', '90s', a number of seconds, a datetime/pandas.Timestamp "
@@ -74,8 +75,13 @@ def shown(value: Any, limit: int = 60) -> str:
 
 
 def is_number(value: Any) -> bool:
-    """A real number (int, float, numpy scalar), not a bool."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    """A real number (int, float, numpy scalar), not a bool, nor numpy's datetime64/timedelta64 (integers to
+    numpy, but times to a person)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and not _is_numpy_time(value)
+
+
+def _is_numpy_time(value: Any) -> bool:
+    return type(value).__name__ in ("timedelta64", "datetime64")
 
 
 def number(argument: str, value: Any, lo: float, hi: float, *, integer: bool = False, lo_open: bool = False) -> float:
@@ -100,19 +106,22 @@ def integer(argument: str, value: Any, lo: int, hi: int) -> int:
 
 
 def names(argument: str, value: Any) -> list[str]:
-    """A name or a sequence of names (non-empty strings of bounded length) as a list."""
+    """A name or a collection of names (a list, a set, a pandas Index or Series, a numpy array, dict keys) as a
+    list of non-empty strings of bounded length; reading stops past :data:`NAMES_MAX` (a generator may not end)."""
     items = [value] if isinstance(value, str) else value
-    if not isinstance(items, Sequence | set | frozenset) or isinstance(items, bytes):
+    if not isinstance(items, Iterable) or isinstance(items, bytes | bytearray | Mapping):
         raise ArgumentTypeError(argument, f"expected a name or a list of names, got {shown(value)}")
-    out = list(items)
+    out = list(itertools.islice(items, NAMES_MAX + 1))
     if len(out) > NAMES_MAX:
-        raise ArgumentError(argument, f"at most {NAMES_MAX} names, got {len(out)}")
+        raise ArgumentError(argument, f"at most {NAMES_MAX} names")
+    if not out:
+        raise ArgumentError(argument, "an empty list selects nothing; leave it out (None) to mean all")
     for item in out:
         if not isinstance(item, str):
-            raise ArgumentTypeError(argument, f"expected names (strings), got {item!r}")
+            raise ArgumentTypeError(argument, f"expected names (strings), got {shown(item)}")
         if not item or len(item) > NAME_MAX_CHARS:
             raise ArgumentError(argument, f"a name must have 1 to {NAME_MAX_CHARS} characters, got {item[:40]!r}")
-    return out
+    return [str(item) for item in out]  # numpy's str_ is a str, but not one to hand on
 
 
 def namespace(argument: str, value: Any) -> str:
@@ -143,6 +152,13 @@ def parse_time(value: Any, now: float, argument: str) -> float:
     taken as UTC), between 1970 and 2100. Anything else, "now" and "1.5.5" included, is an ArgumentError:
     a guess at what a user meant would be a silently wrong window.
     """
+    if _is_numpy_time(value):  # .item(): a timedelta or datetime, or an int of nanoseconds at ns precision
+        item = value.item()
+        if isinstance(item, int) and type(value).__name__ == "timedelta64":
+            item = timedelta(microseconds=item / 1000)
+        elif isinstance(item, int):
+            item = datetime.fromtimestamp(item / 1e9, UTC)
+        value = item
     if is_number(value):
         return now - _seconds(argument, value)
     if isinstance(value, timedelta):  # pd.Timedelta is a timedelta
@@ -156,15 +172,17 @@ def parse_time(value: Any, now: float, argument: str) -> float:
         if seconds is not None:
             return now - seconds
         text = value.strip()
-        if _DECIMAL.fullmatch(text):  # "600": seconds, as a number would be (a CLI or URL gives only text)
+        if len(text) <= 64 and _DECIMAL.fullmatch(text):  # "600": seconds (a CLI or a URL gives only text)
             return now - _seconds(argument, float(text))
         if text.startswith("-") and parse_duration(argument, text[1:]) is not None:
             raise ArgumentError(argument, f"{text!r} is negative: a duration counts back from now, so use {text[1:]!r}")
         if len(text) <= 64 and text[:4].isdigit():
             try:
-                return _epoch(argument, datetime.fromisoformat(text))
+                when = datetime.fromisoformat(text)
             except ValueError:
                 pass
+            else:
+                return _epoch(argument, when)  # its own error for a time outside 1970-2100
         raise ArgumentError(argument, f"could not understand {value[:80]!r}; {TIME_HELP}")
     raise ArgumentTypeError(argument, f"expected a duration or a time, got {shown(value)}; {TIME_HELP}")
 

@@ -157,7 +157,7 @@ def _cmd_workers(client: Client, args: argparse.Namespace) -> str:
 
 
 def _cmd_metrics(client: Client, args: argparse.Namespace) -> str:
-    fields = [f.strip() for f in args.fields.split(",")] if args.fields else None
+    fields = [f.strip() for f in args.fields.split(",") if f.strip()] if args.fields else None
     df = client.metrics(since=args.since, until=args.until, node=args.node or None, fields=fields)
     if args.json:
         return _json(df)

@@ -546,6 +546,7 @@ def cache_status_frame(status: Mapping[str, Any]) -> pd.DataFrame:
     """One row per namespace plus an ``(all)`` row of totals; connection state repeated on every row."""
     spaces = dict(status["namespaces"])
     total: dict[str, Any] = {k: sum(ns[k] for ns in spaces.values()) for k in ("hits", "misses", "loads", "errors")}
+    total["errors"] += status.get("unattributed_errors", 0)
     total["entries"] = sum(ns["entries"] for ns in spaces.values())
     total["bytes"] = sum(ns["bytes"] for ns in spaces.values())
     looked = total["hits"] + total["misses"]

@@ -58,6 +58,8 @@ class Cache:
         self.key_prefix = f"{prefix}:cache:v{FORMAT_VERSION}:{__version__}:"
         self.lease_seconds = lease_seconds
         self.stats: dict[str, NamespaceStats] = {}
+        # Errors of no one namespace (clear()): counted in the "(all)" row, never as a namespace of that name.
+        self._unattributed = NamespaceStats()
         self.started = time.time()
         self._inflight: dict[str, concurrent.futures.Future[tuple[Entry | None, Any]]] = {}
         self._ainflight: dict[tuple[int, str], asyncio.Future[tuple[Entry | None, Any]]] = {}
@@ -216,7 +218,7 @@ class Cache:
         try:
             return self.backend.clear(self.key_prefix)
         except Exception as exc:
-            self._error(self.stats_for("(all)"), "clear", exc)
+            self._error(self._unattributed, "clear", exc)
             return 0
 
     async def aclose(self) -> None:
@@ -240,7 +242,7 @@ class Cache:
         for name in sorted(set(self.stats) | set(self.ttls)):
             stats = self.stats.get(name) or NamespaceStats()
             try:
-                entries, size = backend.usage(self.namespace_prefix(name)) if name != "(all)" else (0, 0)
+                entries, size = backend.usage(self.namespace_prefix(name))
             except Exception:
                 entries, size = 0, 0
             mean_us, p99_us = stats.get_times_us()
@@ -266,6 +268,7 @@ class Cache:
             "last_recovery": health.get("last_recovery"),
             "down_since": health.get("down_since"),
             "fallbacks": health.get("fallbacks", 0),
+            "unattributed_errors": self._unattributed.errors,
             "uptime_s": round(time.time() - self.started, 3),
             "namespaces": namespaces,
         }

@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 import pandas as pd
 
 from clusternb import frames
-from clusternb.arguments import ArgumentError, ArgumentTypeError
+from clusternb.arguments import ArgumentError, ArgumentTypeError, shown
 from clusternb.cache.memory import MemoryBackend
 from clusternb.queries import Client
 from clusternb.server.payload import Encoded, EncodedCache, encode_frame
@@ -73,11 +73,11 @@ def make_topic(name: str, params: Mapping[str, Any]) -> Topic:
     true/false/1/0; a ``since``/``until`` made of digits is a number of seconds.
     """
     if name not in QUERY_OF:
-        raise ArgumentError("topic", f"unknown topic {name!r}; known: {list(TOPICS)}")
+        raise ArgumentError("topic", f"unknown topic {shown(name)}; known: {list(TOPICS)}")
     allowed = PARAMS_OF[name]
     unknown = sorted(set(params) - set(allowed))
     if unknown:
-        raise ArgumentError(unknown[0], f"unknown parameter for {name}; allowed: {list(allowed)}")
+        raise ArgumentError(shown(unknown[0])[1:-1], f"unknown parameter for {name}; allowed: {list(allowed)}")
     out: list[tuple[str, Any]] = []
     for key in allowed:
         if key not in params or params[key] is None:
@@ -86,7 +86,7 @@ def make_topic(name: str, params: Mapping[str, Any]) -> Topic:
         if key in _LISTS:
             items = [value] if isinstance(value, str) else value
             if not isinstance(items, list | tuple) or not all(isinstance(item, str) for item in items):
-                raise ArgumentTypeError(key, f"expected a name or a list of names, got {value!r:.80}")
+                raise ArgumentTypeError(key, f"expected a name or a list of names, got {shown(value)}")
             split = [part.strip() for item in items for part in str(item).split(",") if part.strip()]
             value = split[0] if key == "node" and name == "alerts" and len(split) == 1 else tuple(split)
             if isinstance(value, tuple) and not value:
@@ -96,7 +96,7 @@ def make_topic(name: str, params: Mapping[str, Any]) -> Topic:
         elif key in ("since", "until"):
             value = _time_arg(key, value)
         elif not isinstance(value, str):
-            raise ArgumentTypeError(key, f"expected a string, got {value!r}")
+            raise ArgumentTypeError(key, f"expected a string, got {shown(value)}")
         out.append((key, value))
     return Topic(name, tuple(out))
 
@@ -109,20 +109,15 @@ def _boolean(value: Any) -> bool:
         return True
     if text in ("false", "0", "no"):
         return False
-    raise ArgumentError("active", f"expected true or false, got {value!r}")
+    raise ArgumentError("active", f"expected true or false, got {shown(value)}")
 
 
 def _time_arg(key: str, value: Any) -> Any:
     if isinstance(value, bool):
-        raise ArgumentTypeError(key, f"expected a duration or a time, got {value!r}")
-    if isinstance(value, int | float):
-        return value
-    if not isinstance(value, str):
-        raise ArgumentTypeError(key, f"expected a duration or a time, got {value!r}")
-    try:
-        return float(value) if value.strip().replace(".", "", 1).isdigit() else value
-    except ValueError:
-        return value
+        raise ArgumentTypeError(key, f"expected a duration or a time, got {shown(value)}")
+    if not isinstance(value, int | float | str):
+        raise ArgumentTypeError(key, f"expected a duration or a time, got {shown(value)}")
+    return value  # checked by the query (arguments.parse_time), the same as from Python and the CLI
 
 
 def topic_from_arguments(name: str, arguments: Mapping[str, list[bytes]]) -> Topic:

@@ -225,3 +225,23 @@ def test_cached_checks_its_arguments_where_the_function_is_decorated(
 ) -> None:
     with pytest.raises(kind, match=rf"^{named}: "):
         clusternb.cached(**kwargs)
+
+
+def test_what_pandas_and_numpy_hand_out_is_accepted(client: Client) -> None:
+    """An Index, a Series, an array or dict keys of names, and numpy times, are what a notebook has at hand."""
+    nodes = client.workers().index
+    for node in (nodes, pd.Series(nodes), np.array(nodes), dict.fromkeys(nodes).keys()):
+        assert set(client.metrics(since="5m", node=node)["node"]) <= set(nodes)
+    for since in (np.timedelta64(60, "s"), np.timedelta64(60_000_000_000, "ns"), np.datetime64("2026-01-01T00:00")):
+        assert isinstance(client.metrics(since=since), pd.DataFrame)
+
+
+@pytest.mark.parametrize("when", ["2999-01-01", "1900-01-01T00:00Z"])
+def test_a_time_outside_1970_to_2100_says_so(client: Client, when: str) -> None:
+    with pytest.raises(ValueError, match=r"^until: .* is outside 1970-2100"):
+        client.metrics(since="1h", until=when)
+
+
+def test_an_empty_node_list_is_refused_with_a_hint(client: Client) -> None:
+    with pytest.raises(ValueError, match=r"^node: an empty list selects nothing"):
+        client.metrics(node=[])

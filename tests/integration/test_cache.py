@@ -282,3 +282,21 @@ async def test_failed_async_leader_fails_its_followers(cache: Cache) -> None:
     outcomes = await asyncio.gather(*(fails() for _ in range(4)), return_exceptions=True)
     assert all(isinstance(o, RuntimeError) for o in outcomes)
     await cache.aclose()
+
+
+def test_a_failed_clear_is_counted_in_the_totals_not_as_a_namespace_named_all(redis_server: RedisServer) -> None:
+    """A clear() error was recorded under a namespace called "(all)", which then replaced the totals row: the
+    dashboard's cache card read "hit rate 0 %, 0 entries" after one failed clear."""
+    cache = Cache(RedisBackend(redis_server.url, socket_timeout=0.2))
+
+    @cached("workers", cache=cache)
+    def w() -> int:
+        return 1
+
+    w(), w()
+    redis_server.kill()
+    assert cache.clear() == 0  # refused: counted as an error, not raised
+    df = cache.status_frame()
+    assert list(df.index).count("(all)") == 1
+    assert df.loc["(all)", "hits"] == 1 and df.loc["(all)", "errors"] >= 1
+    cache.close()
