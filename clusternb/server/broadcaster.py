@@ -65,6 +65,7 @@ class Mailbox:
     """One client's outbox: at most one pending message per topic key (the newest)."""
 
     close: Callable[[], None]
+    user: str = ""  # whose connection: limits on topics are per user as well as per connection
     topics: dict[str, Topic] = field(default_factory=dict)
     seen: dict[str, str] = field(default_factory=dict)  # key -> data_hash last offered
     slots: dict[str, tuple[bytes, Fanout | None]] = field(default_factory=dict)
@@ -194,6 +195,10 @@ class Broadcaster:
                 # A tick broadcast other data while this result was computed (older or newer: unknown). Forget
                 # it so the next tick offers its result again; mailboxes that already have it skip the offer.
                 del self._last[topic.key]
+
+    def topics_of_user(self, user: str, leaving: Mailbox | None = None) -> set[str]:
+        """The distinct topic keys ``user`` holds over all their connections (``leaving``'s left out)."""
+        return {key for box in self.mailboxes if box.user == user and box is not leaving for key in box.topics}
 
     def unsubscribe(self, box: Mailbox, keys: Iterable[str]) -> None:
         for key in keys:

@@ -32,7 +32,8 @@ Limits, so one connection's work is bounded (a client can never stall another):
   :data:`FRAME_MAX_BYTES` at all: it closes the connection with code 1009 (message too big) after reading
   the frame header, so a client cannot make the server hold megabytes; between the two limits the client
   still gets a readable error and keeps its connection.
-- :data:`TOPICS_MAX` topics subscribed per connection (and so per message).
+- :data:`TOPICS_MAX` topics subscribed per connection (and so per message), and :data:`USER_TOPICS_MAX`
+  distinct topics per user over all their connections (tabs sharing topics count them once).
 - The REST rate limit (``c.ClusterNBApp.rate_limit`` / ``rate_burst``), same bucket per user: a message costs
   one token for each topic it subscribes (each is a query, like a REST GET), at least one. Past it the message
   is not processed and the error frame carries ``"retry_after"`` (seconds) and says when to retry.
@@ -77,6 +78,9 @@ FRAME_MAX_BYTES = 1024 * 1024
 #: measured ~17.5 ms per metrics topic: 16 of them cost ~0.3 s of the query pool, 1,000 cost 17.5 s and
 #: stalled everyone.
 TOPICS_MAX = 16
+#: Distinct topics one user may hold over all their connections: without it, 63 connections of 16 topics each
+#: would rebuild the 1,000-topic stall. Tabs of the dashboard share their 5 topics, so they cost 5 in all.
+USER_TOPICS_MAX = 32
 
 EXAMPLE = '{"subscribe": ["workers"]}'
 KEYS = ("subscribe", "unsubscribe")
@@ -168,7 +172,7 @@ class ClusterWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):
     def open(self, *args: Any, **kwargs: Any) -> None:
         super().open(*args, **kwargs)  # starts WebSocketMixin's keep-alive pings
         self._rate_key = user_key(self)  # the user does not change during a connection
-        self.mailbox = Mailbox(close=self.close)
+        self.mailbox = Mailbox(close=self.close, user=self._rate_key)
         self._pump = asyncio.get_running_loop().create_task(self._drain(self.mailbox))
         self.ext.prometheus.ws_clients.inc()
 
@@ -218,6 +222,14 @@ class ClusterWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):
         if total > TOPICS_MAX:
             raise ArgumentError(
                 "subscribe", f"at most {TOPICS_MAX} topics per connection; this would make {total}: unsubscribe first"
+            )
+        mine = (box.topics.keys() - set(gone)) | {t.key for t in topics}
+        users = self.ext.broadcaster.topics_of_user(box.user, leaving=box) | mine
+        if len(users) > USER_TOPICS_MAX:
+            raise ArgumentError(
+                "subscribe",
+                f"at most {USER_TOPICS_MAX} distinct topics per user over all connections; this would make "
+                f"{len(users)}: unsubscribe or close another connection first",
             )
         results = await self.ext.broadcaster.current(topics)  # also runs each query's own argument checks
         current: dict[str, tuple[Topic, Encoded | None]] = {}  # by key: a topic listed twice is subscribed once

@@ -18,7 +18,7 @@ import pytest
 from tornado.httpclient import HTTPClientError
 from tornado.websocket import WebSocketClientConnection
 
-from clusternb.server.websocket import FRAME_MAX_BYTES, MESSAGE_MAX_BYTES, TOPICS_MAX
+from clusternb.server.websocket import FRAME_MAX_BYTES, MESSAGE_MAX_BYTES, TOPICS_MAX, USER_TOPICS_MAX
 from tests.integration.test_server_ws import pending, read
 from tests.jupyter_fixtures import *  # noqa: F403
 from tests.jupyter_fixtures import extension, on_server_loop
@@ -134,6 +134,41 @@ async def test_topics_past_the_per_connection_cap_are_refused(
     assert await send(ws, {"unsubscribe": ["status"]}) == {"type": "unsubscribed", "topics": ["status"]}
     await still_works(ws, jp_serverapp, keys - {"status"})
     ws.close()
+    assert_no_traceback(caplog)
+
+
+@pytest.mark.parametrize("clusternb_app_config", [{"rate_limit": 0}])  # the token bucket is not what stops it
+@on_server_loop
+async def test_distinct_topics_past_the_per_user_cap_are_refused_over_all_connections(
+    jp_ws_fetch: Any, jp_serverapp: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The per-connection cap alone let 63 connections of 16 topics rebuild the 1,000-topic stall."""
+    sockets = []
+    for n in range(USER_TOPICS_MAX // TOPICS_MAX):
+        ws = await connect(jp_ws_fetch)
+        topics = [{"topic": "metrics", "since": f"{n * TOPICS_MAX + i + 1}m"} for i in range(TOPICS_MAX)]
+        ack = await send(ws, {"subscribe": topics})
+        assert ack["type"] == "subscribed", ack
+        for _ in topics:
+            await read(ws)
+        sockets.append(ws)
+    extra = await connect(jp_ws_fetch)
+    text = await one_error(extra, {"subscribe": [{"topic": "metrics", "since": "999m"}]})
+    assert text.startswith(f"subscribe: at most {USER_TOPICS_MAX} distinct topics per user"), text
+    # a topic the user already holds elsewhere costs nothing more (tabs of one dashboard share theirs)
+    ack = await send(extra, {"subscribe": [{"topic": "metrics", "since": "1m"}]})
+    assert ack["type"] == "subscribed", ack
+    # a closed connection gives its topics back
+    sockets.pop().close()
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        frame = await send(extra, {"subscribe": [{"topic": "metrics", "since": "999m"}]})
+        if frame["type"] == "subscribed":
+            break
+        assert asyncio.get_running_loop().time() < deadline, frame
+        await asyncio.sleep(0.1)
+    for ws in [*sockets, extra]:
+        ws.close()
     assert_no_traceback(caplog)
 
 
