@@ -1,7 +1,7 @@
 """One unit convention for every face: how bytes, rates, percents, counts and times are written as text.
 
 The CLI, the panels and the dashboard all show numbers through these functions (the dashboard through
-``server/static/dashboard.js``, whose formatters mirror these line for line), so one node reads the same on
+``server/static/units.js``, whose formatters mirror these line for line), so one node reads the same on
 every face:
 
 - bytes are IEC, powers of 1024: ``B, KiB, MiB, GiB, TiB, PiB`` (``25232932864`` -> ``23.5 GiB``);
@@ -44,15 +44,22 @@ def missing(value: Any) -> bool:
         return True
     try:
         return not math.isfinite(float(value))
+    except OverflowError:  # an int past float's range is no measurement either
+        return True
     except (TypeError, ValueError):
         return str(value) in ("<NA>", "NaT")  # pd.NA and pd.NaT refuse float(); pandas stays unimported
 
 
 def fixed(value: float, decimals: int) -> str:
     """``value`` with ``decimals`` decimals, rounded exactly as JavaScript's ``toFixed`` rounds."""
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int past float's range: no measurement, but text all the same
+        number = math.inf if value > 0 else -math.inf
     if number == 0:
         number = 0.0  # toFixed writes -0 as "0"
+    if not math.isfinite(number) or abs(number) >= 1e21:  # toFixed's own limit: it writes these as String(v)
+        return repr(number) if math.isfinite(number) else str(number)
     quantum = Decimal(1).scaleb(-decimals)
     return str(Decimal(number).quantize(quantum, rounding=ROUND_HALF_UP))
 

@@ -20,7 +20,7 @@ def alerts_frame(
     """One row per alert, newest (latest ``started_at``) first; columns: :data:`~clusternb.frames.ALERT_COLUMNS`.
 
     ``active``: only pending and firing alerts. ``since`` (epoch seconds; callers turn "1h" into one with
-    :func:`clusternb.frames.parse_time`): alerts that were active at some point after it, i.e. still active
+    :func:`clusternb.arguments.parse_time`): alerts that were active at some point after it, i.e. still active
     or ended at or after ``since``. ``severity``: exactly this severity. ``node``: only alerts about this
     node (or service). The frame is built fresh on every call, so mutating it changes nothing here.
     """

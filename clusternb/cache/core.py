@@ -176,7 +176,8 @@ class Cache:
             return None
 
     def served(self, namespace: str, elapsed_ns: int) -> None:
-        """Count a hit for a read answered from a peeked entry (the server's REST fast path)."""
+        """Count a hit for a read answered without :meth:`lookup`: from a peeked entry (the server's fast path)
+        or by joining another request's computation of the same entry (``DataService.get``)."""
         self.stats_for(namespace).record(True, elapsed_ns)
 
     # -- direct use -------------------------------------------------------------------------------------------

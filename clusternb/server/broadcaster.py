@@ -271,4 +271,5 @@ class Broadcaster:
             mine = [item for key, item in confirmed.items() if key in box.topics]
             if mine:
                 message = orjson.dumps({"type": "fresh", "topics": mine})
+                box.discard(_FRESH_SLOT)  # an unsent older confirmation is simply outdated: not a dropped state
                 box.offer(_FRESH_SLOT, message.decode(), message)

@@ -6,7 +6,7 @@ only: any other failure is the server's, a 500 with a message and no internals, 
 log), get the encoded result (straight from the encoded cache when the current one is already there and the
 cache is in memory, else from the thread pool; see :meth:`~clusternb.server.service.DataService.get`), then
 answer 304 when ``If-None-Match`` holds the ETag, else the gzip bytes when the client accepts gzip and the body
-is over 1 KB, else the JSON bytes. No encoding or compressing happens here:
+is over 1 KiB, else the JSON bytes. No encoding or compressing happens here:
 :class:`~clusternb.server.payload.EncodedCache` did it once per content hash.
 """
 

@@ -33,7 +33,7 @@ from tornado import web
 VOLATILE_COLUMNS = frozenset({"age_s", "as_of", "data_age_s"})
 #: Bodies smaller than this are sent as they are (the same threshold as tornado's GZipContentEncoding).
 GZIP_MIN_BYTES = 1024
-#: zlib's fast strategy (levels 1-3): on the 1,000-node workers body (~860 KB) level 3 saves ~90 % in ~3 ms,
+#: zlib's fast strategy (levels 1-3): on the 1,000-node workers body (~860 KiB) level 3 saves ~90 % in ~3 ms,
 #: level 6 ~91 % in ~7 ms. A new body is compressed whenever the data changes (every second on a busy cluster),
 #: on a thread that holds the GIL the event loop needs, so the 1 % is not worth the time.
 GZIP_LEVEL = 3

@@ -87,7 +87,17 @@ def test_a_node_named_like_a_link_is_text_in_every_legend_cell_and_attribute(red
         )
         assert sorted(cells) == sorted([PHISHING, "plain-node"])
         assert page.evaluate("document.querySelectorAll('#workers tbody td:first-child *').length") == 0
-        assert page.evaluate("document.querySelectorAll('.legend a, .legend [href], .hoverlayer a').length") == 0
+        assert page.evaluate("document.querySelectorAll('.legend a, .legend [href]').length") == 0
+        # Hover labels name the trace too: show one for the hostile node's first point (plotly's own Fx.hover).
+        page.evaluate(
+            "(name) => { const gd = document.getElementById('chart-cpu');"
+            " const i = gd.data.findIndex((t) => t.name.includes('evil'));"
+            " Plotly.Fx.hover(gd, [{curveNumber: i, pointNumber: 0}]); }",
+            PHISHING,
+        )
+        page.wait_for_selector("#chart-cpu .hoverlayer .hovertext", timeout=10_000)
+        assert "<a href" in page.locator("#chart-cpu .hoverlayer").text_content()
+        assert page.evaluate("document.querySelectorAll('.hoverlayer a, .hoverlayer [href]').length") == 0
         # The filter box matches the name as text.
         page.fill("#filter", "<a href")
         page.wait_for_function("document.querySelectorAll('#workers tbody tr').length === 1")
