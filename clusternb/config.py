@@ -14,6 +14,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import Config, Configurable
@@ -21,6 +22,7 @@ from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
 
 from clusternb import arguments
 from clusternb.arguments import ConfigError
+from clusternb.model import Labels, Name
 from clusternb.redisio.urls import check_url, mask_url
 
 ENV_PREFIX = "CLUSTERNB_"
@@ -182,6 +184,17 @@ class ClusterNB(Configurable):
                 raise TraitError(f"cache_ttls[{name!r}] must be between 0 and {arguments.TTL_MAX} seconds, got {ttl}")
         return value
 
+    @validate("node_name", "labels")
+    def _check_record_fields(self, proposal: Any) -> Any:
+        """What goes into every snapshot is bounded here as readers bound it (``model.Name``, ``model.Labels``):
+        a name of 5,000 characters would be published, rejected by every reader, and the node would vanish."""
+        name = proposal["trait"].name
+        try:
+            msgspec.convert(proposal["value"], {"node_name": Name, "labels": Labels}[name])
+        except msgspec.ValidationError as exc:
+            raise TraitError(f"{name}: {exc}") from None
+        return proposal["value"]
+
     @default("node_name")
     def _node_name_default(self) -> str:
         return socket.gethostname()
@@ -276,6 +289,8 @@ def _load_file(path: Path) -> Config:
 
 def load_config(config: Config | None = None, **overrides: Any) -> ClusterNB:
     """Build settings from config files, an optional traitlets ``Config``, env vars and keyword overrides."""
+    if config is not None and not isinstance(config, Config):
+        raise arguments.ArgumentTypeError("config", f"expected a traitlets Config, got {arguments.shown(config)}")
     merged = Config()
     for path in config_files():
         merged.merge(_load_file(path))

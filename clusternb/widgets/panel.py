@@ -43,8 +43,10 @@ class Panel(ipywidgets.VBox):  # type: ignore[misc]
         client: Client | None = None,
         poller: Poller | None = None,
     ) -> None:
-        self.sections = list(sections)
         self._interval = check_interval(interval)
+        if client is not None and not isinstance(client, Client):
+            raise arguments.ArgumentTypeError("client", f"expected a clusternb.Client, got {arguments.shown(client)}")
+        self.sections = list(sections)
         self._paused = False
         self._closed = False
         self._error: str | None = None

@@ -245,3 +245,19 @@ def test_a_time_outside_1970_to_2100_says_so(client: Client, when: str) -> None:
 def test_an_empty_node_list_is_refused_with_a_hint(client: Client) -> None:
     with pytest.raises(ValueError, match=r"^node: an empty list selects nothing"):
         client.metrics(node=[])
+
+
+@pytest.mark.parametrize(
+    ("call", "named"),
+    [
+        ("clusternb.connect(5)", "config"),
+        ("clusternb.panel(client=5)", "client"),
+        ("clusternb.workers_panel(client='x')", "client"),
+        ("clusternb.connect(node_name='x' * 5000)", "node_name"),
+        ("clusternb.connect(labels={str(i): 'v' for i in range(100)})", "labels"),
+    ],
+)
+def test_objects_and_settings_of_the_wrong_kind_are_named(call: str, named: str) -> None:
+    out = fresh(f"import clusternb\ntry:\n    {call}\nexcept (ValueError, TypeError) as exc:\n    print(exc)")
+    assert out.returncode == 0 and out.stdout.startswith(f"{named}: "), (out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr and "Exception ignored" not in out.stderr
