@@ -84,8 +84,8 @@ def _is_numpy_time(value: Any) -> bool:
     return type(value).__name__ in ("timedelta64", "datetime64")
 
 
-def number(argument: str, value: Any, lo: float, hi: float, *, integer: bool = False, lo_open: bool = False) -> float:
-    """``value`` as a float within ``[lo, hi]`` (``(lo, hi]`` with ``lo_open``); ArgumentError otherwise."""
+def number(argument: str, value: Any, lo: float, hi: float, *, integer: bool = False) -> float:
+    """``value`` as a float within ``[lo, hi]``; ArgumentError otherwise."""
     kind = "an integer" if integer else "a number"
     if not is_number(value) or (integer and not isinstance(value, numbers.Integral)):
         raise ArgumentTypeError(argument, f"expected {kind}, got {shown(value)}")
@@ -93,10 +93,8 @@ def number(argument: str, value: Any, lo: float, hi: float, *, integer: bool = F
         out = float(value)
     except (OverflowError, ValueError):
         out = math.inf
-    below = out <= lo if lo_open else out < lo
-    if not math.isfinite(out) or below or out > hi:
-        low = f"> {lo:g}" if lo_open else f">= {lo:g}"
-        raise ArgumentError(argument, f"expected {kind} {low} and <= {hi:g}, got {shown(value)}")
+    if not (math.isfinite(out) and lo <= out <= hi):
+        raise ArgumentError(argument, f"expected {kind} >= {lo:g} and <= {hi:g}, got {shown(value)}")
     return out
 
 
@@ -148,17 +146,12 @@ def parse_time(value: Any, now: float, argument: str) -> float:
     """A ``since``/``until`` argument as epoch seconds.
 
     A duration before ``now`` ("15m", "2h30m", "90s", ``timedelta``, a number of seconds, numpy numbers
-    included) or an absolute time (``datetime``, ``pandas.Timestamp``, an ISO 8601 string; naive values are
-    taken as UTC), between 1970 and 2100. Anything else, "now" and "1.5.5" included, is an ArgumentError:
-    a guess at what a user meant would be a silently wrong window.
+    and times included) or an absolute time (``datetime``, ``pandas.Timestamp``, an ISO 8601 string; naive
+    values are taken as UTC), between 1970 and 2100. Anything else, "now" and "1.5.5" included, is an
+    ArgumentError: a guess at what a user meant would be a silently wrong window.
     """
-    if _is_numpy_time(value):  # .item(): a timedelta or datetime, or an int of nanoseconds at ns precision
-        item = value.item()
-        if isinstance(item, int) and type(value).__name__ == "timedelta64":
-            item = timedelta(microseconds=item / 1000)
-        elif isinstance(item, int):
-            item = datetime.fromtimestamp(item / 1e9, UTC)
-        value = item
+    if _is_numpy_time(value):
+        value = _from_numpy(value)
     if is_number(value):
         return now - _seconds(argument, value)
     if isinstance(value, timedelta):  # pd.Timedelta is a timedelta
@@ -168,23 +161,43 @@ def parse_time(value: Any, now: float, argument: str) -> float:
     if isinstance(value, datetime):  # pd.Timestamp is a datetime
         return _epoch(argument, value)
     if isinstance(value, str):
-        seconds = parse_duration(argument, value)
-        if seconds is not None:
-            return now - seconds
-        text = value.strip()
-        if len(text) <= 64 and _DECIMAL.fullmatch(text):  # "600": seconds (a CLI or a URL gives only text)
-            return now - _seconds(argument, float(text))
-        if text.startswith("-") and parse_duration(argument, text[1:]) is not None:
-            raise ArgumentError(argument, f"{text!r} is negative: a duration counts back from now, so use {text[1:]!r}")
-        if len(text) <= 64 and text[:4].isdigit():
-            try:
-                when = datetime.fromisoformat(text)
-            except ValueError:
-                pass
-            else:
-                return _epoch(argument, when)  # its own error for a time outside 1970-2100
-        raise ArgumentError(argument, f"could not understand {value[:80]!r}; {TIME_HELP}")
+        return _parse_text(value, now, argument)
     raise ArgumentTypeError(argument, f"expected a duration or a time, got {shown(value)}; {TIME_HELP}")
+
+
+def _parse_text(value: str, now: float, argument: str) -> float:
+    """The text forms: a duration, a number of seconds (a CLI or a URL gives only text), an ISO 8601 time."""
+    seconds = parse_duration(argument, value)
+    if seconds is not None:
+        return now - seconds
+    text = value.strip()
+    if len(text) <= 64 and _DECIMAL.fullmatch(text):
+        return now - _seconds(argument, float(text))
+    if text.startswith("-") and parse_duration(argument, text[1:]) is not None:
+        raise ArgumentError(argument, f"{text!r} is negative: a duration counts back from now, so use {text[1:]!r}")
+    when = _iso_time(text)
+    if when is not None:
+        return _epoch(argument, when)  # its own error for a time outside 1970-2100
+    raise ArgumentError(argument, f"could not understand {value[:80]!r}; {TIME_HELP}")
+
+
+def _iso_time(text: str) -> datetime | None:
+    if len(text) > 64 or not text[:4].isdigit():
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _from_numpy(value: Any) -> Any:
+    """A numpy time as Python's: ``.item()`` gives a timedelta or datetime, or at ns precision an int of ns."""
+    item = value.item()
+    if isinstance(item, int) and type(value).__name__ == "timedelta64":
+        return timedelta(microseconds=item / 1000)
+    if isinstance(item, int):
+        return datetime.fromtimestamp(item / 1e9, UTC)
+    return item
 
 
 def _seconds(argument: str, value: Any) -> float:
