@@ -135,6 +135,15 @@ _TEXT_MAX = {"message": MESSAGE_MAX, "rule": RULE_NAME_MAX, "metric": 64}
 
 
 def _checked(name: str, value: Any) -> Any:
+    """``value`` as field ``name`` holds it; raises :class:`SchemaError` for anything this version did not write."""
+    value = _typed(name, value)
+    _check_bounds(name, value)
+    _check_words(name, value)
+    return value
+
+
+def _typed(name: str, value: Any) -> Any:
+    """The value if its type is the field's, with a JSON number of a float field made a float again."""
     allowed = _TYPES[name]
     # bool is an int subclass; a bool where a number belongs is a foreign record, not a 1.
     if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
@@ -143,12 +152,21 @@ def _checked(name: str, value: Any) -> Any:
         raise SchemaError(f"alert field {name!r} is not finite")
     if name in _NUM_FIELDS and isinstance(value, int):
         value = float(value)  # JSON has one number type; a float field stays a float after a round trip
+    return value
+
+
+def _check_bounds(name: str, value: Any) -> None:
+    """Physical bounds: times between 1970 and 2100, values any metric can reach, texts a record can hold."""
     if name in _TIME_FIELDS and value is not None and not 0.0 <= value <= TIME_MAX:
         raise SchemaError(f"alert field {name!r} is not a time between 1970 and 2100")
     if name in _NUM_FIELDS and name not in _TIME_FIELDS and abs(value) > VALUE_MAX:
         raise SchemaError(f"alert field {name!r} is beyond what any metric reaches")
     if isinstance(value, str) and len(value) > _TEXT_MAX.get(name, NAME_MAX):
         raise SchemaError(f"alert field {name!r} is longer than {_TEXT_MAX.get(name, NAME_MAX)} characters")
+
+
+def _check_words(name: str, value: Any) -> None:
+    """The fields that name things: an id's parts are non-empty and split at ':', the rest are from a vocabulary."""
     if name in ("rule", "node") and not value:
         raise SchemaError(f"alert field {name!r} is empty")
     if name == "rule" and ":" in value:
@@ -157,7 +175,6 @@ def _checked(name: str, value: Any) -> Any:
         raise SchemaError(f"alert severity {value!r} is not one of {SEVERITY_ORDER}")
     if name == "state" and value not in ALERT_STATE_ORDER:
         raise SchemaError(f"alert state {value!r} is not one of {ALERT_STATE_ORDER}")
-    return value
 
 
 def _lifecycle_problem(alert: Alert) -> str | None:

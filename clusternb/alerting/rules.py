@@ -26,6 +26,7 @@ service_down      service_down (1 = down) >= 1         30s    1      critical  r
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import reprlib
@@ -34,10 +35,11 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final, Literal
 
 from clusternb.alerting.records import RULE_NAME_MAX, VALUE_MAX
-from clusternb.alerting.templates import render, template_problem
+from clusternb.alerting.templates import MessageFacts, render, template_problem
 from clusternb.arguments import DURATION_MAX_S
+from clusternb.arguments import parse_duration as parse_duration_text
 from clusternb.model import NodeSnapshot, record_fields
-from clusternb.vocab import _DURATION, _DURATION_PART, _UNITS, SEVERITY_ORDER, _gpu_summary
+from clusternb.vocab import SEVERITY_ORDER, _gpu_summary
 
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = 80
@@ -144,20 +146,26 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, int | float):
         seconds = _as_float(value)
     elif isinstance(value, str):
-        text = value.strip().lower()
-        unknown = f"could not understand duration {shown(value)}; use e.g. 30, '30s', '2m', '1h'"
-        if len(text) > _DURATION_TEXT_MAX:
-            raise ValueError(unknown)
-        try:
-            seconds = float(text)
-        except ValueError:
-            if not text or not _DURATION.fullmatch(text):
-                raise ValueError(unknown) from None
-            seconds = sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(text))
+        seconds = _text_seconds(value)
     else:
         raise ValueError(f"duration must be a number of seconds or a string like '2m', got {type(value).__name__}")
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"duration must be finite and >= 0, got {shown(value)}")
+    return seconds
+
+
+def _text_seconds(value: str) -> float:
+    """A rules file's duration text: a number of seconds, or a duration in the one grammar of
+    :func:`clusternb.arguments.parse_duration` (which also refuses one longer than any window)."""
+    text = value.strip()
+    unknown = f"could not understand duration {shown(value)}; use e.g. 30, '30s', '2m', '1h'"
+    if len(text) > _DURATION_TEXT_MAX:
+        raise ValueError(unknown)
+    with contextlib.suppress(ValueError):
+        return float(text)
+    seconds = parse_duration_text("for", text)
+    if seconds is None:
+        raise ValueError(unknown)
     return seconds
 
 
@@ -197,32 +205,45 @@ class Rule:
         object.__setattr__(self, "clear", float(self.threshold if self.clear is None else self.clear))
 
     def _problem(self) -> str | None:
+        return self._watch_problem() or self._numbers_problem() or self._clear_side_problem() or self._say_problem()
+
+    def _watch_problem(self) -> str | None:
+        """What the rule is called, watches and how it compares."""
         if not isinstance(self.name, str) or len(self.name) > RULE_NAME_MAX or not _NAME.fullmatch(self.name):
             return f"name must be 1 to {RULE_NAME_MAX} letters, digits, '_', '-' or '.' (no ':' or spaces)"
         if self.metric not in METRICS:
             return f"unknown metric {shown(self.metric)}; allowed: {', '.join(METRICS)}"
         if not isinstance(self.op, str) or self.op not in OPS:
             return f"unknown op {shown(self.op)}; use one of {', '.join(OPS)}"
-        # Bounded like the alert records that carry them, so every alert a rule raises can be read back.
-        for label, number, lo, hi in (
-            ("threshold", self.threshold, -VALUE_MAX, VALUE_MAX),
-            ("clear", self.clear, -VALUE_MAX, VALUE_MAX),
-            ("for", self.for_s, 0, DURATION_MAX_S),
-        ):
-            if number is None and label == "clear":
-                continue
+        return None
+
+    def _numbers_problem(self) -> str | None:
+        """Bounded like the alert records that carry them, so every alert a rule raises can be read back."""
+        checks = [("threshold", self.threshold, -VALUE_MAX, VALUE_MAX), ("for", self.for_s, 0, DURATION_MAX_S)]
+        if self.clear is not None:
+            checks.insert(1, ("clear", self.clear, -VALUE_MAX, VALUE_MAX))
+        for label, number, lo, hi in checks:
             if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(_as_float(number)):
                 return f"{label} must be a finite number, got {shown(number)}"
             if not lo <= number <= hi:
                 return f"{label} must be between {lo:g} and {hi:g}, got {shown(number)}"
-        if self.clear is not None:
-            above = self.op in (">", ">=")
-            if (above and self.clear > self.threshold) or (not above and self.clear < self.threshold):
-                side = "<=" if above else ">="
-                return (
-                    f"clear {self.clear!r} is on the wrong side of threshold {self.threshold!r}: "
-                    f"a rule with op {self.op!r} needs clear {side} threshold"
-                )
+        return None
+
+    def _clear_side_problem(self) -> str | None:
+        """A clear threshold beyond the threshold would resolve an alert while its condition still holds."""
+        if self.clear is None:
+            return None
+        above = self.op in (">", ">=")
+        if (above and self.clear > self.threshold) or (not above and self.clear < self.threshold):
+            side = "<=" if above else ">="
+            return (
+                f"clear {self.clear!r} is on the wrong side of threshold {self.threshold!r}: "
+                f"a rule with op {self.op!r} needs clear {side} threshold"
+            )
+        return None
+
+    def _say_problem(self) -> str | None:
+        """How an alert is shown: its severity, whether the rule is on, its message template."""
         if self.severity not in SEVERITY_ORDER:
             return f"unknown severity {shown(self.severity)}; use one of {', '.join(SEVERITY_ORDER)}"
         if not isinstance(self.enabled, bool):
@@ -257,8 +278,7 @@ class Rule:
         ``pending``: it has not fired yet. Without ``held_s``, as when the alert fires on time (after ``for``).
         ``node`` is data (it came from the network): it is passed to the template, never read as one.
         """
-        return render(
-            self.message,
+        facts = MessageFacts(
             node=node,
             value=value,
             threshold=self.threshold,
@@ -269,6 +289,7 @@ class Rule:
             held_s=self.for_s if held_s is None else held_s,
             pending=pending,
         )
+        return render(self.message, facts)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict in the same shape :func:`~clusternb.alerting.load_rules` reads."""

@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 import re
 import string
+from dataclasses import dataclass
 from typing import Any, Final
 
 from clusternb.alerting.records import MESSAGE_MAX
@@ -80,31 +81,44 @@ def held(held_s: float, wait_s: float, pending: bool) -> str:
     return "now" if held_s < 0.1 else f"for {duration(held_s)}"
 
 
-def render(
-    template: str,
-    *,
-    node: str,
-    value: float,
-    threshold: float,
-    metric: str,
-    rule: str,
-    op: str,
-    wait_s: float,
-    held_s: float,
-    pending: bool,
-) -> str:
+@dataclass(frozen=True, slots=True)
+class MessageFacts:
+    """What a message may tell about one alert: its rule's side (name, metric, comparison, wait) and the
+    alert's own (node, value, how long the condition has held, whether it is still pending)."""
+
+    node: str
+    value: float
+    threshold: float
+    metric: str
+    rule: str
+    op: str
+    wait_s: float
+    held_s: float
+    pending: bool
+
+    def placeholders(self) -> dict[str, Any]:
+        """The value of each of :data:`PLACEHOLDERS`."""
+        return {
+            "node": self.node,
+            "value": self.value,
+            "threshold": self.threshold,
+            "metric": self.metric,
+            "rule": self.rule,
+            "direction": _DIRECTIONS[self.op],
+            "for": duration(self.wait_s),
+            "held": held(self.held_s, self.wait_s, self.pending),
+        }
+
+
+#: Facts to render a template with once, when a rule is made: a spec that cannot format its field shows then.
+_TRIAL = MessageFacts(
+    node="n", value=1.5, threshold=1.5, metric="m", rule="r", op=">", wait_s=300, held_s=2, pending=True
+)
+
+
+def render(template: str, facts: MessageFacts) -> str:
     """The message: ``template`` filled in (a template :func:`template_problem` accepted), cut to MESSAGE_MAX."""
-    fields = {
-        "node": node,
-        "value": value,
-        "threshold": threshold,
-        "metric": metric,
-        "rule": rule,
-        "direction": _DIRECTIONS[op],
-        "for": duration(wait_s),
-        "held": held(held_s, wait_s, pending),
-    }
-    text = template.format(**fields)
+    text = template.format(**facts.placeholders())
     return text if len(text) <= MESSAGE_MAX else text[: MESSAGE_MAX - 1] + "…"
 
 
@@ -122,36 +136,29 @@ def template_problem(template: Any) -> str | None:
     if unknown:
         return f"message {template!r} uses unknown placeholder(s) {unknown}; allowed: {_FIELD_HELP}"
     for _, name, spec, conversion in parsed:
-        if name is None:
-            continue
-        whole = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
-        if not name.isidentifier():
-            return (
-                f"message {template!r} uses {whole}: only the plain fields {_FIELD_HELP} may appear "
-                "(no attributes, indexes or positions)"
-            )
-        if conversion not in _CONVERSIONS:
-            return f"message {template!r} uses {whole}: the only conversions are !s, !r and !a"
-        match = _SPEC.fullmatch(spec or "")
-        if match is None:
-            return f"message {template!r} uses {whole}: {spec!r} is not a plain format spec (no nested fields)"
-        for part in ("width", "precision"):
-            number = match.group(part)
-            if number is not None and int(number) > SPEC_NUMBER_MAX:
-                return f"message {template!r} uses {whole}: {part} {number} is more than {SPEC_NUMBER_MAX}"
+        problem = None if name is None else _field_problem(name, spec, conversion)
+        if problem is not None:
+            whole = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            return f"message {template!r} uses {whole}: {problem}"
     try:  # a spec that cannot format the field's type ("{value:d}") only shows when rendering
-        render(
-            template,
-            node="n",
-            value=1.5,
-            threshold=1.5,
-            metric="m",
-            rule="r",
-            op=">",
-            wait_s=300,
-            held_s=2,
-            pending=True,
-        )
+        render(template, _TRIAL)
     except (ValueError, TypeError) as exc:
         return f"message {template!r} does not render: {exc}"
+    return None
+
+
+def _field_problem(name: str, spec: str | None, conversion: str | None) -> str | None:
+    """Why one replacement field may not appear in a template: only a plain name, a conversion and a plain,
+    bounded format spec may (no attribute or index to reach through, no nested field, no huge allocation)."""
+    if not name.isidentifier():
+        return f"only the plain fields {_FIELD_HELP} may appear (no attributes, indexes or positions)"
+    if conversion not in _CONVERSIONS:
+        return "the only conversions are !s, !r and !a"
+    match = _SPEC.fullmatch(spec or "")
+    if match is None:
+        return f"{spec!r} is not a plain format spec (no nested fields)"
+    for part in ("width", "precision"):
+        number = match.group(part)
+        if number is not None and int(number) > SPEC_NUMBER_MAX:
+            return f"{part} {number} is more than {SPEC_NUMBER_MAX}"
     return None
