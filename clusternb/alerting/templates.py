@@ -136,7 +136,9 @@ def template_problem(template: Any) -> str | None:
     if unknown:
         return f"message {template!r} uses unknown placeholder(s) {unknown}; allowed: {_FIELD_HELP}"
     for _, name, spec, conversion in parsed:
-        problem = None if name is None else _field_problem(name, spec, conversion)
+        if name is None:
+            continue
+        problem = _field_problem(name, spec, conversion)
         if problem is not None:
             whole = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
             return f"message {template!r} uses {whole}: {problem}"
