@@ -86,78 +86,103 @@ def cached(
     arguments.namespace("namespace", namespace)
     if ttl is not None:
         ttl = arguments.number("ttl", ttl, 0, TTL_MAX)
-    if cache is not None and not (isinstance(cache, Cache) or callable(cache)):
-        raise arguments.ArgumentTypeError("cache", f"expected a Cache or a callable returning one, got {cache!r}")
+    get_cache = _provider(cache)
     if token is not None and not callable(token):
         raise arguments.ArgumentTypeError("token", f"expected a callable, got {token!r}")
 
     def decorate(fn: F) -> F:
-        name = f"{fn.__module__}.{fn.__qualname__}"
-        get_cache: CacheProvider
-        if isinstance(cache, Cache):
-            fixed = cache
-            get_cache = lambda: fixed  # noqa: E731
-        else:
-            get_cache = cache or _default_cache
+        resolve = _resolver(namespace, f"{fn.__module__}.{fn.__qualname__}", get_cache, token)
 
-        @functools.lru_cache(maxsize=4096)
-        def _memo_key(prefix: str, args: tuple[Any, ...], kw_items: tuple[tuple[str, Any], ...]) -> str:
-            return prefix + argument_digest(args, dict(kw_items))
-
-        # (cache, its stats for this namespace, key prefix), refreshed when the provider hands out another
-        # cache (e.g. after clusternb.connect()): the hit path then skips the namespace checks and lookups.
-        bound: list[Any] = [None, None, ""]
-
-        def resolve(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Cache, NamespaceStats, str]:
-            c = get_cache()
-            if c is not bound[0]:
-                bound[:] = [c, c.stats_for(namespace), f"{c.namespace_prefix(namespace)}{name}:"]
-            prefix = bound[2]
-            try:
-                key = _memo_key(prefix, args, tuple(kwargs.items()) if kwargs else ())
-            except TypeError:  # unhashable arguments (lists, dicts): no memo, same digest
-                key = prefix + argument_digest(args, kwargs)
-            return c, bound[1], key if token is None else f"{key}:{token()}"
+        def ttl_in(c: Cache) -> float:
+            return c.ttl(namespace) if ttl is None else ttl
 
         if inspect.iscoroutinefunction(fn):
-
-            async def awith_entry(*args: Any, **kwargs: Any) -> tuple[Any, Entry | None]:
-                c, stats, key = resolve(args, kwargs)
-                entry = await c.alookup(stats, key)
-                found = c.use(stats, entry)
-                if found is not UNUSABLE:
-                    return found, entry
-                return await c.acompute(
-                    stats, key, c.ttl(namespace) if ttl is None else ttl, lambda: fn(*args, **kwargs)
-                )
-
-            @functools.wraps(fn)
-            async def awrapper(*args: Any, **kwargs: Any) -> Any:
-                return (await awith_entry(*args, **kwargs))[0]
-
-            awrapper.with_entry = awith_entry  # type: ignore[attr-defined]
-            return cast(F, awrapper)
-
-        def with_entry(*args: Any, **kwargs: Any) -> tuple[Any, Entry | None]:
-            c, stats, key = resolve(args, kwargs)
-            entry = c.lookup(stats, key)
-            found = c.use(stats, entry)
-            if found is not UNUSABLE:
-                return found, entry
-            return c.compute(stats, key, c.ttl(namespace) if ttl is None else ttl, lambda: fn(*args, **kwargs))
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            c, stats, key = resolve(args, kwargs)
-            entry = c.lookup(stats, key)
-            if entry is not None:
-                try:
-                    return entry.value_for_caller()
-                except DecodeError as exc:  # a forged payload behind a good header: a miss (inline: the hot path)
-                    c.count_error(stats, "decode", exc)
-            return c.compute(stats, key, c.ttl(namespace) if ttl is None else ttl, lambda: fn(*args, **kwargs))[0]
-
-        wrapper.with_entry = with_entry  # type: ignore[attr-defined]
-        return cast(F, wrapper)
+            return _async_cached(fn, resolve, ttl_in)
+        return _sync_cached(fn, resolve, ttl_in)
 
     return decorate
+
+
+Resolver = Callable[[tuple[Any, ...], dict[str, Any]], tuple[Cache, NamespaceStats, str]]
+
+
+def _provider(cache: Cache | CacheProvider | None) -> CacheProvider:
+    """The ``cache=`` argument as a callable that returns the cache to use now."""
+    if cache is None:
+        return _default_cache
+    if isinstance(cache, Cache):
+        return lambda: cache
+    if not callable(cache):
+        raise arguments.ArgumentTypeError("cache", f"expected a Cache or a callable returning one, got {cache!r}")
+    return cache
+
+
+def _resolver(namespace: str, name: str, get_cache: CacheProvider, token: Callable[[], object] | None) -> Resolver:
+    """The function that maps one call's arguments to (cache, its stats for ``namespace``, key): the first step
+    of every call, hit or miss, so it memoises keys and the namespace lookups."""
+
+    @functools.lru_cache(maxsize=4096)
+    def _memo_key(prefix: str, args: tuple[Any, ...], kw_items: tuple[tuple[str, Any], ...]) -> str:
+        return prefix + argument_digest(args, dict(kw_items))
+
+    # (cache, its stats for this namespace, key prefix), refreshed when the provider hands out another
+    # cache (e.g. after clusternb.connect()): the hit path then skips the namespace checks and lookups.
+    bound: list[Any] = [None, None, ""]
+
+    def resolve(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Cache, NamespaceStats, str]:
+        c = get_cache()
+        if c is not bound[0]:
+            bound[:] = [c, c.stats_for(namespace), f"{c.namespace_prefix(namespace)}{name}:"]
+        prefix = bound[2]
+        try:
+            key = _memo_key(prefix, args, tuple(kwargs.items()) if kwargs else ())
+        except TypeError:  # unhashable arguments (lists, dicts): no memo, same digest
+            key = prefix + argument_digest(args, kwargs)
+        return c, bound[1], key if token is None else f"{key}:{token()}"
+
+    return resolve
+
+
+def _sync_cached(fn: F, resolve: Resolver, ttl_in: Callable[[Cache], float]) -> F:
+    """The wrapper of a plain function, and its ``with_entry``."""
+
+    def with_entry(*args: Any, **kwargs: Any) -> tuple[Any, Entry | None]:
+        c, stats, key = resolve(args, kwargs)
+        entry = c.lookup(stats, key)
+        found = c.use(stats, entry)
+        if found is not UNUSABLE:
+            return found, entry
+        return c.compute(stats, key, ttl_in(c), lambda: fn(*args, **kwargs))
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        c, stats, key = resolve(args, kwargs)
+        entry = c.lookup(stats, key)
+        if entry is not None:
+            try:
+                return entry.value_for_caller()
+            except DecodeError as exc:  # a forged payload behind a good header: a miss (inline: the hot path)
+                c.count_error(stats, "decode", exc)
+        return c.compute(stats, key, ttl_in(c), lambda: fn(*args, **kwargs))[0]
+
+    wrapper.with_entry = with_entry  # type: ignore[attr-defined]
+    return cast(F, wrapper)
+
+
+def _async_cached(fn: F, resolve: Resolver, ttl_in: Callable[[Cache], float]) -> F:
+    """The wrapper of a coroutine function, and its ``with_entry``."""
+
+    async def awith_entry(*args: Any, **kwargs: Any) -> tuple[Any, Entry | None]:
+        c, stats, key = resolve(args, kwargs)
+        entry = await c.alookup(stats, key)
+        found = c.use(stats, entry)
+        if found is not UNUSABLE:
+            return found, entry
+        return await c.acompute(stats, key, ttl_in(c), lambda: fn(*args, **kwargs))
+
+    @functools.wraps(fn)
+    async def awrapper(*args: Any, **kwargs: Any) -> Any:
+        return (await awith_entry(*args, **kwargs))[0]
+
+    awrapper.with_entry = awith_entry  # type: ignore[attr-defined]
+    return cast(F, awrapper)
