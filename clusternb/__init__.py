@@ -7,31 +7,54 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from clusternb._version import __version__
 from clusternb.config import ClusterNB, load_config
 from clusternb.model import SCHEMA_VERSION, GPUStat, NodeSnapshot, SchemaError
-from clusternb.widgets.api import alerts_panel, metrics_panel, panel, status_panel, workers_panel
 
-if TYPE_CHECKING:
-    import pandas as pd
-
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the same names come from _LAZY
     from clusternb.cache import cached
-    from clusternb.queries import Client, connect, get_client
+    from clusternb.columns import fields
+    from clusternb.queries import (
+        Client,
+        acknowledge,
+        alerts,
+        cache_status,
+        cluster_status,
+        connect,
+        get_client,
+        metrics,
+        workers,
+    )
+    from clusternb.widgets.panel import alerts_panel, metrics_panel, panel, status_panel, workers_panel
 
-# pandas, pyarrow and the query machinery load on first use, so `clusternb agent` (which imports this
-# package) stays a small process and `import clusternb` stays quick.
+# Every public name that loads on first use, and its module. pandas and pyarrow (clusternb.queries, ~0.4 s)
+# and ipywidgets and plotly (clusternb.widgets.panel) load only when a query or a panel is first asked for, so
+# `clusternb agent` (which imports this package) stays a small process and `import clusternb` stays quick
+# (~0.06 s). The value is the module's own object: its signature, docstring and help() are the real ones.
 _LAZY = {
     "Client": "clusternb.queries",
+    "acknowledge": "clusternb.queries",
+    "alerts": "clusternb.queries",
+    "cache_status": "clusternb.queries",
+    "cluster_status": "clusternb.queries",
     "connect": "clusternb.queries",
     "get_client": "clusternb.queries",
+    "metrics": "clusternb.queries",
+    "workers": "clusternb.queries",
+    "alerts_panel": "clusternb.widgets.panel",
+    "metrics_panel": "clusternb.widgets.panel",
+    "panel": "clusternb.widgets.panel",
+    "status_panel": "clusternb.widgets.panel",
+    "workers_panel": "clusternb.widgets.panel",
     "cached": "clusternb.cache",
+    "fields": "clusternb.columns",
 }
 
 
 def __getattr__(name: str) -> Any:
+    """PEP 562: import a name of :data:`_LAZY` on first use, then keep it as a plain attribute."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'clusternb' has no attribute {name!r}")
@@ -42,15 +65,15 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     """Where Jupyter finds the server extension (``jpserver_extensions = {"clusternb": True}``)."""
     from clusternb.server.app import _jupyter_server_extension_points as points
 
     return points()
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [
@@ -68,6 +91,7 @@ __all__ = [
     "cached",
     "cluster_status",
     "connect",
+    "fields",
     "get_client",
     "load_config",
     "metrics",
@@ -77,52 +101,3 @@ __all__ = [
     "workers",
     "workers_panel",
 ]
-
-
-def cluster_status() -> pd.DataFrame:
-    """One-row cluster summary: node counts by status, CPU/memory totals and use, health."""
-    from clusternb.queries import get_client
-
-    return get_client().cluster_status()
-
-
-def workers() -> pd.DataFrame:
-    """One row per node, indexed by node name (see README for the columns)."""
-    from clusternb.queries import get_client
-
-    return get_client().workers()
-
-
-def metrics(
-    since: Any = "15m",
-    until: Any = None,
-    node: str | Sequence[str] | None = None,
-    fields: str | Sequence[str] | None = None,
-) -> pd.DataFrame:
-    """Time series, one row per node per sample: ``metrics("1h", node="gpu-3", fields=["cpu_percent"])``."""
-    from clusternb.queries import get_client
-
-    return get_client().metrics(since=since, until=until, node=node, fields=fields)
-
-
-def alerts(
-    active: bool = True, since: Any = None, severity: str | None = None, node: str | None = None
-) -> pd.DataFrame:
-    """Alerts as a DataFrame, newest first."""
-    from clusternb.queries import get_client
-
-    return get_client().alerts(active=active, since=since, severity=severity, node=node)
-
-
-def cache_status() -> pd.DataFrame:
-    """The query cache: active backend (redis/memory), Redis health, hits, misses and timings per namespace."""
-    from clusternb.queries import get_client
-
-    return get_client().cache_status()
-
-
-def acknowledge(alert_id: str, by: str | None = None) -> None:
-    """Acknowledge an active alert by its id (the ``alert_id`` column of :func:`alerts`)."""
-    from clusternb.queries import get_client
-
-    get_client().acknowledge(alert_id, by=by)

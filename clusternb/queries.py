@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import inspect
 import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import pandas as pd
 from traitlets.config import Config
@@ -51,6 +52,7 @@ VIEW_REFRESH_S = 10.0
 #: How long the first query of a fresh process waits for the sampler's first sample.
 FIRST_SAMPLE_TIMEOUT = 5.0
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class NoNodesWarning(UserWarning):
@@ -433,6 +435,31 @@ def get_client() -> Client:
 
 
 set_default_cache_provider(lambda: get_client().cache)
+
+
+def _on_default_client(method: Callable[Concatenate[Client, P], T]) -> Callable[P, T]:
+    """``method`` as a function of the default client: ``clusternb.workers()`` is ``get_client().workers()``.
+
+    The function takes its name, docstring and signature (less ``self``) from the method, so each is declared
+    once, in :class:`Client`, and ``help(clusternb.metrics)`` shows the real parameters.
+    """
+
+    def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        return method(get_client(), *args, **kwargs)
+
+    call.__name__ = call.__qualname__ = method.__name__
+    call.__doc__ = method.__doc__
+    signature = inspect.signature(method)
+    vars(call)["__signature__"] = signature.replace(parameters=list(signature.parameters.values())[1:])
+    return call
+
+
+cluster_status = _on_default_client(Client.cluster_status)
+workers = _on_default_client(Client.workers)
+metrics = _on_default_client(Client.metrics)
+alerts = _on_default_client(Client.alerts)
+cache_status = _on_default_client(Client.cache_status)
+acknowledge = _on_default_client(Client.acknowledge)
 
 
 @atexit.register

@@ -1,0 +1,64 @@
+"""The package's shape: one way to load public names lazily, and each public name the real object.
+
+``clusternb/__init__.py`` loads the heavy names (queries, panels) on first use through one table, ``_LAZY``.
+These tests keep that table, ``__all__``, the names type checkers see and the objects themselves in step, so a
+name is declared once and ``help(clusternb.x)`` shows what ``clusternb.queries.x`` really takes.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+from pathlib import Path
+
+import clusternb
+from clusternb.queries import Client
+
+INIT = Path(clusternb.__file__)
+
+
+def type_checking_imports() -> dict[str, str]:
+    """Name -> module of every import under ``if TYPE_CHECKING:`` in ``clusternb/__init__.py``."""
+    tree = ast.parse(INIT.read_text())
+    names: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            for stmt in node.body:
+                assert isinstance(stmt, ast.ImportFrom) and stmt.module is not None
+                names.update({alias.name: stmt.module for alias in stmt.names})
+    return names
+
+
+def test_lazy_names_are_public_and_typed() -> None:
+    lazy = clusternb._LAZY
+    assert set(lazy) <= set(clusternb.__all__)
+    assert type_checking_imports() == lazy  # what mypy sees is what __getattr__ loads
+
+
+def test_every_public_name_resolves_and_is_listed_by_dir() -> None:
+    for name in clusternb.__all__:
+        assert getattr(clusternb, name) is not None
+        assert name in dir(clusternb)
+
+
+def test_lazy_names_are_the_modules_own_objects() -> None:
+    for name, module in clusternb._LAZY.items():
+        assert getattr(clusternb, name) is getattr(importlib.import_module(module), name), name
+
+
+def test_module_functions_are_the_client_methods_on_the_default_client() -> None:
+    for name in ("cluster_status", "workers", "metrics", "alerts", "cache_status", "acknowledge"):
+        function, method = getattr(clusternb, name), getattr(Client, name)
+        assert inspect.isfunction(function) and function.__name__ == name
+        assert function.__doc__ == method.__doc__
+        expected = list(inspect.signature(method).parameters.values())[1:]  # less self
+        assert list(inspect.signature(function).parameters.values()) == expected
+        assert inspect.signature(function).return_annotation == inspect.signature(method).return_annotation
+
+
+def test_panels_show_their_real_signature() -> None:
+    from clusternb.widgets import panel
+
+    assert inspect.signature(clusternb.panel) == inspect.signature(panel.panel)
+    assert "top_k" in inspect.signature(clusternb.metrics_panel).parameters
