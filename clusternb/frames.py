@@ -1,7 +1,7 @@
-"""Pure shaping of snapshots into pandas frames, with the documented schema of every column.
+"""Pure shaping of snapshots into pandas frames, typed by the column tables of :mod:`clusternb.columns`.
 
 Nothing here does I/O or reads a clock: ``now`` is always an argument, so the frames are reproducible in
-tests. The column tables below are the single source of truth for dtypes, the README and the REST schema.
+tests. The columns, their dtypes and meanings are declared once, in :mod:`clusternb.schema`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
@@ -17,133 +16,28 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from clusternb import arguments, vocab
+from clusternb import arguments, columns, vocab
 from clusternb.model import NodeSnapshot
-from clusternb.vocab import METRIC_NAMES, _gpu_summary
+from clusternb.vocab import _gpu_summary
 
-# Re-exported: frames is where readers of the schemas look for the category orders.
+# Re-exported: frames is where readers of the schemas look for the category orders and the column tables
+# (declared once in clusternb.schema, with their pandas dtypes in clusternb.columns).
 STATUS_ORDER = vocab.STATUS_ORDER
 SEVERITY_ORDER = vocab.SEVERITY_ORDER
 HEALTH_ORDER = vocab.HEALTH_ORDER
 ALERT_STATE_ORDER = vocab.ALERT_STATE_ORDER
-
-STATUS_DTYPE = pd.CategoricalDtype(STATUS_ORDER, ordered=True)
-SEVERITY_DTYPE = pd.CategoricalDtype(SEVERITY_ORDER, ordered=True)
-HEALTH_DTYPE = pd.CategoricalDtype(HEALTH_ORDER, ordered=True)
-ALERT_STATE_DTYPE = pd.CategoricalDtype(ALERT_STATE_ORDER, ordered=True)
-TIME_DTYPE = pd.DatetimeTZDtype("ns", "UTC")
-
-
-@dataclass(frozen=True, slots=True)
-class Column:
-    """One documented column: name (unit in the name), pandas dtype, and what it means."""
-
-    name: str
-    dtype: Any
-    doc: str
-
-
-def _cols(*specs: tuple[str, Any, str]) -> tuple[Column, ...]:
-    return tuple(Column(*s) for s in specs)
-
-
-WORKER_COLUMNS = _cols(
-    ("status", STATUS_DTYPE, "online / stale / offline from last_seen, or left after a clean exit"),
-    ("last_seen", TIME_DTYPE, "time of the node's newest sample (UTC)"),
-    ("age_s", "float64", "seconds between last_seen and the query's as-of time"),
-    ("host", "string", "host name"),
-    ("ip", "string", "primary IPv4 address"),
-    ("source", "string", "local, agent or dask"),
-    ("cpu_count", "Int64", "logical CPUs of the host"),
-    ("cpu_limit", "float64", "CPU cores granted by a container quota (NaN: none)"),
-    ("threads", "Int64", "worker threads (Dask workers)"),
-    ("cpu_percent", "float64", "CPU busy over the last interval, 0-100 across all CPUs"),
-    ("load_1", "float64", "1-minute load average"),
-    ("load_5", "float64", "5-minute load average"),
-    ("load_15", "float64", "15-minute load average"),
-    ("mem_total_bytes", "Int64", "host memory (MemTotal)"),
-    ("mem_used_bytes", "Int64", "host memory in use (total - available)"),
-    ("mem_available_bytes", "Int64", "host memory available to new work"),
-    ("mem_used_percent", "float64", "memory in use, of the container limit when one applies"),
-    ("mem_limit_bytes", "Int64", "container memory limit (<NA>: none)"),
-    ("swap_total_bytes", "Int64", "swap size"),
-    ("swap_used_bytes", "Int64", "swap in use"),
-    ("swap_used_percent", "float64", "swap in use, percent"),
-    ("disk_path", "string", "path whose filesystem is reported"),
-    ("disk_total_bytes", "Int64", "filesystem size"),
-    ("disk_used_bytes", "Int64", "filesystem space used"),
-    ("disk_used_percent", "float64", "filesystem used, percent"),
-    ("disk_read_bps", "float64", "disk reads, bytes/s"),
-    ("disk_write_bps", "float64", "disk writes, bytes/s"),
-    ("net_rx_bps", "float64", "network received (loopback excluded), bytes/s"),
-    ("net_tx_bps", "float64", "network sent (loopback excluded), bytes/s"),
-    ("gpu_count", "Int64", "GPUs NVML reports"),
-    ("gpu_util_percent", "float64", "mean GPU utilisation (NaN: no GPU)"),
-    ("gpu_mem_used_bytes", "Int64", "GPU memory in use, all GPUs"),
-    ("gpu_mem_total_bytes", "Int64", "GPU memory, all GPUs"),
-    ("gpu_temperature_c", "float64", "hottest GPU, degrees Celsius"),
-    ("uptime_s", "float64", "seconds since the host booted"),
-    ("interval_s", "float64", "seconds between this node's samples"),
-    ("labels", "string", "the node's labels as sorted key=value pairs joined by commas"),
-)
-
-#: Numeric per-sample fields that metrics() can return (``fields=`` picks among these).
-METRIC_COLUMNS = _cols(
-    ("cpu_percent", "float64", "CPU busy, percent"),
-    ("load_1", "float64", "1-minute load average"),
-    ("load_5", "float64", "5-minute load average"),
-    ("load_15", "float64", "15-minute load average"),
-    ("mem_used_bytes", "Int64", "memory in use"),
-    ("mem_available_bytes", "Int64", "memory available"),
-    ("mem_used_percent", "float64", "memory in use, percent"),
-    ("swap_used_bytes", "Int64", "swap in use"),
-    ("swap_used_percent", "float64", "swap in use, percent"),
-    ("disk_used_bytes", "Int64", "filesystem space used"),
-    ("disk_used_percent", "float64", "filesystem used, percent"),
-    ("disk_read_bps", "float64", "disk reads, bytes/s"),
-    ("disk_write_bps", "float64", "disk writes, bytes/s"),
-    ("net_rx_bps", "float64", "network received, bytes/s"),
-    ("net_tx_bps", "float64", "network sent, bytes/s"),
-    ("gpu_util_percent", "float64", "mean GPU utilisation"),
-    ("gpu_mem_used_bytes", "Int64", "GPU memory in use"),
-    ("gpu_temperature_c", "float64", "hottest GPU"),
-)
-METRIC_FIELDS = tuple(c.name for c in METRIC_COLUMNS)
-assert METRIC_FIELDS == METRIC_NAMES, "clusternb.vocab.METRIC_NAMES must list METRIC_COLUMNS in order"
-
-STATUS_COLUMNS = _cols(
-    ("as_of", TIME_DTYPE, "when the summary was computed (UTC)"),
-    ("newest_sample", TIME_DTYPE, "time of the newest sample of any node"),
-    ("data_age_s", "float64", "seconds between newest_sample and as_of"),
-    ("health", HEALTH_DTYPE, "healthy / degraded / critical, from the active alerts"),
-    ("nodes_total", "int64", "nodes known (left nodes included)"),
-    ("nodes_online", "int64", "nodes with a recent sample"),
-    ("nodes_stale", "int64", "nodes late by more than stale_after"),
-    ("nodes_offline", "int64", "nodes silent for more than offline_after"),
-    ("nodes_left", "int64", "nodes whose agent stopped cleanly"),
-    ("cpu_count", "int64", "logical CPUs of the online nodes"),
-    ("cpu_percent", "float64", "CPU busy across online nodes, weighted by their CPU counts"),
-    ("mem_total_bytes", "int64", "memory of the online nodes"),
-    ("mem_used_bytes", "int64", "memory in use on the online nodes"),
-    ("mem_used_percent", "float64", "memory in use, percent of the online nodes' total"),
-    ("gpu_count", "int64", "GPUs of the online nodes"),
-    ("alerts_firing", "int64", "alerts firing now"),
-    ("alerts_critical", "int64", "critical alerts firing now"),
-    ("dask_workers", "Int64", "workers of the Dask scheduler (<NA>: no Dask configured)"),
-    ("tasks_processing", "Int64", "Dask tasks running or assigned"),
-    ("tasks_waiting", "Int64", "Dask tasks waiting on dependencies"),
-    ("tasks_memory", "Int64", "Dask results held in memory"),
-    ("tasks_erred", "Int64", "Dask tasks that failed"),
-    ("tasks_per_s", "float64", "Dask tasks finished per second over the last interval (approximate)"),
-    ("services_total", "int64", "services probed"),
-    ("services_down", "int64", "services not answering"),
-    ("services", "string", "each service as name=up|down latency, e.g. 'web=up 3.1ms, db=down'"),
-    ("redis_state", "string", "connected / unreachable / never reached (<NA>: embedded mode, no Redis)"),
-    ("redis_down_since", TIME_DTYPE, "when Redis stopped answering (NaT while connected)"),
-    ("redis_error", "string", "why Redis is not answering; meanwhile answers come from this process's last view"),
-    ("records_rejected", "int64", "records read from Redis that failed validation and were skipped"),
-    ("rejected", "string", "the most frequent rejections: kind, node, reason and count"),
-)
+STATUS_DTYPE = columns.STATUS_DTYPE
+SEVERITY_DTYPE = columns.SEVERITY_DTYPE
+HEALTH_DTYPE = columns.HEALTH_DTYPE
+ALERT_STATE_DTYPE = columns.ALERT_STATE_DTYPE
+TIME_DTYPE = columns.TIME_DTYPE
+Column = columns.Column
+WORKER_COLUMNS = columns.WORKER_COLUMNS
+METRIC_COLUMNS = columns.METRIC_COLUMNS
+METRIC_FIELDS = columns.METRIC_FIELDS
+STATUS_COLUMNS = columns.STATUS_COLUMNS
+ALERT_COLUMNS = columns.ALERT_COLUMNS
+CACHE_COLUMNS = columns.CACHE_COLUMNS
 
 
 class SharedState(NamedTuple):
@@ -154,23 +48,6 @@ class SharedState(NamedTuple):
     error: str | None
     records_rejected: int = 0
     rejected: str = ""
-
-
-ALERT_COLUMNS = _cols(
-    ("alert_id", "string", "stable id: rule and node"),
-    ("rule", "string", "rule name"),
-    ("node", "string", "node the alert is about"),
-    ("severity", SEVERITY_DTYPE, "info / warning / critical"),
-    ("state", ALERT_STATE_DTYPE, "pending / firing / resolved"),
-    ("metric", "string", "snapshot field the rule watches"),
-    ("value", "float64", "value that triggered (or last held) the alert"),
-    ("threshold", "float64", "the rule's threshold"),
-    ("message", "string", "rendered message"),
-    ("started_at", TIME_DTYPE, "when the condition first held"),
-    ("fired_at", TIME_DTYPE, "when it became firing (NaT while pending)"),
-    ("ended_at", TIME_DTYPE, "when it resolved (NaT while active)"),
-    ("acknowledged", "bool", "acknowledged by a person"),
-)
 
 
 def check_fields(fields: Sequence[str] | str | None) -> tuple[str, ...]:
@@ -337,8 +214,7 @@ def metrics_frame(snapshots: Iterable[NodeSnapshot], fields: Sequence[str]) -> p
             data[name] = raw(name)
     chosen = [c for c in METRIC_COLUMNS if c.name in fields]
     chosen.sort(key=lambda c: fields.index(c.name))
-    head = _cols(("time", TIME_DTYPE, ""), ("node", "string", ""))
-    return _typed(data, head + tuple(chosen), pd.RangeIndex(n), order)
+    return _typed(data, columns.METRIC_HEAD_COLUMNS + tuple(chosen), pd.RangeIndex(n), order)
 
 
 _DERIVED = ("mem_used_percent", "swap_used_percent", "disk_used_percent")
@@ -519,27 +395,6 @@ def _floats(values: Sequence[Any]) -> np.ndarray:
 
 def _is_time(dtype: Any) -> bool:
     return isinstance(dtype, pd.DatetimeTZDtype)
-
-
-CACHE_COLUMNS = _cols(
-    ("backend", "string", "backend serving calls now: redis or memory"),
-    ("configured", "string", "backend asked for: redis (with memory fallback) or memory"),
-    ("redis_state", "string", "connected / unreachable / never reached (<NA> without Redis)"),
-    ("hits", "int64", "lookups that found an entry (a cached None or empty frame counts)"),
-    ("misses", "int64", "lookups that found none"),
-    ("hit_rate", "float64", "hits / (hits + misses)"),
-    ("loads", "int64", "times the cached function actually ran"),
-    ("errors", "int64", "undecodable entries, refused writes, uncacheable values"),
-    ("entries", "int64", "entries stored now"),
-    ("bytes", "int64", "bytes stored now"),
-    ("mean_get_us", "float64", "mean time of a lookup, microseconds"),
-    ("p99_get_us", "float64", "99th percentile time of a lookup, microseconds"),
-    ("ttl_s", "float64", "time-to-live of the namespace"),
-    ("fallbacks", "int64", "times Redis failed and memory took over"),
-    ("last_failure", TIME_DTYPE, "when Redis last failed"),
-    ("last_recovery", TIME_DTYPE, "when Redis last came back"),
-    ("uptime_s", "float64", "seconds since this process's cache started"),
-)
 
 
 def cache_status_frame(status: Mapping[str, Any]) -> pd.DataFrame:

@@ -1,6 +1,7 @@
 """The shared vocabulary of clusternb, free of pandas: orders of statuses and severities, metric names,
 duration syntax and the GPU summary. The agent, the alert rules and the CLI parser import only this, so a node
-agent stays a small process; :mod:`clusternb.frames` re-exports all of it beside the dtypes.
+agent stays a small process. The orders and metric names are the field catalogue's (:mod:`clusternb.schema`),
+re-exported here.
 """
 
 from __future__ import annotations
@@ -9,18 +10,9 @@ import math
 import re
 
 from clusternb.model import NodeSnapshot
+from clusternb.schema import ALERT_STATE_ORDER, HEALTH_ORDER, METRIC_NAMES, SEVERITY_ORDER, STATUS_ORDER
 
-STATUS_ORDER = ["online", "stale", "offline", "left"]
-SEVERITY_ORDER = ["info", "warning", "critical"]
-HEALTH_ORDER = ["healthy", "degraded", "critical"]
-ALERT_STATE_ORDER = ["pending", "firing", "resolved"]
-
-#: Numeric per-sample fields that metrics() can return, in column order.
-METRIC_NAMES = (
-    "cpu_percent", "load_1", "load_5", "load_15", "mem_used_bytes", "mem_available_bytes", "mem_used_percent",
-    "swap_used_bytes", "swap_used_percent", "disk_used_bytes", "disk_used_percent", "disk_read_bps",
-    "disk_write_bps", "net_rx_bps", "net_tx_bps", "gpu_util_percent", "gpu_mem_used_bytes", "gpu_temperature_c",
-)  # fmt: skip
+__all__ = ["ALERT_STATE_ORDER", "HEALTH_ORDER", "METRIC_NAMES", "SEVERITY_ORDER", "STATUS_ORDER"]
 
 _UNITS = {
     "ms": 0.001, "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,

@@ -1,4 +1,5 @@
-"""Regenerate the settings and frame-schema tables in README.md from the code (the single source of truth).
+"""Regenerate the settings and frame-schema tables in README.md from the code: the settings from the
+Configurable, the field tables from the field catalogue (clusternb.schema, typed in clusternb.columns).
 
 python scripts/readme_tables.py          # rewrite README.md
 python scripts/readme_tables.py --check  # exit 1 if README.md is out of date (used by the tests)
@@ -13,18 +14,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from clusternb import frames  # noqa: E402
+from clusternb import columns  # noqa: E402
 from clusternb.config import ClusterNB  # noqa: E402
 
 
-def _dtype(dtype: object) -> str:
-    cats = getattr(dtype, "categories", None)
-    return "category (ordered: " + " < ".join(cats) + ")" if cats is not None else str(dtype)
+def column_row(c: columns.Column) -> str:
+    """One column's row of a README field table (the tests look for these rows)."""
+    return f"| `{c.name}` | {columns.dtype_text(c.dtype)} | {c.unit} | {c.doc} |"
 
 
-def _columns(cols: tuple[frames.Column, ...]) -> str:
-    rows = ["| column | dtype | meaning |", "|---|---|---|"]
-    rows += [f"| `{c.name}` | {_dtype(c.dtype)} | {c.doc} |" for c in cols]
+def _columns(cols: tuple[columns.Column, ...]) -> str:
+    rows = ["| column | dtype | unit | meaning |", "|---|---|---|---|"]
+    rows += [column_row(c) for c in cols]
     return "\n".join(rows)
 
 
@@ -38,15 +39,15 @@ def settings_table() -> str:
 
 def schemas() -> str:
     parts = [
-        ("`cluster_status()`: one row", frames.STATUS_COLUMNS),
-        ("`workers()`: one row per node, index `node` (string)", frames.WORKER_COLUMNS),
+        ("`cluster_status()`: one row", columns.STATUS_COLUMNS),
+        ("`workers()`: one row per node, index `node` (string)", columns.WORKER_COLUMNS),
         (
             "`metrics()`: one row per node per sample; columns `time` (datetime64[ns, UTC]), `node` (string), "
             "then the chosen fields",
-            frames.METRIC_COLUMNS,
+            columns.METRIC_COLUMNS,
         ),
-        ("`alerts()`: one row per alert, newest first", frames.ALERT_COLUMNS),
-        ("`cache_status()`: one row per namespace plus `(all)`, index `namespace`", frames.CACHE_COLUMNS),
+        ("`alerts()`: one row per alert, newest first", columns.ALERT_COLUMNS),
+        ("`cache_status()`: one row per namespace plus `(all)`, index `namespace`", columns.CACHE_COLUMNS),
     ]
     return "\n\n".join(f"#### {title}\n\n{_columns(cols)}" for title, cols in parts)
 

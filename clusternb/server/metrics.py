@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from tornado import web
 
+from clusternb import schema
 from clusternb.server.service import DataService, Topic
 
 if TYPE_CHECKING:
@@ -27,20 +28,23 @@ if TYPE_CHECKING:
 
     from clusternb.server.app import ClusterNBApp
 
-#: Worker columns exported per node: column -> (metric name, help).
-NODE_GAUGES = {
-    "cpu_percent": ("clusternb_node_cpu_percent", "CPU busy over the last interval, percent"),
-    "load_1": ("clusternb_node_load1", "1-minute load average"),
-    "mem_used_bytes": ("clusternb_node_memory_used_bytes", "host memory in use"),
-    "mem_total_bytes": ("clusternb_node_memory_total_bytes", "host memory"),
-    "mem_used_percent": ("clusternb_node_memory_used_percent", "memory in use, percent"),
-    "disk_used_percent": ("clusternb_node_disk_used_percent", "filesystem used, percent"),
-    "net_rx_bps": ("clusternb_node_network_receive_bytes_per_second", "network received, bytes/s"),
-    "net_tx_bps": ("clusternb_node_network_transmit_bytes_per_second", "network sent, bytes/s"),
-    "gpu_util_percent": ("clusternb_node_gpu_util_percent", "mean GPU utilisation, percent"),
-    "age_s": ("clusternb_node_sample_age_seconds", "seconds since the node's newest sample"),
-}
-STATUS_GAUGES = ("nodes_total", "nodes_online", "nodes_stale", "nodes_offline", "alerts_firing", "alerts_critical")
+#: Prometheus prefix of each query's series: ``clusternb_node_<base name>`` is one series per node.
+PREFIXES = {"workers": "clusternb_node_", "cluster_status": "clusternb_cluster_", "cache_status": "clusternb_cache_"}
+
+
+def series(query: str) -> dict[str, tuple[str, str]]:
+    """The exported columns of ``query``: column -> (metric name, HELP), from the field catalogue's
+    ``prometheus`` base names and descriptions."""
+    prefix = PREFIXES[query]
+    return {f.name: (prefix + f.prometheus, f.help) for f in schema.QUERIES[query] if f.prometheus}
+
+
+#: Numeric worker columns exported as one gauge per node (``status`` is the labelled ``clusternb_node_up``).
+NODE_GAUGES = {k: v for k, v in series("workers").items() if k != "status"}
+#: Status columns exported as gauges (``health`` is the labelled ``clusternb_cluster_health``).
+STATUS_GAUGES = {k: v for k, v in series("cluster_status").items() if k != "health"}
+#: Cache counters per namespace (``fallbacks``: one process-wide counter; ``redis_state``: ``redis_up``).
+CACHE_COUNTERS = {k: v for k, v in series("cache_status").items() if k not in ("fallbacks", "redis_state")}
 
 
 def _number(value: Any) -> float | None:
@@ -59,35 +63,54 @@ class ClusterCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         workers = self.service.latest("workers")
         if workers is not None:
-            up = GaugeMetricFamily("clusternb_node_up", "1 when the node is online", labels=["node", "status"])
-            for node, status in zip(workers.index, workers["status"].astype(str), strict=True):
-                up.add_metric([str(node), status], 1.0 if status == "online" else 0.0)
-            yield up
-            for column, (name, doc) in NODE_GAUGES.items():
-                family = GaugeMetricFamily(name, doc, labels=["node"])
-                for node, value in zip(workers.index, workers[column].tolist(), strict=True):
-                    number = _number(value)
-                    if number is not None:
-                        family.add_metric([str(node)], number)
-                yield family
+            yield from _node_families(workers)
         summary = self.service.latest("status")
         if summary is not None and len(summary):
-            row = summary.iloc[0]
-            for column in STATUS_GAUGES:
-                yield GaugeMetricFamily(f"clusternb_cluster_{column}", column.replace("_", " "), value=row[column])
-            health = GaugeMetricFamily("clusternb_cluster_health", "1 for the current health", labels=["health"])
-            for level in ("healthy", "degraded", "critical"):
-                health.add_metric([level], 1.0 if str(row["health"]) == level else 0.0)
-            yield health
-        cache = self.service.client.cache.status()
-        for field in ("hits", "misses", "loads", "errors"):
-            counter = CounterMetricFamily(f"clusternb_cache_{field}", f"query cache {field}", labels=["namespace"])
-            for name, stats in cache["namespaces"].items():
-                counter.add_metric([name], float(stats[field]))
-            yield counter
-        yield CounterMetricFamily("clusternb_cache_fallbacks", "times Redis failed", value=cache["fallbacks"])
-        redis_up = 1.0 if cache["redis_state"] == "connected" else 0.0
-        yield GaugeMetricFamily("clusternb_cache_redis_up", "1 when Redis answers", value=redis_up)
+            yield from _status_families(summary.iloc[0])
+        yield from _cache_families(self.service.client.cache.status())
+
+
+def _indicator(query: str, column: str, when: str) -> tuple[str, str]:
+    """Name and HELP of a labelled 0/1 series standing for a category column: its description, and when it is 1."""
+    name, doc = series(query)[column]
+    return name, f"{doc}; 1 {when}"
+
+
+def _node_families(workers: pd.DataFrame) -> Iterator[Metric]:
+    name, doc = _indicator("workers", "status", "when the node is online")
+    up = GaugeMetricFamily(name, doc, labels=["node", "status"])
+    for node, status in zip(workers.index, workers["status"].astype(str), strict=True):
+        up.add_metric([str(node), status], 1.0 if status == "online" else 0.0)
+    yield up
+    for column, (name, doc) in NODE_GAUGES.items():
+        family = GaugeMetricFamily(name, doc, labels=["node"])
+        for node, value in zip(workers.index, workers[column].tolist(), strict=True):
+            number = _number(value)
+            if number is not None:
+                family.add_metric([str(node)], number)
+        yield family
+
+
+def _status_families(row: pd.Series) -> Iterator[Metric]:
+    for column, (name, doc) in STATUS_GAUGES.items():
+        yield GaugeMetricFamily(name, doc, value=row[column])
+    name, doc = _indicator("cluster_status", "health", "for the current health")
+    health = GaugeMetricFamily(name, doc, labels=["health"])
+    for level in schema.HEALTH_ORDER:
+        health.add_metric([level], 1.0 if str(row["health"]) == level else 0.0)
+    yield health
+
+
+def _cache_families(cache: dict[str, Any]) -> Iterator[Metric]:
+    for field, (name, doc) in CACHE_COUNTERS.items():
+        counter = CounterMetricFamily(name, doc, labels=["namespace"])
+        for namespace, stats in cache["namespaces"].items():
+            counter.add_metric([namespace], float(stats[field]))
+        yield counter
+    name, doc = series("cache_status")["fallbacks"]
+    yield CounterMetricFamily(name, doc, value=cache["fallbacks"])
+    name, doc = _indicator("cache_status", "redis_state", "when Redis answers (connected)")
+    yield GaugeMetricFamily(name, doc, value=1.0 if cache["redis_state"] == "connected" else 0.0)
 
 
 class ServerMetrics:
