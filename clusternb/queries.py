@@ -35,6 +35,7 @@ from clusternb.cache.decorators import argument_digest, set_default_cache_provid
 from clusternb.config import ClusterNB, load_config
 from clusternb.frames import SharedState
 from clusternb.model import NodeSnapshot
+from clusternb.params import check_arguments
 from clusternb.redisio.errors import RedisFault
 from clusternb.redisio.link import RedisLink
 from clusternb.rejects import Rejections
@@ -286,12 +287,12 @@ class Client:
     def _build_metrics(
         self, now: float, since: Any = "15m", until: Any = None, node: Any = None, fields: Any = None
     ) -> tuple[Any, Callable[[], pd.DataFrame]]:
-        start = arguments.parse_time(since, now, "since")
-        end = None if until is None else arguments.parse_time(until, now, "until")
+        checked = check_arguments("metrics", now, {"since": since, "until": until, "node": node, "fields": fields})
+        start, end = checked["since"], checked["until"]
         if end is not None and end < start:
             raise arguments.ArgumentError("until", f"{until!r} is before since ({since!r})")
-        chosen = frames.check_fields(fields)
-        nodes = self._check_nodes(node)
+        chosen: tuple[str, ...] = checked["fields"] or frames.METRIC_FIELDS
+        nodes = self._check_nodes(checked["node"])
         # The key holds the arguments as given ("15m" stays "15m"): relative windows share one entry per
         # freshness bucket instead of one per microsecond.
         key = (_plain(since), _plain(until), nodes, chosen)
@@ -307,13 +308,8 @@ class Client:
     def _build_alerts(
         self, now: float, active: bool = True, since: Any = None, severity: str | None = None, node: Any = None
     ) -> tuple[Any, Callable[[], pd.DataFrame]]:
-        if not isinstance(active, bool):
-            raise arguments.ArgumentTypeError("active", f"expected True or False, got {active!r}")
-        if severity is not None and severity not in frames.SEVERITY_ORDER:
-            raise arguments.ArgumentError("severity", f"{severity!r} is not one of {frames.SEVERITY_ORDER}")
-        if node is not None and not isinstance(node, str):
-            raise arguments.ArgumentTypeError("node", f"expected a node name, got {node!r}")
-        start = None if since is None else arguments.parse_time(since, now, "since")
+        checked = check_arguments("alerts", now, {"active": active, "since": since, "severity": severity, "node": node})
+        start = checked["since"]
 
         def compute() -> pd.DataFrame:
             return alerts_frame(self.alerting.records(), active=active, since=start, severity=severity, node=node)
@@ -383,10 +379,11 @@ class Client:
             if poller is not None and poller.samples == 0:
                 poller.wait_first(FIRST_SAMPLE_TIMEOUT)
 
-    def _check_nodes(self, node: str | Sequence[str] | None) -> list[str] | None:
+    def _check_nodes(self, node: Sequence[str] | None) -> list[str] | None:
+        """Names already checked by their declaration (:mod:`clusternb.params`), here checked against the store."""
         if node is None:
             return None
-        wanted = list(dict.fromkeys(arguments.names("node", node)))
+        wanted = list(node)
         known = {s.node for s in self.store.latest()}
         unknown = [n for n in wanted if n not in known]
         if unknown:

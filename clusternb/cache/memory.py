@@ -19,6 +19,7 @@ class MemoryBackend(Backend):
     """Thread-safe LRU with TTL. ``max_entries`` bounds memory however many distinct keys are used."""
 
     name = "memory"
+    in_process = True
 
     def __init__(self, max_entries: int = 2048) -> None:
         self.max_entries = max_entries

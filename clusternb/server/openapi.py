@@ -1,7 +1,9 @@
-"""The OpenAPI 3.1 description of the REST API, generated from the column tables in :mod:`clusternb.frames`.
+"""The OpenAPI 3.1 description of the REST API, generated from the column tables in :mod:`clusternb.frames`
+and the parameter declarations in :mod:`clusternb.params`.
 
 Generating it from the same tables that type the DataFrames keeps the REST schema, the pandas schema and the
-README from drifting apart: a new column appears in all three at once.
+README from drifting apart: a new column appears in all three at once. Likewise a parameter declared for a
+query appears here, in the server's parsing and in the Python check at once.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import pandas as pd
 
 from clusternb import frames
 from clusternb.frames import Column
+from clusternb.params import Kind, Param
+from clusternb.server.service import params_of
 
 _NULLABLE = ("Int64", "float64", "string")
 
@@ -57,9 +61,26 @@ def frame_schema(columns: Sequence[Column], index: tuple[str, str] | None = None
     }
 
 
-def _param(name: str, doc: str, array: bool = False) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "array", "items": {"type": "string"}} if array else {"type": "string"}
-    out: dict[str, Any] = {"name": name, "in": "query", "required": False, "description": doc, "schema": schema}
+def parameter(param: Param) -> dict[str, Any]:
+    """The OpenAPI parameter object of one declared query parameter, by its kind (see ``service.make_topic``)."""
+    doc = param.doc
+    schema: dict[str, Any] = {"type": "string"}
+    array = param.kind is Kind.NAMES and not param.single
+    if param.kind is Kind.TIME:
+        doc += "; " + _SINCE
+    elif param.kind is Kind.BOOLEAN:
+        schema = {"type": "boolean"}
+    elif param.kind is Kind.CHOICE:
+        schema["enum"] = list(param.choices)
+    elif array:
+        schema = {"type": "array", "items": {"type": "string"}}
+        if param.choices:
+            schema["items"]["enum"] = list(param.choices)
+        doc += "; repeat or comma-separate for several"
+    if param.default is not None:
+        schema["default"] = param.default
+    out: dict[str, Any] = {"name": param.name, "in": "query", "required": False, "description": doc}
+    out["schema"] = schema
     if array:
         out.update(style="form", explode=True)
     return out
@@ -77,41 +98,28 @@ _SINCE = "duration before now ('15m', '2h', seconds) or ISO-8601 time"
 def openapi(base_url: str, version: str) -> dict[str, Any]:
     """The whole document; paths are relative to ``{base_url}clusternb/api``."""
     metric_cols = (Column("time", frames.TIME_DTYPE, "sample time (UTC)"), Column("node", "string", "node name"))
-    endpoints: dict[str, tuple[str, dict[str, Any], list[dict[str, Any]]]] = {
-        "/cluster/status": ("One-row cluster summary", frame_schema(frames.STATUS_COLUMNS), []),
-        "/workers": ("One row per node", frame_schema(frames.WORKER_COLUMNS, ("node", "node name")), []),
+    #: path -> (topic, summary, body schema); the topic's declared parameters are the path's parameters.
+    endpoints: dict[str, tuple[str, str, dict[str, Any]]] = {
+        "/cluster/status": ("status", "One-row cluster summary", frame_schema(frames.STATUS_COLUMNS)),
+        "/workers": ("workers", "One row per node", frame_schema(frames.WORKER_COLUMNS, ("node", "node name"))),
         "/metrics/system": (
+            "metrics",
             "Time series, one row per node per sample, oldest first",
             frame_schema(metric_cols + frames.METRIC_COLUMNS),
-            [
-                _param("since", _SINCE + " (default 15m)"),
-                _param("until", _SINCE),
-                _param("node", "node name; repeat or comma-separate for several", array=True),
-                _param("fields", f"metric fields, of {list(frames.METRIC_FIELDS)}", array=True),
-            ],
         ),
-        "/alerts": (
-            "Alerts, newest first",
-            frame_schema(frames.ALERT_COLUMNS),
-            [
-                _param("active", "true (default): pending and firing only; false: resolved too"),
-                _param("severity", f"one of {frames.SEVERITY_ORDER}"),
-                _param("since", "alerts active at some point since then; " + _SINCE),
-                _param("node", "alerts about one node"),
-            ],
-        ),
+        "/alerts": ("alerts", "Alerts, newest first", frame_schema(frames.ALERT_COLUMNS)),
         "/cache/status": (
+            "cache",
             "Query cache health and statistics per namespace",
             frame_schema(frames.CACHE_COLUMNS, ("namespace", "cache namespace, or (all)")),
-            [],
         ),
     }
     paths: dict[str, Any] = {}
-    for path, (summary, schema, params) in endpoints.items():
+    for path, (topic, summary, schema) in endpoints.items():
         paths[path] = {
             "get": {
                 "summary": summary,
-                "parameters": params,
+                "parameters": [parameter(p) for p in params_of(topic)],
                 "responses": {
                     "200": {
                         "description": summary,

@@ -20,7 +20,7 @@ import contextlib
 import functools
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -30,23 +30,13 @@ import pandas as pd
 
 from clusternb import frames
 from clusternb.arguments import ArgumentError, ArgumentTypeError, shown
-from clusternb.cache.memory import MemoryBackend
+from clusternb.params import Kind, Param, declared
 from clusternb.queries import Client
-from clusternb.server.payload import Encoded, EncodedCache, encode_frame
-from clusternb.state.memory import MemoryStateStore
+from clusternb.server.payload import BodyExtras, Encoded, EncodedCache, encode_frame
 
 #: Topic name -> the ``Client.query`` name behind it (``cache`` reads the cache's own status instead).
 QUERY_OF = {"status": "cluster", "workers": "workers", "metrics": "metrics", "alerts": "alerts", "cache": ""}
 TOPICS = tuple(QUERY_OF)
-#: Parameters each topic accepts; every other parameter is a 400.
-PARAMS_OF: dict[str, tuple[str, ...]] = {
-    "status": (),
-    "workers": (),
-    "metrics": ("since", "until", "node", "fields"),
-    "alerts": ("active", "severity", "since", "node"),
-    "cache": (),
-}
-_LISTS = ("node", "fields")
 #: Cache-status fields whose change is worth a WebSocket push (hit counters move with every query).
 _CACHE_HEALTH = ("backend", "configured", "redis_state", "fallbacks", "last_failure", "last_recovery")
 
@@ -66,42 +56,46 @@ class Topic:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.params}
 
 
+def params_of(topic: str) -> tuple[Param, ...]:
+    """The parameters a topic accepts, as its query declares them (:mod:`clusternb.params`); others are a 400."""
+    return declared(QUERY_OF[topic])
+
+
 def make_topic(name: str, params: Mapping[str, Any]) -> Topic:
     """Validate the topic and parameter names and normalise their shapes; values are checked by the query.
 
-    Lists may be given repeated or comma-separated (``node=a&node=b`` or ``node=a,b``); ``active`` takes
-    true/false/1/0; a ``since``/``until`` made of digits is a number of seconds.
+    Each parameter is read by its declared kind: names may be given repeated or comma-separated
+    (``node=a&node=b`` or ``node=a,b``); a boolean takes true/false/1/0/yes/no; a time made of digits is a
+    number of seconds.
     """
     if name not in QUERY_OF:
         raise ArgumentError("topic", f"unknown topic {shown(name)}; known: {list(TOPICS)}")
-    allowed = PARAMS_OF[name]
+    declared_params = params_of(name)
+    allowed = [p.name for p in declared_params]
     unknown = sorted(set(params) - set(allowed))
     if unknown:
-        raise ArgumentError(shown(unknown[0])[1:-1], f"unknown parameter for {name}; allowed: {list(allowed)}")
+        raise ArgumentError(shown(unknown[0])[1:-1], f"unknown parameter for {name}; allowed: {allowed}")
     out: list[tuple[str, Any]] = []
-    for key in allowed:
-        if key not in params or params[key] is None:
-            continue
-        value = params[key]
-        if key in _LISTS:
-            items = [value] if isinstance(value, str) else value
-            if not isinstance(items, list | tuple) or not all(isinstance(item, str) for item in items):
-                raise ArgumentTypeError(key, f"expected a name or a list of names, got {shown(value)}")
-            split = [part.strip() for item in items for part in str(item).split(",") if part.strip()]
-            value = split[0] if key == "node" and name == "alerts" and len(split) == 1 else tuple(split)
-            if isinstance(value, tuple) and not value:
-                continue
-        elif key == "active":
-            value = _boolean(value)
-        elif key in ("since", "until"):
-            value = _time_arg(key, value)
-        elif not isinstance(value, str):
-            raise ArgumentTypeError(key, f"expected a string, got {shown(value)}")
-        out.append((key, value))
+    for param in declared_params:
+        value = params.get(param.name)
+        if value is not None:
+            value = _READERS[param.kind](param, value)
+        if value is not None:  # an empty list of names means "not given"
+            out.append((param.name, value))
     return Topic(name, tuple(out))
 
 
-def _boolean(value: Any) -> bool:
+def _names(param: Param, value: Any) -> str | tuple[str, ...] | None:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(item, str) for item in items):
+        raise ArgumentTypeError(param.name, f"expected a name or a list of names, got {shown(value)}")
+    split = tuple(part.strip() for item in items for part in str(item).split(",") if part.strip())
+    if param.single and len(split) == 1:
+        return split[0]
+    return split or None  # several names for a single one are refused by the query, with its message
+
+
+def _boolean(param: Param, value: Any) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -109,25 +103,39 @@ def _boolean(value: Any) -> bool:
         return True
     if text in ("false", "0", "no"):
         return False
-    raise ArgumentError("active", f"expected true or false, got {shown(value)}")
+    raise ArgumentError(param.name, f"expected true or false, got {shown(value)}")
 
 
-def _time_arg(key: str, value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ArgumentTypeError(key, f"expected a duration or a time, got {shown(value)}")
-    if not isinstance(value, int | float | str):
-        raise ArgumentTypeError(key, f"expected a duration or a time, got {shown(value)}")
+def _time_arg(param: Param, value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ArgumentTypeError(param.name, f"expected a duration or a time, got {shown(value)}")
     return value  # checked by the query (arguments.parse_time), the same as from Python and the CLI
+
+
+def _choice(param: Param, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ArgumentTypeError(param.name, f"expected a string, got {shown(value)}")
+    return value  # checked against the choices by the query
+
+
+#: How REST and the WebSocket read a value of each kind of parameter (see :func:`make_topic`).
+_READERS: dict[Kind, Callable[[Param, Any], Any]] = {
+    Kind.TIME: _time_arg,
+    Kind.NAMES: _names,
+    Kind.BOOLEAN: _boolean,
+    Kind.CHOICE: _choice,
+}
 
 
 def topic_from_arguments(name: str, arguments: Mapping[str, list[bytes]]) -> Topic:
     """A topic from tornado's ``request.arguments`` (every value a list of bytes)."""
+    repeated = {p.name for p in params_of(name) if p.repeated} if name in QUERY_OF else set()
     params: dict[str, Any] = {}
     for key, raw in arguments.items():
         if key == "token":  # Jupyter's own auth parameter, not ours
             continue
         values = [v.decode("utf-8", "replace") for v in raw]
-        params[key] = values if key in _LISTS else values[-1]
+        params[key] = values if key in repeated else values[-1]
     return make_topic(name, params)
 
 
@@ -143,8 +151,8 @@ class DataService:
         self._encode_locks: dict[str, tuple[threading.Lock, int]] = {}
         self._pending: dict[str, asyncio.Future[Encoded]] = {}  # event-loop side only
         # Fixed for the client's life: the cache's backend object and the store never change after creation
-        # (a Redis fallback is a FallbackBackend/FallbackStore, which is not a memory one, so never on the loop).
-        self._local = isinstance(client.cache.backend, MemoryBackend) and isinstance(client.store, MemoryStateStore)
+        # (a Redis fallback backend or mirrored store is not in-process, so never on the loop).
+        self._local = client.cache.backend.in_process and client.store.in_process
 
     def ready(self, topic: Topic) -> Encoded | None:
         """The encoded current result if it is already at hand, found without blocking; else None.
@@ -206,7 +214,8 @@ class DataService:
             status = self.client.cache.status()
             stable = {k: status.get(k) for k in _CACHE_HEALTH}
             extra = {k: status.get(k) for k in ("backend", "configured", "redis_state", "redis_url")}
-            return encode_frame("cache", frames.cache_status_frame(status), None, time.time(), extra, stable)
+            extras = BodyExtras(extra, stable)
+            return encode_frame("cache", frames.cache_status_frame(status), None, time.time(), extras)
         # Requests queued behind a recomputation find it encoded by the time they run: skip the frame copy
         # ``query`` makes for every caller.
         found = self.ready(topic)

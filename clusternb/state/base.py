@@ -28,6 +28,10 @@ class Liveness(NamedTuple):
 class StateStore(ABC):
     """Latest snapshot per node, per-node history bounded by a time window, and departures."""
 
+    #: Whether the state lives in this process's memory, so a read never blocks on I/O (the REST handlers may
+    #: then read on the event loop); False for any store that may reach Redis, a mirrored one included.
+    in_process: bool = False
+
     @abstractmethod
     def put(self, snapshot: NodeSnapshot) -> None:
         """Record a sample: it becomes the node's latest and joins its history."""

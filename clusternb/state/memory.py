@@ -17,6 +17,8 @@ from clusternb.state.base import StateStore
 class MemoryStateStore(StateStore):
     """Thread-safe: the sampler thread writes while kernels, handlers and panels read."""
 
+    in_process = True
+
     def __init__(self, window: float = 3600.0, max_samples: int = 20_000) -> None:
         self.window = window
         self.max_samples = max_samples
