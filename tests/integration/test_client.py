@@ -80,8 +80,10 @@ def test_bad_arguments_raise_value_error_naming_the_argument(client: Client, cal
         call(client)  # type: ignore[operator]
 
 
-def test_alerts_frame_is_empty_with_its_columns(client: Client) -> None:
-    df = client.alerts()
+def test_alerts_frame_is_empty_with_its_columns() -> None:
+    # No rules: with the built-in ones a busy test machine (CPU over 90 %) opens a pending alert on this host.
+    with Client(load_config(interval=0.2, alert_defaults=False)) as quiet:
+        df = quiet.alerts()
     assert df.empty and list(df.columns) == [c.name for c in frames.ALERT_COLUMNS]
 
 
