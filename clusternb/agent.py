@@ -44,7 +44,10 @@ PUBLISH_TIMEOUT = 1.0
 
 
 class Agent:
-    """Samples every ``interval`` seconds and publishes to ``store``; :meth:`run` loops until :meth:`stop`."""
+    """Samples every ``interval`` seconds and publishes to ``store``; :meth:`run` loops until :meth:`stop`.
+
+    ``after_publish(snapshot)`` runs after each published sample (alert rules, the liveness watchdog).
+    """
 
     def __init__(
         self,
@@ -52,7 +55,6 @@ class Agent:
         store: StateStore,
         interval: float,
         node: str,
-        clock: Callable[[], float] = time.monotonic,
         after_publish: Callable[[NodeSnapshot], object] | None = None,
     ) -> None:
         self.sample = sample
@@ -60,7 +62,7 @@ class Agent:
         self.store = store
         self.interval = interval
         self.node = node
-        self._clock = clock
+        self._clock: Callable[[], float] = time.monotonic  # the cadence's clock: steady across wall-clock steps
         self._stop = threading.Event()
         self._failures = 0  # consecutive failed publishes; 0 means Redis is reachable
         self._down_since = 0.0

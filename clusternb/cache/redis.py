@@ -23,7 +23,7 @@ from redis.exceptions import ResponseError
 from clusternb.cache.base import Backend
 from clusternb.cache.codec import DecodeError, Entry, entry_from_bytes
 from clusternb.redisio.errors import Refused
-from clusternb.redisio.link import RedisLink
+from clusternb.redisio.link import LinkOptions, RedisLink
 from clusternb.redisio.scripts import LinkScript
 
 # Delete the lease only if it is still ours (it may have expired and been taken by another process).
@@ -42,14 +42,14 @@ class RedisBackend(Backend):
     def __init__(self, link: RedisLink | str, socket_timeout: float = 0.25, connect_timeout: float = 0.5) -> None:
         self._owns_link = isinstance(link, str)
         if isinstance(link, str):
-            link = RedisLink(link, socket_timeout=socket_timeout, connect_timeout=connect_timeout)
+            link = RedisLink(link, LinkOptions(socket_timeout=socket_timeout, connect_timeout=connect_timeout))
         self.link = link
         self.url = link.url
         self.safe_url = link.safe_url
         self._release = LinkScript(link, _RELEASE)
         self._aoptions: dict[str, Any] = {
-            "socket_timeout": link.socket_timeout,
-            "socket_connect_timeout": link.connect_timeout,
+            "socket_timeout": link.options.socket_timeout,
+            "socket_connect_timeout": link.options.connect_timeout,
             "client_name": "clusternb-cache",
         }
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopConnection | _LoopCluster] = (

@@ -33,7 +33,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -65,35 +65,46 @@ class Health:
         return dict(self.__dict__)
 
 
+@dataclass(frozen=True, slots=True)
+class LinkOptions:
+    """How a link talks to its Redis and waits out an outage.
+
+    ``socket_timeout``/``connect_timeout``: seconds a command, and a new connection, may take before Redis
+    counts as unavailable. ``backoff_base``/``backoff_cap``: seconds before the first retry after a failure, and
+    the longest wait between two tries while Redis stays down (the delay doubles each failed try). ``name``:
+    the client name Redis shows (``CLIENT LIST``). ``outage_note``: what the one log line of an outage says
+    happens meanwhile.
+    """
+
+    socket_timeout: float = 0.25
+    connect_timeout: float = 0.5
+    backoff_base: float = 0.1
+    backoff_cap: float = 2.0
+    name: str = "clusternb"
+    outage_note: str = "serving from memory until it answers again"
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> LinkOptions:
+        """The options a :class:`~clusternb.config.ClusterNB` describes (its Redis timeouts), with ``overrides``."""
+        return replace(
+            cls(socket_timeout=settings.redis_socket_timeout, connect_timeout=settings.redis_connect_timeout),
+            **overrides,
+        )
+
+
 class RedisLink:
     """One Redis (standalone or cluster) for one process. Thread-safe; the client is built on first use.
 
-    ``backoff_base``/``backoff_cap``: seconds before the first retry after a failure, and the longest wait
-    between two tries while Redis stays down (the delay doubles each failed try). ``outage_note``: what the one
-    log line of an outage says happens meanwhile. ``client``: an existing redis-py client to use instead of
-    building one (it must leave ``decode_responses`` off).
+    ``options``: timeouts, backoff and names (:class:`LinkOptions`; default: its defaults). ``client``: an
+    existing redis-py client to use instead of building one (it must leave ``decode_responses`` off).
     """
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        socket_timeout: float = 0.25,
-        connect_timeout: float = 0.5,
-        backoff_base: float = 0.1,
-        backoff_cap: float = 2.0,
-        name: str = "clusternb",
-        outage_note: str = "serving from memory until it answers again",
-        client: Any = None,
-    ) -> None:
+    def __init__(self, url: str, options: LinkOptions | None = None, *, client: Any = None) -> None:
         self.url = check_url(url)
         self.safe_url = mask_url(url)
-        self.socket_timeout = socket_timeout
-        self.connect_timeout = connect_timeout
-        self.name = name
-        self.outage_note = outage_note
+        self.options = options = options if options is not None else LinkOptions()
         self.health = Health()
-        self._backoff = ExponentialBackoff(cap=backoff_cap, base=backoff_base)
+        self._backoff = ExponentialBackoff(cap=options.backoff_cap, base=options.backoff_base)
         self._next_try = 0.0  # monotonic time before which calls fail fast
         self._client: Any = client  # given: a redis-py client of the caller's (decode_responses off), used as is
         self._cluster: bool | None = None if client is None else type(client).__name__ == "RedisCluster"
@@ -103,13 +114,9 @@ class RedisLink:
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> RedisLink:
-        """The link a :class:`~clusternb.config.ClusterNB` describes (``redis_url`` and its timeouts)."""
-        kwargs: dict[str, Any] = {
-            "socket_timeout": settings.redis_socket_timeout,
-            "connect_timeout": settings.redis_connect_timeout,
-        }
-        kwargs.update(overrides)
-        return cls(settings.redis_url, **kwargs)
+        """The link a :class:`~clusternb.config.ClusterNB` describes (``redis_url`` and its timeouts);
+        ``overrides`` are :class:`LinkOptions` fields."""
+        return cls(settings.redis_url, LinkOptions.from_settings(settings, **overrides))
 
     # -- the client ---------------------------------------------------------------------------------------------
 
@@ -133,9 +140,9 @@ class RedisLink:
 
     def _options(self) -> dict[str, Any]:
         return {
-            "socket_timeout": self.socket_timeout,
-            "socket_connect_timeout": self.connect_timeout,
-            "client_name": self.name,
+            "socket_timeout": self.options.socket_timeout,
+            "socket_connect_timeout": self.options.connect_timeout,
+            "client_name": self.options.name,
             "health_check_interval": 30,
         }
 
@@ -270,7 +277,7 @@ class RedisLink:
                 h.outages += 1
                 h.since = h.last_failure
                 self._tries = 1
-                log.warning("clusternb: %s; %s", fault.reason, self.outage_note)
+                log.warning("clusternb: %s; %s", fault.reason, self.options.outage_note)
             else:
                 self._tries += 1
             h.state = "failing"
@@ -308,4 +315,4 @@ class RedisLink:
         }
 
 
-__all__ = ["Health", "RedisLink", "Refused", "Unavailable", "check_url", "mask_url"]
+__all__ = ["Health", "LinkOptions", "RedisLink", "Refused", "Unavailable", "check_url", "mask_url"]

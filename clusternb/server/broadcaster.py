@@ -221,22 +221,10 @@ class Broadcaster:
     async def tick(self) -> int:
         """One poll of every subscribed topic; returns how many topics changed."""
         self.ticks += 1
-        now = time.monotonic()
-        for box in list(self.mailboxes):
-            if box.busy_since is not None and now - box.busy_since > self.stall_timeout:
-                log.warning("clusternb: closing a WebSocket that stopped reading for %.0f s", now - box.busy_since)
-                self.disconnected += 1
-                self._drop(box)
-        wanted: dict[str, Topic] = {}
-        for box in self.mailboxes:
-            wanted.update(box.topics)
-        for key in set(self._last) - set(wanted):
-            del self._last[key]
-        for key in set(self._told) - set(wanted):
-            del self._told[key]
-        if not wanted:
+        self._close_stalled(time.monotonic())
+        topics = self._wanted()
+        if not topics:
             return 0
-        topics = list(wanted.values())
         results = await asyncio.gather(*(self.service.get(t) for t in topics), return_exceptions=True)
         changed = 0
         confirmed: dict[str, dict[str, str]] = {}
@@ -245,25 +233,56 @@ class Broadcaster:
                 log.warning("clusternb: topic %s failed: %s", topic.key, result)
                 continue
             last = self._last.get(topic.key)
-            if last is not None and last[0] == result.data_hash:
-                if result.created - self._told.get(topic.key, result.created) >= self.fresh_every:
-                    self._told[topic.key] = result.created
-                    confirmed[topic.key] = {"topic": topic.name, "key": topic.key, "as_of": iso_time(result.created)}
+            if last is None or last[0] != result.data_hash:
+                self._broadcast(topic, result)
+                changed += 1
                 continue
-            self._told[topic.key] = result.created
-            fanout = Fanout(self.on_fanout)
-            message = make_message(topic, result, False, time.time())
-            self._last[topic.key] = (result.data_hash, message)
-            changed += 1
-            self.broadcasts += 1
-            fanout.pending += 1  # held until every mailbox was offered, so it cannot finish half-way
-            for box in self.mailboxes:
-                if topic.key in box.topics:
-                    box.offer(topic.key, result.data_hash, message, fanout)
-            fanout.done()
+            item = self._still_current(topic, result)
+            if item is not None:
+                confirmed[topic.key] = item
         if confirmed:
             self._confirm(confirmed)
         return changed
+
+    def _close_stalled(self, now: float) -> None:
+        """Close the sockets whose writer has been stuck on one write too long: a peer that stopped reading."""
+        for box in list(self.mailboxes):
+            if box.busy_since is not None and now - box.busy_since > self.stall_timeout:
+                log.warning("clusternb: closing a WebSocket that stopped reading for %.0f s", now - box.busy_since)
+                self.disconnected += 1
+                self._drop(box)
+
+    def _wanted(self) -> list[Topic]:
+        """The distinct topics some client holds; what was remembered of any other topic is forgotten."""
+        wanted: dict[str, Topic] = {}
+        for box in self.mailboxes:
+            wanted.update(box.topics)
+        for key in set(self._last) - set(wanted):
+            del self._last[key]
+        for key in set(self._told) - set(wanted):
+            del self._told[key]
+        return list(wanted.values())
+
+    def _broadcast(self, topic: Topic, result: Encoded) -> None:
+        """Offer a changed result, as one message, to every subscriber of its topic."""
+        self._told[topic.key] = result.created
+        fanout = Fanout(self.on_fanout)
+        message = make_message(topic, result, False, time.time())
+        self._last[topic.key] = (result.data_hash, message)
+        self.broadcasts += 1
+        fanout.pending += 1  # held until every mailbox was offered, so it cannot finish half-way
+        for box in self.mailboxes:
+            if topic.key in box.topics:
+                box.offer(topic.key, result.data_hash, message, fanout)
+        fanout.done()
+
+    def _still_current(self, topic: Topic, result: Encoded) -> dict[str, str] | None:
+        """The ``fresh`` item of an unchanged result when its subscribers were last told about it
+        :data:`FRESH_EVERY` seconds ago or more (else None: nothing to say yet)."""
+        if result.created - self._told.get(topic.key, result.created) < self.fresh_every:
+            return None
+        self._told[topic.key] = result.created
+        return {"topic": topic.name, "key": topic.key, "as_of": iso_time(result.created)}
 
     def _confirm(self, confirmed: dict[str, dict[str, str]]) -> None:
         """One ``fresh`` frame per client, naming those of its topics that are unchanged but current."""

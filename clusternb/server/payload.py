@@ -99,26 +99,31 @@ def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class BodyExtras:
+    """What a body may carry besides its frame: more top-level ``fields``, and ``stable``, what ``data_hash``
+    covers instead of the frame's non-volatile columns (None: those columns), for a value whose columns move
+    without news (the cache's status, whose hit counters change with every read)."""
+
+    fields: dict[str, Any]
+    stable: Any = None
+
+
 def encode_frame(
-    query: str,
-    frame: pd.DataFrame,
-    content_hash: str | None,
-    created: float,
-    extra: dict[str, Any] | None = None,
-    stable: Any = None,
+    query: str, frame: pd.DataFrame, content_hash: str | None, created: float, extras: BodyExtras | None = None
 ) -> Encoded:
     """Build the documented body for a frame, gzip it when it is worth it, and hash what is not volatile.
 
-    ``content_hash`` None: hash the body here (values that do not come from the query cache). ``extra``:
-    more top-level fields. ``stable``: what ``data_hash`` covers instead of the non-volatile columns.
+    ``content_hash`` None: hash the body here (values that do not come from the query cache).
     """
     index_name, names, values = frame_columns(frame)
+    stable = None if extras is None else extras.stable
     if stable is None:
         stable = {n: v for n, v in zip(names, values, strict=True) if n not in VOLATILE_COLUMNS}
     data_hash = _digest(orjson.dumps(stable, option=orjson.OPT_SORT_KEYS))
     records = [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
     head = {"query": query, "as_of": iso_time(created), "content_hash": content_hash, "data_hash": data_hash}
-    tail = {**(extra or {}), "index": index_name, "columns": names, "data": records}
+    tail = {**(extras.fields if extras else {}), "index": index_name, "columns": names, "data": records}
     if content_hash is None:
         content_hash = _digest(orjson.dumps(tail, option=orjson.OPT_SERIALIZE_NUMPY))
         head["content_hash"] = content_hash

@@ -11,6 +11,7 @@ import os
 import socket
 import time
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -33,29 +34,60 @@ class _Counters(NamedTuple):
     net_tx: int
 
 
+@dataclass(frozen=True, slots=True)
+class SamplerOptions:
+    """What a sampler measures and how its snapshots name it.
+
+    ``node``: the node's name (None: the host name). ``disk_path``: the filesystem whose size and use are
+    reported. ``labels``: carried by every snapshot. ``interval``: the seconds between samples the snapshots
+    announce. ``net_exclude``: network interfaces left out of the rates. ``source``: who sampled (``local``,
+    ``agent``).
+    """
+
+    node: str | None = None
+    disk_path: str = "/"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    interval: float = 2.0
+    net_exclude: Collection[str] = ("lo",)
+    source: str = "local"
+
+    @classmethod
+    def from_settings(cls, settings: ClusterNB, source: str = "local") -> SamplerOptions:
+        """The options a configuration describes (node name, disk path, labels, interval, excluded NICs)."""
+        return cls(
+            node=settings.node_name,
+            disk_path=settings.disk_path,
+            labels=settings.labels,
+            interval=settings.interval,
+            net_exclude=settings.net_exclude,
+            source=source,
+        )
+
+
 class LocalSampler:
-    """Samples this host. Keep one per process: its value lies in the state it carries between samples."""
+    """Samples this host. Keep one per process: its value lies in the state it carries between samples.
+
+    ``options``: :class:`SamplerOptions` (default: its defaults). ``gpu`` and ``cgroup_root``: where GPUs and
+    cgroup limits are read (default: NVML, ``/sys/fs/cgroup``).
+    """
 
     def __init__(
         self,
-        node: str | None = None,
-        disk_path: str = "/",
-        labels: Mapping[str, str] | None = None,
-        interval: float = 2.0,
-        source: str = "local",
-        net_exclude: Collection[str] = ("lo",),
+        options: SamplerOptions | None = None,
+        *,
         gpu: NvmlReader | None = None,
         cgroup_root: Path = Path("/sys/fs/cgroup"),
     ) -> None:
-        if not os.path.exists(disk_path):
-            raise ConfigError(f"disk_path {disk_path!r} does not exist")
+        options = options if options is not None else SamplerOptions()
+        if not os.path.exists(options.disk_path):
+            raise ConfigError(f"disk_path {options.disk_path!r} does not exist")
         self.host = socket.gethostname()
-        self.node = node or self.host
-        self.disk_path = disk_path
-        self.labels = dict(labels or {})
-        self.interval = interval
-        self.source = source
-        self.net_exclude = frozenset(net_exclude)
+        self.node = options.node or self.host
+        self.disk_path = options.disk_path
+        self.labels = dict(options.labels)
+        self.interval = options.interval
+        self.source = options.source
+        self.net_exclude = frozenset(options.net_exclude)
         self.ip = primary_ip()
         self.cpu_count = os.cpu_count() or 1
         self._boot_time = psutil.boot_time()
@@ -66,14 +98,7 @@ class LocalSampler:
     @classmethod
     def from_settings(cls, settings: ClusterNB, source: str = "local") -> LocalSampler:
         """The sampler a configuration describes (node name, disk path, labels, interval, excluded NICs)."""
-        return cls(
-            node=settings.node_name,
-            disk_path=settings.disk_path,
-            labels=settings.labels,
-            interval=settings.interval,
-            source=source,
-            net_exclude=settings.net_exclude,
-        )
+        return cls(SamplerOptions.from_settings(settings, source))
 
     def sample(self) -> NodeSnapshot:
         """One snapshot; rates are over the time since the previous call (or since construction)."""

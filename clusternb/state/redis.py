@@ -71,10 +71,11 @@ from clusternb.model import (
     decode_snapshots_json,
 )
 from clusternb.redisio.errors import Refused
-from clusternb.redisio.link import RedisLink
+from clusternb.redisio.link import LinkOptions, RedisLink
 from clusternb.redisio.scripts import LinkScript
 from clusternb.rejects import Rejections, node_of
 from clusternb.state.base import Liveness, StateStore
+from clusternb.state.bounds import HistoryBounds
 
 T = TypeVar("T")
 
@@ -185,36 +186,39 @@ class RedisStateStore(StateStore):
     ``latest()`` is one HVALS whatever the number of nodes, on a standalone server and on a cluster alike (the
     hash lives on one shard); ``put`` and ``leave`` are one script call each; ``liveness()`` is one script call;
     ``history`` is one round trip for the node list (when not given) and one pipeline across nodes.
+
+    ``bounds``: how much history it keeps (:class:`~clusternb.state.bounds.HistoryBounds`; default: its
+    defaults). ``socket_timeout``/``connect_timeout``: those of its own link, when ``link`` is a URL.
     """
+
+    #: Where every key of this store begins (see the key layout in the module docstring).
+    prefix = PREFIX
 
     def __init__(
         self,
         link: RedisLink | str,
+        bounds: HistoryBounds | None = None,
         *,
         socket_timeout: float = 0.25,
         connect_timeout: float = 0.5,
-        window: float = 3600.0,
-        max_samples: int = 20_000,
-        max_clock_skew: float = 300.0,
-        prefix: str = PREFIX,
         rejections: Rejections | None = None,
     ) -> None:
         self._owns_link = isinstance(link, str)
         if isinstance(link, str):  # a URL: this store's own link (tests, tools); a client shares its link
-            link = RedisLink(link, socket_timeout=socket_timeout, connect_timeout=connect_timeout)
+            link = RedisLink(link, LinkOptions(socket_timeout=socket_timeout, connect_timeout=connect_timeout))
         self.link = link
         self.url = link.safe_url
-        self.window = float(window)
-        self.max_samples = int(max_samples)
-        self.max_clock_skew = float(max_clock_skew)
-        self.prefix = prefix
+        bounds = bounds if bounds is not None else HistoryBounds()
+        self.window = float(bounds.window)
+        self.max_samples = int(bounds.max_samples)
+        self.max_clock_skew = float(bounds.max_clock_skew)
         self.rejections = rejections if rejections is not None else Rejections()
         self._ttl = max(1, math.ceil(self.window))
-        self._k_latest = prefix + "latest"
-        self._k_seen = prefix + "seen"
-        self._k_intervals = prefix + "intervals"
-        self._k_departed = prefix + "departed"
-        self._k_gen = prefix + "gen"
+        self._k_latest = self.prefix + "latest"
+        self._k_seen = self.prefix + "seen"
+        self._k_intervals = self.prefix + "intervals"
+        self._k_departed = self.prefix + "departed"
+        self._k_gen = self.prefix + "gen"
         self._put_keys = (self._k_latest, self._k_seen, self._k_intervals, self._k_departed)
         #: What :meth:`liveness` reads, in its order, for a script elsewhere that reads it too (the watchdog's).
         self.liveness_keys = (self._k_seen, self._k_intervals, self._k_departed)
@@ -234,9 +238,7 @@ class RedisStateStore(StateStore):
         """The store a :class:`ClusterNB` configuration describes (``redis_url``, timeouts, history bounds)."""
         return cls(
             link if link is not None else RedisLink.from_settings(settings),
-            window=settings.history_window,
-            max_samples=settings.history_max_samples,
-            max_clock_skew=settings.max_clock_skew,
+            HistoryBounds.from_settings(settings),
             rejections=rejections,
         )
 

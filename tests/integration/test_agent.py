@@ -13,7 +13,7 @@ import pytest
 
 from clusternb.agent import Agent
 from clusternb.redisio.errors import Unavailable
-from clusternb.redisio.link import RedisLink
+from clusternb.redisio.link import LinkOptions, RedisLink
 from clusternb.state.redis import RedisStateStore
 from tests.helpers import make_snapshot, stop_process
 from tests.redis_server import RedisServer
@@ -139,7 +139,7 @@ def test_agents_outlive_a_redis_restart(
 def test_agent_backs_off_and_resumes_in_process(redis_server: RedisServer) -> None:
     """The same loop, stepped by hand, against a real Redis that goes away and comes back. The backoff is the
     link's (the one retry policy): while it runs, a publish fails at once, without a round trip."""
-    link = RedisLink(redis_server.url, socket_timeout=1.0, backoff_base=0.5, backoff_cap=1.0)
+    link = RedisLink(redis_server.url, LinkOptions(socket_timeout=1.0, backoff_base=0.5, backoff_cap=1.0))
     store = RedisStateStore(link)
     agent = Agent(lambda: make_snapshot("me", time=time.time()), store, 1.0, "me")
     assert agent.step() is not None and agent.published == 1 and agent.reachable

@@ -61,7 +61,7 @@ from clusternb.cache.codec import FORMAT_VERSION, MAGIC, entry_from_bytes
 from clusternb.config import load_config
 from clusternb.model import BYTES_MAX, SCHEMA_VERSION, TIME_MAX
 from clusternb.queries import Client
-from clusternb.redisio.link import RedisLink
+from clusternb.redisio.link import LinkOptions, RedisLink
 from clusternb.state.redis import PREFIX as STATE_PREFIX
 from clusternb.state.redis import RedisStateStore
 from tests.helpers import free_port, make_snapshot, stop_process
@@ -192,7 +192,7 @@ def jp_server_config(target: Target) -> Config:
 def seed(url: str, nodes: tuple[str, ...] = NODES) -> None:
     """Three fresh nodes and alerts made by a real engine: one firing (``ACK_ID``), one resolved (history)."""
     store = RedisStateStore(url, socket_timeout=5.0)
-    link = RedisLink(url, socket_timeout=5.0)
+    link = RedisLink(url, LinkOptions(socket_timeout=5.0))
     try:
         now = time.time()
         for name in nodes:
@@ -1256,7 +1256,7 @@ async def test_fault_7_keys_of_the_wrong_type(target: Target, faces: Faces, capl
         await asyncio.to_thread(plant_wrong_types, target)
         for name in NODES:
             await asyncio.to_thread(put_node, target.url, name)
-        link = RedisLink(target.url, socket_timeout=5.0)
+        link = RedisLink(target.url, LinkOptions(socket_timeout=5.0))
         try:
             alert = Alert(
                 rule="disk_critical",

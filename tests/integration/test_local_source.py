@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from clusternb.sources.local import LocalSampler
+from clusternb.sources.local import LocalSampler, SamplerOptions
 
 
 def _meminfo_total_bytes() -> int:
@@ -34,7 +34,7 @@ def _proc_net_bytes(exclude: set[str]) -> tuple[int, int]:
 
 
 def test_static_values_match_the_kernel() -> None:
-    sampler = LocalSampler(disk_path="/")
+    sampler = LocalSampler(SamplerOptions(disk_path="/"))
     snap = sampler.sample()
     assert snap.mem_total_bytes == _meminfo_total_bytes()
     assert snap.cpu_count == os.cpu_count()
@@ -72,7 +72,7 @@ def _pump_loopback(total: int) -> None:
 def test_network_rates_match_kernel_counters_within_5_percent() -> None:
     # Loopback is excluded by default (net_exclude=["lo"]); include it here so the test can make traffic
     # of a known size without sending a byte off this machine.
-    sampler = LocalSampler(net_exclude=())
+    sampler = LocalSampler(SamplerOptions(net_exclude=()))
     rx0, tx0 = _proc_net_bytes(set())
     t0 = time.monotonic()
     _pump_loopback(64 * 2**20)
@@ -106,4 +106,4 @@ def test_cpu_percent_sees_a_busy_core() -> None:
 
 def test_missing_disk_path_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="disk_path '/no/such/dir' does not exist"):
-        LocalSampler(disk_path="/no/such/dir")
+        LocalSampler(SamplerOptions(disk_path="/no/such/dir"))

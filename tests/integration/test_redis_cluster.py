@@ -43,7 +43,8 @@ from clusternb.cache.codec import make_entry
 from clusternb.config import load_config
 from clusternb.queries import Client
 from clusternb.redisio.errors import Unavailable
-from clusternb.redisio.link import RedisLink
+from clusternb.redisio.link import LinkOptions, RedisLink
+from clusternb.state.bounds import HistoryBounds
 from clusternb.state.redis import PREFIX, TAG, RedisStateStore
 from tests.helpers import make_snapshot, stop_process
 from tests.redis_cluster import LocalRedisCluster
@@ -91,7 +92,7 @@ def own_cluster() -> Iterator[LocalRedisCluster]:
 @pytest.fixture
 def link(cluster: LocalRedisCluster) -> Iterator[RedisLink]:
     # Timeouts generous for two shared cores: a slow answer must not read as an outage here.
-    lnk = RedisLink(cluster.url, socket_timeout=2.0, connect_timeout=2.0)
+    lnk = RedisLink(cluster.url, LinkOptions(socket_timeout=2.0, connect_timeout=2.0))
     yield lnk
     lnk.close()
 
@@ -183,7 +184,7 @@ def test_link_detects_the_cluster(cluster: LocalRedisCluster) -> None:
 
 
 def test_state_store_on_a_cluster(cluster: LocalRedisCluster, link: RedisLink) -> None:
-    store = RedisStateStore(link, window=3600, max_samples=100)
+    store = RedisStateStore(link, HistoryBounds(window=3600, max_samples=100))
     now = time.time()
     names = [f"node-{i:02d}" for i in range(50)]
     gen0 = store.generation()
@@ -232,7 +233,7 @@ def test_state_store_on_a_cluster(cluster: LocalRedisCluster, link: RedisLink) -
 
 
 def test_latest_of_a_thousand_nodes_is_one_hvals(cluster: LocalRedisCluster, link: RedisLink) -> None:
-    store = RedisStateStore(link, window=3600, max_samples=10)
+    store = RedisStateStore(link, HistoryBounds(window=3600, max_samples=10))
     now = time.time()
     for i in range(1000):
         store.put(make_snapshot(f"n{i:04d}", time=now, interval_s=1.0))
@@ -255,7 +256,7 @@ def test_latest_of_a_thousand_nodes_is_one_hvals(cluster: LocalRedisCluster, lin
 
 
 def test_alert_store_on_a_cluster(cluster: LocalRedisCluster, link: RedisLink) -> None:
-    state = RedisStateStore(link, window=3600)
+    state = RedisStateStore(link, HistoryBounds(window=3600))
     now = time.time()
     for name in ("a", "b"):
         state.put(make_snapshot(name, time=now, interval_s=1.0))
@@ -345,7 +346,7 @@ def test_cache_spreads_over_shards_and_clears_on_every_master(cluster: LocalRedi
 
 
 def test_query_client_on_a_cluster(cluster: LocalRedisCluster, link: RedisLink) -> None:
-    publisher = RedisStateStore(link, window=3600)
+    publisher = RedisStateStore(link, HistoryBounds(window=3600))
     now = time.time()
     names = [f"w{i}" for i in range(5)]
     for step in (2, 1, 0):
@@ -553,8 +554,8 @@ def test_the_node_of_the_url_can_die(own_cluster: LocalRedisCluster) -> None:
     seed = own_cluster.ports[0]
     assert seed in _masters(own_cluster) and own_cluster.master_of(STATE_KEY) != seed
     settings = load_config(redis_url=own_cluster.url, interval=3600, redis_socket_timeout=2.0)
-    publisher_link = RedisLink(own_cluster.url, socket_timeout=2.0, connect_timeout=2.0)
-    publisher = RedisStateStore(publisher_link, window=3600)
+    publisher_link = RedisLink(own_cluster.url, LinkOptions(socket_timeout=2.0, connect_timeout=2.0))
+    publisher = RedisStateStore(publisher_link, HistoryBounds(window=3600))
     with Client(settings, sample_local=False) as c:
         publisher.put(make_snapshot("before", time=time.time(), interval_s=3600.0))
         assert list(c.workers().index) == ["before"]

@@ -16,6 +16,7 @@ import redis
 from clusternb.config import load_config
 from clusternb.redisio.errors import Unavailable
 from clusternb.redisio.link import RedisLink
+from clusternb.state.bounds import HistoryBounds
 from clusternb.state.redis import PREFIX, RedisStateStore
 from tests.helpers import make_snapshot
 from tests.redis_server import RedisServer
@@ -67,7 +68,7 @@ def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
 
 
 def test_ten_thousand_samples_stay_within_the_window(redis_server: RedisServer) -> None:
-    store = RedisStateStore(redis_server.url, window=600.0, socket_timeout=5.0)
+    store = RedisStateStore(redis_server.url, HistoryBounds(window=600.0), socket_timeout=5.0)
     raw = redis_server.client()
     t0 = 1_700_000_000.0
     sizes: list[int] = []
@@ -139,7 +140,7 @@ def test_keys_of_the_wrong_type_read_as_empty_and_the_next_put_replaces_them(
 
 
 def test_nodes_gone_longer_than_the_window_are_pruned(redis_server: RedisServer) -> None:
-    store = RedisStateStore(redis_server.url, window=100.0)
+    store = RedisStateStore(redis_server.url, HistoryBounds(window=100.0))
     store.put(make_snapshot("old", time=1_000.0))
     store.leave("gone", 1_000.0)
     store.put(make_snapshot("recent", time=1_050.0))
@@ -156,7 +157,7 @@ def test_nodes_gone_longer_than_the_window_are_pruned(redis_server: RedisServer)
 def test_a_writer_with_a_clock_far_ahead_does_not_prune_the_others_and_is_rejected(
     redis_server: RedisServer,
 ) -> None:
-    store = RedisStateStore(redis_server.url, window=60.0, max_clock_skew=300.0)
+    store = RedisStateStore(redis_server.url, HistoryBounds(window=60.0, max_clock_skew=300.0))
     now = time.time()
     store.put(make_snapshot("honest", time=now))
     store.put(make_snapshot("future", time=now + 86_400))  # the server's clock says 'honest' is fresh

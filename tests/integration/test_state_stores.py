@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from clusternb.state.base import StateStore
+from clusternb.state.bounds import HistoryBounds
 from clusternb.state.memory import MemoryStateStore
 from clusternb.state.redis import RedisStateStore
 from tests.helpers import make_snapshot
@@ -23,7 +24,7 @@ def make_store(request: pytest.FixtureRequest) -> Iterator[StoreFactory]:
             store: StateStore = MemoryStateStore(**kwargs)  # type: ignore[arg-type]
         else:
             server = request.getfixturevalue("redis_server")
-            store = RedisStateStore(server.url, socket_timeout=5.0, **kwargs)  # type: ignore[arg-type]
+            store = RedisStateStore(server.url, HistoryBounds(**kwargs), socket_timeout=5.0)  # type: ignore[arg-type]
         made.append(store)
         return store
 
