@@ -27,7 +27,7 @@ from clusternb.alerting.engine import AlertEngine
 from clusternb.alerting.loading import load_rules
 from clusternb.alerting.records import Alert, Transition
 from clusternb.alerting.rules import NODE_OFFLINE, RuleError
-from clusternb.alerting.store import AlertStore, EngineAlertStore, RedisAlertStore
+from clusternb.alerting.store import AlertStore, EngineAlertStore
 from clusternb.arguments import ArgumentError, ConfigError, shown
 from clusternb.config import ClusterNB
 from clusternb.model import NodeSnapshot
@@ -92,12 +92,12 @@ class AlertRuntime:
         _, horizon = thresholds(interval)
         if 0 < self._quiet_until - now <= horizon:
             return []
-        store = self.store
+        store, watchdog = self.store, self.store.watchdog
         beats: Liveness | None = None
         lease = min(interval, self._shortest) * LEASE_SHARE
-        if isinstance(store, RedisAlertStore):
+        if watchdog is not None:
             try:
-                watch = store.take_watchdog(self.owner, lease)
+                watch = watchdog.take_watchdog(self.owner, lease)
             except Unavailable:  # nothing this process could see is current: no verdict on anyone
                 return []
             if watch.held_for > 0:
@@ -128,9 +128,9 @@ class AlertRuntime:
             quiet_until = now
         self._quiet_until = quiet_until
         self._shortest = min((node_interval for _, node_interval in seen.values()), default=math.inf)
-        if isinstance(store, RedisAlertStore) and self._shortest * LEASE_SHARE < lease:
+        if watchdog is not None and self._shortest * LEASE_SHARE < lease:
             with contextlib.suppress(Unavailable):  # the lease then ends on its own
-                store.shorten_watchdog(self.owner, self._shortest * LEASE_SHARE)  # faster nodes than it knew of
+                watchdog.shorten_watchdog(self.owner, self._shortest * LEASE_SHARE)  # faster nodes than it knew of
         return out
 
     def evaluate_service(self, name: str, up: bool, now: float) -> list[Transition]:
@@ -148,7 +148,7 @@ class AlertRuntime:
         store = self.store
         # With Redis, the stored records (or, during an outage, this process's last view of them); the
         # store queues the acknowledgement until Redis takes it.
-        engine = self._seeded_engine(store.active()) if isinstance(store, RedisAlertStore) else self.engine
+        engine = self._seeded_engine(store.active()) if store.watchdog is not None else self.engine
         try:
             transition = engine.acknowledge(alert_id, by=by, now=now)
         except KeyError:

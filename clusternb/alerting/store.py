@@ -104,6 +104,14 @@ class Watch(NamedTuple):
     liveness: Liveness | None = None
 
 
+class Watchdog(Protocol):
+    """The liveness lease of records shared between processes: one process at a time checks for silent nodes."""
+
+    def take_watchdog(self, owner: str, seconds: float) -> Watch: ...
+
+    def shorten_watchdog(self, owner: str, seconds: float) -> bool: ...
+
+
 class AlertStore(Protocol):
     """Persists the transitions an engine returns and reads the records back for queries."""
 
@@ -113,9 +121,16 @@ class AlertStore(Protocol):
 
     def active(self) -> list[Alert]: ...
 
+    @property
+    def watchdog(self) -> Watchdog | None:
+        """Where other processes write these records too (Redis), the lease that lets one of them at a time check
+        liveness: act then through the stored records. None where this process's engine is the record."""
+
 
 class EngineAlertStore:
     """Embedded mode: the engine's own state is the record; nothing to persist."""
+
+    watchdog = None  # one process, one engine: nothing to share
 
     def __init__(self, engine: AlertEngine) -> None:
         self.engine = engine
@@ -161,6 +176,10 @@ class RedisAlertStore:
         self.dropped_writes = 0
         # The last records read from Redis (active, then history), with this process's transitions since.
         self._view: tuple[list[Alert], list[Alert]] = ([], [])
+
+    @property
+    def watchdog(self) -> Watchdog:
+        return self
 
     @property
     def skipped(self) -> int:

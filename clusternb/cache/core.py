@@ -25,10 +25,8 @@ import pandas as pd
 
 from clusternb import arguments
 from clusternb._version import __version__
-from clusternb.cache.base import Backend, BackendUnavailable
+from clusternb.cache.base import Backend, BackendUnavailable, Leases
 from clusternb.cache.codec import FORMAT_VERSION, DecodeError, EncodeError, Entry, make_entry
-from clusternb.cache.fallback import FallbackBackend
-from clusternb.cache.redis import RedisBackend
 from clusternb.cache.stats import NamespaceStats
 
 log = logging.getLogger(__name__)
@@ -234,9 +232,9 @@ class Cache:
     def status(self) -> dict[str, Any]:
         """Plain-JSON status: active backend, Redis health, per-namespace statistics."""
         backend = self.backend
-        active = backend.active.name if isinstance(backend, FallbackBackend) else backend.name
-        health = backend.health() if isinstance(backend, FallbackBackend) else {}
-        redis_url = backend.primary.safe_url if isinstance(backend, FallbackBackend) else None
+        active = backend.active.name
+        health = backend.health()
+        redis_url = health.get("redis_url")
         namespaces = {}
         # Every configured namespace is listed, used by this process or not: its entries may have been written
         # by another process (Redis), and "0 entries" beside entries that exist would be false.
@@ -290,13 +288,13 @@ class Cache:
             return None
 
     def _load(self, stats: NamespaceStats, key: str, ttl: float, fn: Callable[[], T]) -> tuple[T, Entry | None]:
-        redis = self._redis_active()
+        leases = self.backend.leases
         token = None
-        if redis is not None:
+        if leases is not None:
             try:
-                token = redis.acquire_lease(key, self.lease_seconds)
+                token = leases.acquire_lease(key, self.lease_seconds)
                 if token is None:  # another process is computing it: wait for its result a little while
-                    entry = self._wait_for_other_process(redis, key)
+                    entry = self._wait_for_other_process(leases, key)
                     found = self.use(stats, entry)
                     if found is not UNUSABLE:
                         return found, entry
@@ -314,30 +312,23 @@ class Cache:
                     self._error(stats, "set", exc)
             return value, entry
         finally:
-            if token is not None and redis is not None:
+            if token is not None and leases is not None:
                 try:
-                    redis.release_lease(key, token)
+                    leases.release_lease(key, token)
                 except Exception as exc:  # the lease expires on its own
                     self._error(stats, "lease", exc)
 
-    def _wait_for_other_process(self, redis: RedisBackend, key: str) -> Entry | None:
+    def _wait_for_other_process(self, leases: Leases, key: str) -> Entry | None:
         deadline = time.monotonic() + self.lease_seconds
         while time.monotonic() < deadline:
             time.sleep(_LEASE_POLL)
             try:
-                entry = redis.get(key)
+                entry = leases.get(key)
             except DecodeError:
                 return None
             if entry is not None:
                 return entry
         return None
-
-    def _redis_active(self) -> RedisBackend | None:
-        backend = self.backend
-        if isinstance(backend, FallbackBackend):
-            active = backend.active
-            return active if isinstance(active, RedisBackend) else None
-        return backend if isinstance(backend, RedisBackend) else None
 
     def _encode(self, stats: NamespaceStats, value: Any) -> Entry | None:
         try:

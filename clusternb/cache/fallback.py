@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from clusternb.cache.base import Backend, BackendUnavailable
+from clusternb.cache.base import Backend, BackendUnavailable, Leases
 from clusternb.cache.codec import Entry
 from clusternb.cache.memory import MemoryBackend
 from clusternb.cache.redis import RedisBackend
@@ -41,10 +41,15 @@ class FallbackBackend(Backend):
     def active(self) -> Backend:
         return self.primary if self.link.available else self.secondary
 
+    @property
+    def leases(self) -> Leases | None:
+        return self.active.leases  # Redis' while it answers; none during an outage
+
     def health(self) -> dict[str, Any]:
-        """``cache_status()``'s view of the link: connected or unreachable, since when, why, how often."""
+        """``cache_status()``'s view of the link: which Redis, connected or unreachable, since when, why, how often."""
         h = self.link.health
         return {
+            "redis_url": self.primary.safe_url,
             "redis_state": self.link.state_text,
             "last_failure": h.last_failure,
             "last_failure_reason": h.last_error,

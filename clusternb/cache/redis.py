@@ -20,7 +20,7 @@ import redis.asyncio
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from clusternb.cache.base import Backend
+from clusternb.cache.base import Backend, Leases
 from clusternb.cache.codec import DecodeError, Entry, entry_from_bytes
 from clusternb.redisio.errors import Refused
 from clusternb.redisio.link import LinkOptions, RedisLink
@@ -105,6 +105,10 @@ class RedisBackend(Backend):
         return int(entries), int(size)
 
     # -- single-flight leases across processes ----------------------------------------------------------------
+
+    @property
+    def leases(self) -> Leases:
+        return self
 
     def acquire_lease(self, key: str, ttl: float) -> str | None:
         token = uuid.uuid4().hex

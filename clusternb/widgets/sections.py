@@ -18,7 +18,6 @@ import ipywidgets
 import pandas as pd
 import plotly.graph_objects as go
 
-from clusternb.cache.fallback import FallbackBackend
 from clusternb.queries import Client, QueryResult
 from clusternb.widgets import charts, views
 from clusternb.widgets.poller import Query, Results
@@ -31,8 +30,7 @@ def digest(view: Any) -> str:
 
 def cache_backend(client: Client) -> str:
     """The active cache backend's name ("redis", "memory"), read without touching the network."""
-    backend = client.cache.backend
-    return backend.active.name if isinstance(backend, FallbackBackend) else backend.name
+    return client.cache.backend.active.name
 
 
 class Section:

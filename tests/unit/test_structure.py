@@ -62,3 +62,36 @@ def test_panels_show_their_real_signature() -> None:
 
     assert inspect.signature(clusternb.panel) == inspect.signature(panel.panel)
     assert "top_k" in inspect.signature(clusternb.metrics_panel).parameters
+
+
+# --- interfaces, not concrete classes: what the cache and the alert runtime ask of their stores ---------------
+
+
+def test_a_plain_backend_answers_for_itself_with_no_leases_and_no_health() -> None:
+    from clusternb.cache.memory import MemoryBackend
+
+    backend = MemoryBackend()
+    assert backend.active is backend and backend.leases is None and backend.health() == {}
+
+
+def test_a_fallback_routes_leases_and_reports_the_link() -> None:
+    from clusternb.cache.fallback import FallbackBackend
+    from clusternb.cache.memory import MemoryBackend
+    from clusternb.cache.redis import RedisBackend
+
+    primary = RedisBackend("redis://:s3cret@127.0.0.1:1/0")  # nothing listens: no call is made here
+    try:
+        backend = FallbackBackend(primary, MemoryBackend())
+        assert primary.leases is primary
+        assert backend.active is primary and backend.leases is primary  # while the link counts as up
+        health = backend.health()
+        assert ":***@" in str(health["redis_url"]) and "s3cret" not in str(health)
+    finally:
+        primary.close()
+
+
+def test_only_shared_alert_stores_have_a_watchdog() -> None:
+    from clusternb.alerting.engine import AlertEngine
+    from clusternb.alerting.store import EngineAlertStore
+
+    assert EngineAlertStore(AlertEngine([])).watchdog is None
