@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from clusternb import arguments, columns, vocab
+from clusternb import arguments, columns, schema, vocab
 from clusternb.model import NodeSnapshot
 from clusternb.vocab import _gpu_summary
 
@@ -74,13 +74,14 @@ def node_status(age: float, stale_after: float, offline_after: float) -> str:
     return "online"
 
 
-_RAW_WORKER = (
-    "host", "ip", "source", "cpu_count", "cpu_limit", "threads", "cpu_percent", "load_1", "load_5", "load_15",
-    "mem_total_bytes", "mem_used_bytes", "mem_available_bytes", "mem_limit_bytes", "mem_cgroup_used_bytes",
-    "swap_total_bytes", "swap_used_bytes", "disk_path", "disk_total_bytes",
-    "disk_used_bytes", "disk_read_bps", "disk_write_bps", "net_rx_bps", "net_tx_bps",
-    "uptime_s", "interval_s", "time",
+#: The record fields the derived percentages are computed from.
+_PERCENT_PARTS = (
+    "mem_total_bytes", "mem_used_bytes", "swap_total_bytes", "swap_used_bytes", "disk_total_bytes", "disk_used_bytes",
+    "mem_limit_bytes", "mem_cgroup_used_bytes",
 )  # fmt: skip
+#: What the workers frame reads from each record: the catalogue's snapshot columns, the parts of the derived
+#: percentages (:data:`_PERCENT_PARTS`) and the sample time.
+_RAW_WORKER = tuple(dict.fromkeys([*(f.name for f in schema.WORKERS if f.snapshot), *_PERCENT_PARTS, "time"]))
 _WORKER_GETTERS = tuple((name, attrgetter(name)) for name in _RAW_WORKER)
 _GPU_COLUMNS = ("gpu_count", "gpu_util_percent", "gpu_mem_used_bytes", "gpu_mem_total_bytes", "gpu_temperature_c")
 """The GPU summary columns, in the order of ``vocab._gpu_summary``'s tuple."""
@@ -165,12 +166,6 @@ def _percents(raw: Callable[[str], Sequence[Any]]) -> dict[str, np.ndarray]:
         "swap_used_percent": _percent_of(f["swap_used_bytes"], f["swap_total_bytes"]),
         "disk_used_percent": _percent_of(f["disk_used_bytes"], f["disk_total_bytes"]),
     }
-
-
-_PERCENT_PARTS = (
-    "mem_total_bytes", "mem_used_bytes", "swap_total_bytes", "swap_used_bytes", "disk_total_bytes", "disk_used_bytes",
-    "mem_limit_bytes", "mem_cgroup_used_bytes",
-)  # fmt: skip
 
 
 def _gpu_columns(snaps: Sequence[NodeSnapshot], names: Sequence[str]) -> dict[str, Any]:

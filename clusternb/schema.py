@@ -50,9 +50,10 @@ class Field:
 
     ``min``/``max``: the bounds a value is validated against where it enters (inclusive; an exclusive bound
     such as ``interval_s > 0`` shows its limit); None where the query computes the value.
-    ``metric``: a per-sample number ``metrics(fields=)`` can return. ``prometheus``: the base name of its
-    Prometheus series (prefixed per query by the exporter), "" when not exported; ``counter``: a Prometheus
-    counter rather than a gauge.
+    ``snapshot``: the column carries the snapshot field of the same name as it is (the frame builders read it
+    straight from the records). ``metric``: a per-sample number ``metrics(fields=)`` can return.
+    ``prometheus``: the base name of its Prometheus series (prefixed per query by the exporter), "" when not
+    exported; ``counter``: a Prometheus counter rather than a gauge.
     """
 
     name: str
@@ -62,6 +63,7 @@ class Field:
     min: float | None = None
     max: float | None = None
     categories: tuple[str, ...] = ()
+    snapshot: bool = False
     metric: bool = False
     prometheus: str = ""
     counter: bool = False
@@ -98,7 +100,7 @@ def length_bounds(record: type[msgspec.Struct], field: str) -> dict[str, Any]:
 
 def _snap(name: str, dtype: str, unit: str, description: str, **kw: Any) -> Field:
     """A column that carries the snapshot field of the same name, with the model's bounds."""
-    return Field(name, dtype, unit, description, **bounds(NodeSnapshot, name), **kw)
+    return Field(name, dtype, unit, description, **bounds(NodeSnapshot, name), snapshot=True, **kw)
 
 
 def _category(name: str, order: list[str], description: str, **kw: Any) -> Field:
