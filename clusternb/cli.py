@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
 
-from clusternb import arguments, units, vocab
+from clusternb import arguments, schema, tables, units, vocab
 from clusternb._version import __version__
 from clusternb.config import ClusterNB, load_config
 from clusternb.redisio.errors import RedisFault
@@ -61,6 +61,27 @@ def _seconds(value: Any) -> str:
 
 def _clock(value: Any) -> str:
     return units.clock(value, units.ASCII_DASH)
+
+
+def _int(value: Any) -> str:
+    return units.number(value, 0, units.ASCII_DASH)
+
+
+#: How the CLI writes each format of :mod:`clusternb.tables`; None: as pandas prints it (text is made printable).
+_FORMATS: dict[str, Callable[[Any], str] | None] = {
+    "time": _clock,
+    "percent": _pct,
+    "bytes": _human_bytes,
+    "rate": _human_rate,
+    "seconds": _seconds,
+    "integer": _int,
+    "number": _num,
+}
+
+
+def _format(field: schema.Field) -> Callable[[Any], str] | None:
+    """The writer of a column's cells, from its declaration in the field catalogue."""
+    return _FORMATS.get(tables.format_of(field))
 
 
 #: Control characters (C0, DEL, C1) and the bidirectional overrides of "Trojan source": in a node's name, label
@@ -136,24 +157,8 @@ def _cmd_workers(client: Client, args: argparse.Namespace) -> str:
     df = client.workers()
     if args.json:
         return _json(df)
-    return _table(
-        df,
-        {
-            "node": None,
-            "status": None,
-            "age_s": _seconds,
-            "cpu_count": None,
-            "cpu_percent": _pct,
-            "load_1": _num,
-            "mem_used_bytes": _human_bytes,
-            "mem_total_bytes": _human_bytes,
-            "mem_used_percent": _pct,
-            "disk_used_percent": _pct,
-            "net_rx_bps": _human_rate,
-            "net_tx_bps": _human_rate,
-            "gpu_count": None,
-        },
-    )
+    columns = {"node": None, **{f.name: _format(f) for f in tables.workers_table(schema.CLI)}}
+    return _table(df, columns)
 
 
 def _cmd_metrics(client: Client, args: argparse.Namespace) -> str:
@@ -161,14 +166,7 @@ def _cmd_metrics(client: Client, args: argparse.Namespace) -> str:
     df = client.metrics(since=args.since, until=args.until, node=args.node or None, fields=fields)
     if args.json:
         return _json(df)
-    formats: dict[str, Callable[[Any], str] | None] = {"time": _clock, "node": None}
-    for name in df.columns[2:]:
-        formats[name] = (
-            _human_rate if name.endswith("_bps")
-            else _human_bytes if name.endswith("_bytes")
-            else _pct if name.endswith("_percent")
-            else None
-        )  # fmt: skip
+    formats = {name: _format(schema.field("metrics", name)) for name in df.columns}
     return _table(df.tail(args.tail) if args.tail else df, formats)
 
 

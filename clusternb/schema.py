@@ -43,6 +43,13 @@ CELSIUS: Final = "°C"
 CORES: Final = "cores"
 RATIO: Final = "ratio"
 
+# The faces that show a workers table (``Field.table``): each shows the fields that name it, in catalogue order.
+CLI: Final = "cli"
+PANEL: Final = "panel"
+DASHBOARD: Final = "dashboard"
+#: Every workers table: what a new field of general interest names.
+TABLES: Final = frozenset({CLI, PANEL, DASHBOARD})
+
 
 @dataclass(frozen=True, slots=True)
 class Field:
@@ -53,7 +60,9 @@ class Field:
     ``snapshot``: the column carries the snapshot field of the same name as it is (the frame builders read it
     straight from the records). ``metric``: a per-sample number ``metrics(fields=)`` can return.
     ``prometheus``: the base name of its Prometheus series (prefixed per query by the exporter), "" when not
-    exported; ``counter``: a Prometheus counter rather than a gauge.
+    exported; ``counter``: a Prometheus counter rather than a gauge. ``table``: the faces whose workers table
+    shows the column (:data:`TABLES`), under ``heading``; each face formats it by its unit and dtype
+    (:mod:`clusternb.tables`).
     """
 
     name: str
@@ -67,6 +76,8 @@ class Field:
     metric: bool = False
     prometheus: str = ""
     counter: bool = False
+    heading: str = ""
+    table: frozenset[str] = frozenset()
 
     @property
     def help(self) -> str:
@@ -112,27 +123,30 @@ _PCT = bounds(Percent)
 #: ``workers()``: one row per node, index ``node``.
 WORKERS: Final = (
     _category("status", STATUS_ORDER, "online / stale / offline from last_seen, or left after a clean exit",
-              prometheus="up"),
-    Field("last_seen", TIME, "", "time of the node's newest sample (UTC)"),
+              prometheus="up", heading="status", table=TABLES),
+    Field("last_seen", TIME, "", "time of the node's newest sample (UTC)",
+          heading="last seen", table=frozenset({PANEL, DASHBOARD})),
     Field("age_s", "float64", SECONDS, "time between last_seen and the query's as-of time",
-          prometheus="sample_age_seconds"),
+          prometheus="sample_age_seconds", heading="age", table=frozenset({CLI})),
     _snap("host", "string", "", "host name"),
     _snap("ip", "string", "", "primary IPv4 address"),
     _snap("source", "string", "", "local, agent or dask"),
-    _snap("cpu_count", "Int64", "", "logical CPUs of the host"),
+    _snap("cpu_count", "Int64", "", "logical CPUs of the host", heading="cores", table=frozenset({CLI, PANEL})),
     _snap("cpu_limit", "float64", CORES, "CPU cores granted by a container quota (NaN: none)"),
     _snap("threads", "Int64", "", "worker threads (Dask workers)"),
     _snap("cpu_percent", "float64", PERCENT, "CPU busy over the last interval, 0-100 across all CPUs",
-          metric=True, prometheus="cpu_percent"),
-    _snap("load_1", "float64", "", "1-minute load average", metric=True, prometheus="load1"),
+          metric=True, prometheus="cpu_percent", heading="CPU %", table=TABLES),
+    _snap("load_1", "float64", "", "1-minute load average", metric=True, prometheus="load1",
+          heading="load 1m", table=TABLES),
     _snap("load_5", "float64", "", "5-minute load average", metric=True),
     _snap("load_15", "float64", "", "15-minute load average", metric=True),
-    _snap("mem_total_bytes", "Int64", BYTES, "host memory (MemTotal)", prometheus="memory_total_bytes"),
+    _snap("mem_total_bytes", "Int64", BYTES, "host memory (MemTotal)", prometheus="memory_total_bytes",
+          heading="memory", table=frozenset({CLI})),
     _snap("mem_used_bytes", "Int64", BYTES, "host memory in use (total - available)", metric=True,
-          prometheus="memory_used_bytes"),
+          prometheus="memory_used_bytes", heading="mem used", table=TABLES),
     _snap("mem_available_bytes", "Int64", BYTES, "host memory available to new work", metric=True),
     Field("mem_used_percent", "float64", PERCENT, "memory in use, of the container limit when one applies",
-          **_PCT, metric=True, prometheus="memory_used_percent"),
+          **_PCT, metric=True, prometheus="memory_used_percent", heading="memory %", table=TABLES),
     _snap("mem_limit_bytes", "Int64", BYTES, "container memory limit (<NA>: none)"),
     _snap("swap_total_bytes", "Int64", BYTES, "swap size"),
     _snap("swap_used_bytes", "Int64", BYTES, "swap in use", metric=True),
@@ -141,16 +155,18 @@ WORKERS: Final = (
     _snap("disk_total_bytes", "Int64", BYTES, "filesystem size"),
     _snap("disk_used_bytes", "Int64", BYTES, "filesystem space used", metric=True),
     Field("disk_used_percent", "float64", PERCENT, "filesystem used", **_PCT, metric=True,
-          prometheus="disk_used_percent"),
+          prometheus="disk_used_percent", heading="disk %", table=frozenset({CLI, DASHBOARD})),
     _snap("disk_read_bps", "float64", RATE, "disk reads", metric=True),
     _snap("disk_write_bps", "float64", RATE, "disk writes", metric=True),
     _snap("net_rx_bps", "float64", RATE, "network received (loopback excluded)", metric=True,
-          prometheus="network_receive_bytes_per_second"),
+          prometheus="network_receive_bytes_per_second", heading="net rx", table=TABLES),
     _snap("net_tx_bps", "float64", RATE, "network sent (loopback excluded)", metric=True,
-          prometheus="network_transmit_bytes_per_second"),
-    Field("gpu_count", "Int64", "", "GPUs NVML reports", **length_bounds(NodeSnapshot, "gpus")),
+          prometheus="network_transmit_bytes_per_second", heading="net tx", table=TABLES),
+    Field("gpu_count", "Int64", "", "GPUs NVML reports", **length_bounds(NodeSnapshot, "gpus"),
+          heading="GPUs", table=frozenset({CLI, DASHBOARD})),
     Field("gpu_util_percent", "float64", PERCENT, "mean GPU utilisation (NaN: no GPU)",
-          **bounds(GPUStat, "util_percent"), metric=True, prometheus="gpu_util_percent"),
+          **bounds(GPUStat, "util_percent"), metric=True, prometheus="gpu_util_percent",
+          heading="GPU %", table=frozenset({PANEL})),
     Field("gpu_mem_used_bytes", "Int64", BYTES, "GPU memory in use, all GPUs", metric=True),
     Field("gpu_mem_total_bytes", "Int64", BYTES, "GPU memory, all GPUs"),
     Field("gpu_temperature_c", "float64", CELSIUS, "hottest GPU", **bounds(GPUStat, "temperature_c"),

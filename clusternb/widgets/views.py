@@ -5,7 +5,8 @@ A section sends its HTML only when the string differs from the last one sent, so
 itself would cost a message on every tick. Age is shown as the absolute time of the newest sample ("as of").
 The same functions build the static snapshot shown where no widget front end runs (nbconvert, a terminal).
 Numbers are written by :mod:`clusternb.units` (the unit convention every face shares); every text from a node
-goes through :func:`esc`.
+goes through :func:`esc`. The workers table's columns, headings and formats follow from the field catalogue
+(:mod:`clusternb.tables`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 
 import pandas as pd
 
-from clusternb.units import DASH, clock, count, human_bytes, human_rate, missing, noun, number, percent
+from clusternb import schema, tables
+from clusternb.units import DASH, clock, count, human_bytes, human_rate, missing, noun, number, percent, seconds
 
 HEALTH_COLOURS = {"healthy": "#2e7d32", "degraded": "#ef6c00", "critical": "#c62828"}
 STATUS_COLOURS = {"online": "#2e7d32", "stale": "#ef6c00", "offline": "#c62828", "left": "#757575"}
@@ -82,18 +84,27 @@ def header_html(status: pd.DataFrame, cache_backend: str, title: str = "clustern
     )
 
 
-#: The workers table's columns: (frame column, heading, formatter).
-WORKER_TABLE: tuple[tuple[str, str, Callable[[Any], str] | None], ...] = (
-    ("status", "status", None),
-    ("cpu_percent", "CPU", percent),
-    ("cpu_count", "cores", lambda v: number(v, 0)),
-    ("load_1", "load 1m", number),
-    ("mem_used_percent", "memory", percent),
-    ("mem_used_bytes", "mem used", human_bytes),
-    ("net_rx_bps", "net rx", human_rate),
-    ("net_tx_bps", "net tx", human_rate),
-    ("gpu_util_percent", "GPU", percent),
-    ("last_seen", "last seen (UTC)", lambda v: DASH if missing(v) else clock(v)[11:19]),  # time of day
+#: How the panel writes each format of :mod:`clusternb.tables`; None: a category, shown as a coloured status.
+_FORMATS: dict[str, Callable[[Any], str] | None] = {
+    "category": None,
+    "time": lambda v: DASH if missing(v) else clock(v)[11:19],  # time of day, UTC (said in the heading)
+    "percent": percent,
+    "bytes": human_bytes,
+    "rate": human_rate,
+    "seconds": seconds,
+    "integer": lambda v: number(v, 0),
+    "number": number,
+    "text": str,
+}
+
+
+def _heading(field: schema.Field) -> str:
+    return f"{field.heading} (UTC)" if tables.format_of(field) == "time" else field.heading
+
+
+#: The workers table's columns after the node name: (frame column, heading, formatter), from the catalogue.
+WORKER_TABLE: tuple[tuple[str, str, Callable[[Any], str] | None], ...] = tuple(
+    (f.name, _heading(f), _FORMATS[tables.format_of(f)]) for f in tables.workers_table(schema.PANEL)
 )
 
 _TH = "text-align:right;padding:3px 10px;border-bottom:2px solid #bdbdbd;position:sticky;top:0;background:#fafafa;"
@@ -112,11 +123,11 @@ def workers_html(workers: pd.DataFrame) -> str:
         cells = [f'<td style="{_TD}text-align:left;font-weight:600">{esc(node)}</td>']
         for column, _, fmt in WORKER_TABLE:
             value = row[column]
-            if column == "status":
+            if fmt is None:  # the status
                 text = str(value)
                 cells.append(f'<td style="{_TD}color:{STATUS_COLOURS.get(text, "#000")}">● {esc(text)}</td>')
             else:
-                cells.append(f'<td style="{_TD}">{esc(fmt(value) if fmt else value)}</td>')
+                cells.append(f'<td style="{_TD}">{esc(fmt(value))}</td>')
         rows.append(f'<tr class="clusternb-worker">{"".join(cells)}</tr>')
     more = len(workers) - MAX_ROWS
     tail = (

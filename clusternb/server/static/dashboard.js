@@ -74,19 +74,38 @@
     if (el.textContent !== text) el.textContent = text;
   }
 
+  // The workers table's columns after Node come with the page, from the field catalogue
+  // (clusternb.tables.dashboard_columns): name, heading, format (how units.js writes it) and cell class.
+  const COLUMNS = JSON.parse($("workers-columns").textContent);
+  const FORMAT = {
+    category: badge, percent: bar, bytes, rate, seconds: U.seconds,
+    integer: (v) => num(v, 0), number: (v) => num(v), text: esc,
+  };
+  const TEXT_FORMATS = new Set(["category", "text"]); // left-aligned; every other column is a number or a time
+  const align = (c) => (TEXT_FORMATS.has(c.format) ? "" : "num ");
+  function workersHead() {
+    const row = $("workers").tHead.rows[0];
+    for (const c of COLUMNS) {
+      const th = document.createElement("th");
+      th.className = align(c).trim(); th.dataset.field = c.name; th.textContent = c.heading;
+      row.appendChild(th);
+    }
+  }
+  function cell(c, r) {
+    const v = r[c.name], cls = `${align(c)}${esc(c.class)}`;
+    if (c.format === "time") return `<td class="${cls}" data-ago="${esc(v)}">${ago(v)}</td>`;
+    return `<td class="${cls}">${(FORMAT[c.format] || esc)(v)}</td>`;
+  }
+
   function renderWorkers(body) { state.workers = body; drawWorkers(); }
   function drawWorkers() {
     const body = state.workers; if (!body) return;
     const f = state.filter.toLowerCase();
     const rows = f ? body.data.filter((r) => r.node.toLowerCase().includes(f) || (r.status || "").includes(f)) : body.data;
     $("workers-count").textContent = `(${body.data.length})`;
-    const html = rows.slice(0, MAX_ROWS).map((r) => `<tr data-node="${esc(r.node)}">
-      <td>${esc(r.node)}</td><td>${badge(r.status)}</td><td class="num cpu">${bar(r.cpu_percent)}</td>
-      <td class="num">${num(r.load_1)}</td><td class="num mem">${bar(r.mem_used_percent)}</td><td class="num mem-used">${bytes(r.mem_used_bytes)}</td>
-      <td class="num">${bar(r.disk_used_percent)}</td><td class="num net-rx">${rate(r.net_rx_bps)}</td><td class="num net-tx">${rate(r.net_tx_bps)}</td>
-      <td class="num">${num(r.gpu_count, 0)}</td>
-      <td class="num" data-ago="${esc(r.last_seen)}">${ago(r.last_seen)}</td></tr>`).join("");
-    $("workers").tBodies[0].innerHTML = html || `<tr><td colspan="11" class="empty">No nodes reported yet</td></tr>`;
+    const html = rows.slice(0, MAX_ROWS).map((r) =>
+      `<tr data-node="${esc(r.node)}"><td>${esc(r.node)}</td>${COLUMNS.map((c) => cell(c, r)).join("")}</tr>`).join("");
+    $("workers").tBodies[0].innerHTML = html || `<tr><td colspan="${COLUMNS.length + 1}" class="empty">No nodes reported yet</td></tr>`;
     $("workers-note").textContent = rows.length > MAX_ROWS ? `Showing ${MAX_ROWS} of ${U.count(rows.length, "node")}; filter to narrow.` : "";
   }
 
@@ -156,6 +175,7 @@
     }
     for (const el of document.querySelectorAll("[data-ago]")) el.textContent = ago(el.dataset.ago);
   }
+  workersHead();
   setInterval(tickAges, 1000);
   $("filter").addEventListener("input", (e) => { state.filter = e.target.value; drawWorkers(); });
 

@@ -29,6 +29,7 @@
   const humanRate = (v) => scaled(v, 1000, RATE_UNITS); // units.human_rate
   const percent = (v) => (missing(v) ? DASH : `${fixed(v, DECIMALS)} %`); // units.percent
   const number = (v, decimals = 2) => (missing(v) ? DASH : fixed(v, decimals)); // units.number
+  const seconds = (v) => (missing(v) ? DASH : `${fixed(v, DECIMALS)} s`); // units.seconds
   const noun = (n, singular, plural) => (n === 1 ? singular : plural || singular + "s"); // units.noun
   const count = (n, singular, plural) => `${n} ${noun(n, singular, plural)}`; // units.count
 
@@ -40,6 +41,6 @@
   }
 
   window.clusternbUnits = Object.freeze({
-    DASH, BYTE_UNITS, RATE_UNITS, DECIMALS, missing, fixed, humanBytes, humanRate, percent, number, noun, count, clock,
+    DASH, BYTE_UNITS, RATE_UNITS, DECIMALS, missing, fixed, humanBytes, humanRate, percent, number, seconds, noun, count, clock,
   });
 })();
