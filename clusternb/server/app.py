@@ -21,6 +21,7 @@ from clusternb.server.broadcaster import FRESH_EVERY, Broadcaster
 from clusternb.server.metrics import ServerMetrics
 from clusternb.server.pages import Asset
 from clusternb.server.ratelimit import TokenBuckets
+from clusternb.server.routes import bind
 from clusternb.server.service import DataService
 
 
@@ -101,8 +102,9 @@ class ClusterNBApp(ExtensionApp):
         )
 
     def initialize_handlers(self) -> None:
+        """Every module's route table, each handler handed this app (see :mod:`clusternb.server.routes`)."""
         for module in (handlers, websocket, metrics, pages):
-            self.handlers.extend(module.default_handlers)
+            self.handlers.extend(bind(self, module.default_handlers))
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         """Start the broadcaster with the server's loop (it idles until a client subscribes)."""

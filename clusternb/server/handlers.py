@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 from jupyter_server.base.handlers import APIHandler
@@ -25,6 +25,7 @@ from clusternb.arguments import ArgumentError
 from clusternb.server.openapi import openapi
 from clusternb.server.payload import Encoded, accepts_gzip, finish, vary_on_encoding
 from clusternb.server.ratelimit import user_key
+from clusternb.server.routes import AppHandler, Route
 from clusternb.server.service import topic_from_arguments
 
 if TYPE_CHECKING:
@@ -32,24 +33,24 @@ if TYPE_CHECKING:
 
 
 class ClusterAPIHandler(APIHandler):
-    """Shared plumbing: rate limit, error bodies, sending an :class:`Encoded`, latency metric."""
+    """Shared plumbing: rate limit, error bodies, sending an :class:`Encoded`, latency metric.
 
+    Each subclass's route hands it the app (:mod:`clusternb.server.routes`); ``endpoint`` labels the latency metric.
+    """
+
+    app: ClusterNBApp
     endpoint = "other"
-
-    @property
-    def ext(self) -> ClusterNBApp:
-        return self.settings["clusternb"]  # type: ignore[no-any-return]
 
     def rate_limited(self) -> bool:
         """Spend a token of the current user's bucket; on an empty bucket answer 429 and return True."""
-        if self.ext.buckets.rate <= 0:  # limiting off: skip hashing the token for a key nobody needs
+        if self.app.buckets.rate <= 0:  # limiting off: skip hashing the token for a key nobody needs
             return False
         key = self.rate_key()
-        wait = self.ext.buckets.take(key, time.monotonic())
+        wait = self.app.buckets.take(key, time.monotonic())
         if wait <= 0:
             return False
         self.set_header("Retry-After", str(max(1, math.ceil(wait))))
-        self.send_message(429, f"rate limit of {self.ext.rate_limit:g} requests/s exceeded; retry later")
+        self.send_message(429, f"rate limit of {self.app.rate_limit:g} requests/s exceeded; retry later")
         return True
 
     def rate_key(self) -> str:
@@ -75,15 +76,14 @@ class ClusterAPIHandler(APIHandler):
             self.finish(encoded.body)
 
     def on_finish(self) -> None:
-        ext = self.settings.get("clusternb")
-        if ext is not None:
-            ext.prometheus.latency.labels(self.endpoint, str(self.get_status())).observe(self.request.request_time())
+        self.app.prometheus.latency.labels(self.endpoint, str(self.get_status())).observe(self.request.request_time())
 
 
 class TopicHandler(ClusterAPIHandler):
     """GET one topic (``status``, ``workers``, ``metrics``, ``alerts``, ``cache``) with its parameters."""
 
-    def initialize(self, topic: str) -> None:
+    def initialize(self, app: ClusterNBApp, topic: str) -> None:
+        self.app = app
         self.topic = topic
         self.endpoint = topic
 
@@ -93,7 +93,7 @@ class TopicHandler(ClusterAPIHandler):
             return
         try:
             topic = topic_from_arguments(self.topic, self.request.arguments)
-            encoded = await self.ext.service.get(topic)
+            encoded = await self.app.service.get(topic)
         except ArgumentError as exc:  # the request's own fault, and only that: 400 naming the parameter
             self.send_message(400, str(exc))
             return
@@ -104,7 +104,7 @@ class TopicHandler(ClusterAPIHandler):
         self.send_encoded(encoded)
 
 
-class OpenAPIHandler(ClusterAPIHandler):
+class OpenAPIHandler(AppHandler, ClusterAPIHandler):
     """GET the OpenAPI document (built and compressed once per process)."""
 
     endpoint = "openapi"
@@ -123,11 +123,11 @@ class OpenAPIHandler(ClusterAPIHandler):
         return f"openapi-{__version__}-{abs(hash(self.base_url))}"
 
 
-def _route(path: str, topic: str) -> tuple[str, type[TopicHandler], dict[str, Any]]:
+def _route(path: str, topic: str) -> Route:
     return (f"/clusternb/api/{path}", TopicHandler, {"topic": topic})
 
 
-default_handlers: list[tuple[Any, ...]] = [
+default_handlers: list[Route] = [
     _route("cluster/status", "status"),
     _route("workers", "workers"),
     _route("metrics/system", "metrics"),

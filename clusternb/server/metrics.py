@@ -21,12 +21,11 @@ from prometheus_client.registry import Collector
 from tornado import web
 
 from clusternb import schema
+from clusternb.server.routes import AppHandler, Route
 from clusternb.server.service import DataService, Topic
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
-
-    from clusternb.server.app import ClusterNBApp
 
 #: Prometheus prefix of each query's series: ``clusternb_node_<base name>`` is one series per node.
 PREFIXES = {"workers": "clusternb_node_", "cluster_status": "clusternb_cluster_", "cache_status": "clusternb_cache_"}
@@ -141,22 +140,21 @@ class ServerMetrics:
         return generate_latest(self.registry)
 
 
-class PrometheusHandler(JupyterHandler):
+class PrometheusHandler(AppHandler, JupyterHandler):
     """``GET {base_url}clusternb/metrics``; auth as jupyter_server's ``/metrics`` (``authenticate_prometheus``)."""
 
     @allow_unauthenticated
     async def get(self) -> None:
         if self.settings.get("authenticate_prometheus", True) and not self.logged_in:
             raise web.HTTPError(403)
-        ext: ClusterNBApp = self.settings["clusternb"]
-        service = ext.service
+        service = self.app.service
         if service.latest("workers") is None or service.latest("status") is None:
             # First scrape before any dashboard asked: compute once (in the pool), then read as usual.
             for name in ("workers", "status"):
                 await service.get(Topic(name))
-        body = await service.run(ext.prometheus.exposition)
+        body = await service.run(self.app.prometheus.exposition)
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
         self.finish(body)
 
 
-default_handlers = [(r"/clusternb/metrics", PrometheusHandler)]
+default_handlers: list[Route] = [(r"/clusternb/metrics", PrometheusHandler)]

@@ -19,6 +19,7 @@ from tornado import web
 
 from clusternb import tables
 from clusternb.server.payload import accepts_gzip, vary_on_encoding
+from clusternb.server.routes import AppHandler, Route
 
 STATIC = Path(__file__).with_name("static")
 _TYPES = {".js": "text/javascript; charset=UTF-8", ".css": "text/css; charset=UTF-8"}
@@ -55,7 +56,7 @@ def load_assets() -> dict[str, Asset]:
     return assets
 
 
-class DashboardHandler(JupyterHandler):
+class DashboardHandler(AppHandler, JupyterHandler):
     """``GET {base_url}clusternb/``: the page; unauthenticated browsers are redirected to the login page."""
 
     @web.authenticated
@@ -68,12 +69,12 @@ class DashboardHandler(JupyterHandler):
         self.finish(html)
 
 
-class AssetHandler(JupyterHandler):
+class AssetHandler(AppHandler, JupyterHandler):
     """``GET {base_url}clusternb/static/<name>``: an authenticated, cached, pre-compressed asset."""
 
     @web.authenticated
     def get(self, name: str) -> None:
-        asset = self.settings["clusternb"].assets.get(name)
+        asset = self.app.assets.get(name)
         if asset is None:
             raise web.HTTPError(404)
         self.set_header("ETag", f'"{asset.etag}"')
@@ -91,7 +92,7 @@ class AssetHandler(JupyterHandler):
             self.finish(asset.body)
 
 
-default_handlers = [
+default_handlers: list[Route] = [
     (r"/clusternb/?", DashboardHandler),
     (r"/clusternb/static/([\w.\-]+)", AssetHandler),
 ]

@@ -51,7 +51,7 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from jupyter_server.auth.decorator import ws_authenticated
@@ -63,10 +63,8 @@ from clusternb.arguments import ArgumentError, ArgumentTypeError
 from clusternb.server.broadcaster import Mailbox
 from clusternb.server.payload import Encoded
 from clusternb.server.ratelimit import user_key
+from clusternb.server.routes import AppHandler, Route
 from clusternb.server.service import Topic, topics_of
-
-if TYPE_CHECKING:
-    from clusternb.server.app import ClusterNBApp
 
 #: The largest client message served. The dashboard's subscription is ~150 bytes; 64 KiB leaves room for any
 #: honest one (16 topics with long node lists) and keeps parsing and validating a message in the microseconds.
@@ -150,16 +148,12 @@ def _within(where: str, exc: ArgumentError) -> ArgumentError:
     return type(exc)(f"{where}.{exc.argument}", str(exc).removeprefix(f"{exc.argument}: "))
 
 
-class ClusterWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):
+class ClusterWebSocket(AppHandler, WebSocketMixin, WebSocketHandler, JupyterHandler):
     """One dashboard (or script) connection; all the pushing is the broadcaster's."""
 
     mailbox: Mailbox | None = None
     _pump: asyncio.Task[None] | None = None
     _rate_key = ""
-
-    @property
-    def ext(self) -> ClusterNBApp:
-        return self.settings["clusternb"]  # type: ignore[no-any-return]
 
     @property
     def max_message_size(self) -> int:
@@ -174,7 +168,7 @@ class ClusterWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):
         self._rate_key = user_key(self)  # the user does not change during a connection
         self.mailbox = Mailbox(close=self.close, user=self._rate_key)
         self._pump = asyncio.get_running_loop().create_task(self._drain(self.mailbox))
-        self.ext.prometheus.ws_clients.inc()
+        self.app.prometheus.ws_clients.inc()
 
     async def on_message(self, message: str | bytes) -> None:
         box = self.mailbox
@@ -198,7 +192,7 @@ class ClusterWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):
 
     def _rate_limited(self, cost: int) -> bool:
         """Spend ``cost`` tokens of this user's bucket (the REST one); when it is empty say so and return True."""
-        buckets = self.ext.buckets
+        buckets = self.app.buckets
         wait = buckets.take(self._rate_key, time.monotonic(), cost)
         if wait <= 0:
             return False
@@ -224,14 +218,14 @@ class ClusterWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):
                 "subscribe", f"at most {TOPICS_MAX} topics per connection; this would make {total}: unsubscribe first"
             )
         mine = (box.topics.keys() - set(gone)) | {t.key for t in topics}
-        users = self.ext.broadcaster.topics_of_user(box.user, leaving=box) | mine
+        users = self.app.broadcaster.topics_of_user(box.user, leaving=box) | mine
         if len(users) > USER_TOPICS_MAX:
             raise ArgumentError(
                 "subscribe",
                 f"at most {USER_TOPICS_MAX} distinct topics per user over all connections; this would make "
                 f"{len(users)}: unsubscribe or close another connection first",
             )
-        results = await self.ext.broadcaster.current(topics)  # also runs each query's own argument checks
+        results = await self.app.broadcaster.current(topics)  # also runs each query's own argument checks
         current: dict[str, tuple[Topic, Encoded | None]] = {}  # by key: a topic listed twice is subscribed once
         failed: list[str] = []
         for i, (topic, result) in enumerate(zip(topics, results, strict=True)):
@@ -246,12 +240,12 @@ class ClusterWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):
         if self.mailbox is not box:  # closed while the queries ran: nobody left to answer
             return
         if request.unsubscribe is not None:
-            self.ext.broadcaster.unsubscribe(box, gone)
+            self.app.broadcaster.unsubscribe(box, gone)
             self._send_now({"type": "unsubscribed", "topics": gone})
         if request.subscribe is not None:
             # "subscribed" first, then the initial states: the same order a client reads them in.
             self._send_now({"type": "subscribed", "topics": list(current)})
-            self.ext.broadcaster.subscribe(box, current.values())
+            self.app.broadcaster.subscribe(box, current.values())
             if failed:  # a transient fault (Redis timing out under load) must not leave a page empty for good
                 message = f"{SERVER_ERROR}; {', '.join(failed)} will follow when it can be computed"
                 self._send_now({"type": "error", "message": message, "topics": failed})
@@ -278,12 +272,12 @@ class ClusterWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):
 
     def on_close(self) -> None:
         if self.mailbox is not None:
-            self.ext.broadcaster.remove(self.mailbox)
-            self.ext.prometheus.ws_clients.dec()
+            self.app.broadcaster.remove(self.mailbox)
+            self.app.prometheus.ws_clients.dec()
             self.mailbox = None
         if self._pump is not None:
             self._pump.cancel()
         super().on_close()
 
 
-default_handlers = [(r"/clusternb/api/ws", ClusterWebSocket)]
+default_handlers: list[Route] = [(r"/clusternb/api/ws", ClusterWebSocket)]

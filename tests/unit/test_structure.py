@@ -11,6 +11,7 @@ import ast
 import importlib
 import inspect
 from pathlib import Path
+from typing import Any
 
 import clusternb
 from clusternb.queries import Client
@@ -95,3 +96,16 @@ def test_only_shared_alert_stores_have_a_watchdog() -> None:
     from clusternb.alerting.store import EngineAlertStore
 
     assert EngineAlertStore(AlertEngine([])).watchdog is None
+
+
+def test_every_route_hands_its_handler_the_app() -> None:
+    """Handlers reach the extension one way: ``initialize(app=...)``, from the route tables (no settings lookup)."""
+    from clusternb.server import handlers, metrics, pages, websocket
+    from clusternb.server.routes import bind
+
+    app: Any = object()
+    for module in (handlers, websocket, metrics, pages):
+        for _pattern, handler, options in bind(app, module.default_handlers):
+            assert options["app"] is app
+            inspect.signature(handler.initialize).bind(None, **options)  # the handler takes exactly these
+        assert 'settings["clusternb"]' not in Path(module.__file__ or "").read_text()
