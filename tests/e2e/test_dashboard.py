@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from clusternb import tables
 from tests.browser import chromium_page
 from tests.server_process import REPO, JupyterServer
 
@@ -56,3 +57,20 @@ def test_dashboard_renders_and_updates_live(server: JupyterServer) -> None:
     assert errors == []
     if os.environ.get("CLUSTERNB_UPDATE_SCREENSHOTS") == "1":
         shutil.copyfile(out, REPO / "docs" / "dashboard.png")
+
+
+def test_the_workers_table_follows_the_field_catalogue(server: JupyterServer) -> None:
+    """Every column heading after Node, and every cell's class, comes from the catalogue's dashboard columns."""
+    spec = tables.dashboard_columns()
+    with chromium_page(1440, 900) as (page, errors):
+        page.goto(server.url("clusternb/", token=True))
+        page.wait_for_selector("#workers tbody tr[data-node='node-0000']", timeout=30_000)
+        heads = page.evaluate(
+            "[...document.querySelectorAll('#workers thead th')].map((h) => [h.dataset.field || null, h.textContent])"
+        )
+        assert heads == [[None, "Node"], *([c["name"], c["heading"]] for c in spec)]
+        classes = page.evaluate(
+            "[...document.querySelectorAll(\"#workers tbody tr[data-node='node-0000'] td\")].map((td) => td.className)"
+        )
+        assert classes[0] == "" and [c.split()[-1] for c in classes[1:]] == [c["class"] for c in spec]
+    assert errors == []
