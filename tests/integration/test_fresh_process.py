@@ -115,6 +115,15 @@ assert (df["severity"] == "warning").all(), df
 """,
         {},
     ),
+    "fields": (
+        """
+df = clusternb.fields()
+assert {"workers", "metrics", "cluster_status", "alerts"} <= set(df["query"]), df["query"].unique()
+assert {"name", "dtype", "unit", "description"} <= set(df.columns), df.columns
+assert df.loc[df["name"] == "mem_used_bytes", "unit"].iloc[0], df
+""",
+        {},
+    ),
     "alerts_panel": ("p = clusternb.alerts_panel(interval=2)\nassert not p.closed\np.close()\nassert p.closed\n", {}),
     "cache_status": (
         """
