@@ -93,20 +93,11 @@ class AlertRuntime:
         if 0 < self._quiet_until - now <= horizon:
             return []
         store, watchdog = self.store, self.store.watchdog
-        beats: Liveness | None = None
         lease = min(interval, self._shortest) * LEASE_SHARE
-        if watchdog is not None:
-            try:
-                watch = watchdog.take_watchdog(self.owner, lease)
-            except Unavailable:  # nothing this process could see is current: no verdict on anyone
-                return []
-            if watch.held_for > 0:
-                self._quiet_until = now + watch.held_for
-                return []
-            beats = watch.liveness
-            engine = self._seeded_engine(a for a in watch.active if a.metric == NODE_OFFLINE)
-        else:
-            engine = self.engine
+        taken = self._take_watch(lease, now)
+        if taken is None:
+            return []
+        engine, beats = taken
         seen, departed = beats if beats is not None else state.liveness()
         out: list[Transition] = []
         quiet_until = now + horizon
@@ -132,6 +123,21 @@ class AlertRuntime:
             with contextlib.suppress(Unavailable):  # the lease then ends on its own
                 watchdog.shorten_watchdog(self.owner, self._shortest * LEASE_SHARE)  # faster nodes than it knew of
         return out
+
+    def _take_watch(self, lease: float, now: float) -> tuple[AlertEngine, Liveness | None] | None:
+        """The engine to judge liveness with, and the beats the watch read (None: read the state store); None
+        when another process holds the watch, or Redis cannot say (then no verdict on anyone)."""
+        watchdog = self.store.watchdog
+        if watchdog is None:
+            return self.engine, None
+        try:
+            watch = watchdog.take_watchdog(self.owner, lease)
+        except Unavailable:
+            return None
+        if watch.held_for > 0:
+            self._quiet_until = now + watch.held_for
+            return None
+        return self._seeded_engine(a for a in watch.active if a.metric == NODE_OFFLINE), watch.liveness
 
     def evaluate_service(self, name: str, up: bool, now: float) -> list[Transition]:
         transitions = self.engine.evaluate_service(name, up, now)

@@ -207,24 +207,8 @@ class ClusterWebSocket(AppHandler, WebSocketMixin, WebSocketHandler, JupyterHand
     async def _serve(self, box: Mailbox, request: Request) -> None:
         """Check what needs this connection's state and the queries' own argument checks, then act."""
         gone = request.unsubscribe or []
-        for i, key in enumerate(gone):
-            if key not in box.topics:
-                subscribed = list(box.topics)
-                raise ArgumentError(f"unsubscribe[{i}]", f"{_show(key)} is not subscribed; subscribed: {subscribed}")
         topics = request.subscribe or []
-        total = len((box.topics.keys() - set(gone)) | {t.key for t in topics})
-        if total > TOPICS_MAX:
-            raise ArgumentError(
-                "subscribe", f"at most {TOPICS_MAX} topics per connection; this would make {total}: unsubscribe first"
-            )
-        mine = (box.topics.keys() - set(gone)) | {t.key for t in topics}
-        users = self.app.broadcaster.topics_of_user(box.user, leaving=box) | mine
-        if len(users) > USER_TOPICS_MAX:
-            raise ArgumentError(
-                "subscribe",
-                f"at most {USER_TOPICS_MAX} distinct topics per user over all connections; this would make "
-                f"{len(users)}: unsubscribe or close another connection first",
-            )
+        self._check_limits(box, gone, topics)
         results = await self.app.broadcaster.current(topics)  # also runs each query's own argument checks
         current: dict[str, tuple[Topic, Encoded | None]] = {}  # by key: a topic listed twice is subscribed once
         failed: list[str] = []
@@ -234,9 +218,7 @@ class ClusterWebSocket(AppHandler, WebSocketMixin, WebSocketHandler, JupyterHand
             if isinstance(result, BaseException):  # the server's fault, not the request's: subscribed all the same
                 self.log.error("clusternb: the first state of %s failed", topic.key, exc_info=result)
                 failed.append(topic.key)
-                current[topic.key] = (topic, None)
-            else:
-                current[topic.key] = (topic, result)
+            current[topic.key] = (topic, None if isinstance(result, BaseException) else result)
         if self.mailbox is not box:  # closed while the queries ran: nobody left to answer
             return
         if request.unsubscribe is not None:
@@ -249,6 +231,26 @@ class ClusterWebSocket(AppHandler, WebSocketMixin, WebSocketHandler, JupyterHand
             if failed:  # a transient fault (Redis timing out under load) must not leave a page empty for good
                 message = f"{SERVER_ERROR}; {', '.join(failed)} will follow when it can be computed"
                 self._send_now({"type": "error", "message": message, "topics": failed})
+
+    def _check_limits(self, box: Mailbox, gone: list[str], topics: list[Topic]) -> None:
+        """Keys to unsubscribe must be subscribed; the topics after this message must fit both caps."""
+        for i, key in enumerate(gone):
+            if key not in box.topics:
+                subscribed = list(box.topics)
+                raise ArgumentError(f"unsubscribe[{i}]", f"{_show(key)} is not subscribed; subscribed: {subscribed}")
+        mine = (box.topics.keys() - set(gone)) | {t.key for t in topics}
+        if len(mine) > TOPICS_MAX:
+            raise ArgumentError(
+                "subscribe",
+                f"at most {TOPICS_MAX} topics per connection; this would make {len(mine)}: unsubscribe first",
+            )
+        users = self.app.broadcaster.topics_of_user(box.user, leaving=box) | mine
+        if len(users) > USER_TOPICS_MAX:
+            raise ArgumentError(
+                "subscribe",
+                f"at most {USER_TOPICS_MAX} distinct topics per user over all connections; this would make "
+                f"{len(users)}: unsubscribe or close another connection first",
+            )
 
     def _send_now(self, value: dict[str, Any]) -> None:
         with contextlib.suppress(WebSocketClosedError):
