@@ -38,7 +38,8 @@ from clusternb.redisio.link import RedisLink
 from clusternb.redisio.scripts import LinkScript
 from clusternb.rejects import Rejections, node_of
 from clusternb.state.base import Liveness
-from clusternb.state.redis import PRUNE_HASH_VALUES, TAG, RedisStateStore, liveness_reads_lua
+from clusternb.state.redis import RedisStateStore
+from clusternb.state.redis_scripts import PRUNE_HASH_VALUES, TAG, liveness_reads_lua
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,8 @@ from clusternb.queries import Client
 from clusternb.redisio.errors import Unavailable
 from clusternb.redisio.link import LinkOptions, RedisLink
 from clusternb.state.bounds import HistoryBounds
-from clusternb.state.redis import PREFIX, TAG, RedisStateStore
+from clusternb.state.redis import RedisStateStore
+from clusternb.state.redis_scripts import PREFIX, TAG
 from tests.helpers import make_snapshot, stop_process
 from tests.redis_cluster import LocalRedisCluster
 from tests.server_process import JupyterServer

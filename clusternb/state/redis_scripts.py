@@ -1,0 +1,147 @@
+"""The Redis side of the shared state: the key tag and the Lua scripts that run there.
+
+Kept apart from :mod:`clusternb.state.redis` (the Python side: reading, validating, pruning) because these
+texts are another program, run by Redis, and the alert store shares two of them (the tag, which puts every
+state and alert key in one Redis Cluster slot, and the liveness reads). The
+key layout below.
+
+Key layout (``P`` = ``{clusternb:v<SCHEMA_VERSION>}:state:``; the version keeps two schema versions of clusternb
+on one Redis from ever reading each other's keys, and the braces are a Redis Cluster hash tag: every state and
+alert key lives in one slot, so each script and transaction below touches one shard)::
+
+    P latest          HASH    node -> snapshot JSON (orjson of NodeSnapshot.to_dict(), carries "schema")
+    P seen            ZSET    node -> sample time of its latest snapshot (the registry; drives pruning)
+    P intervals       HASH    node -> its sampling interval (with ``seen``: the liveness view, no JSON to decode)
+    P departed        HASH    node -> time it left cleanly (``leave``); the node's next ``put`` deletes it
+    P hist:{node}     ZSET    snapshot JSON scored by its sample time: that node's bounded history
+    P gen             STRING  the generation counter, INCRed by every put and leave
+
+Why a sorted set per node for history, not a stream: history is queried by *sample* time, which each agent's
+clock sets. Stream IDs must grow monotonically, so they would carry either the server's time (then a range
+query by sample time is wrong by the agent's clock skew) or the sample time (then a clock stepping back makes
+XADD fail). A ZSET indexes exactly by sample time in any order, ``ZRANGEBYSCORE`` answers
+``since <= time <= until`` inclusively, and the window trim (``ZREMRANGEBYSCORE``) and the hard cap
+(``ZREMRANGEBYRANK``) run in the same script as the write. Memory is no worse: for 610-byte records a ZSET
+took 727 bytes per sample against 775 for a stream (Redis 7.0, ``MEMORY USAGE``); the JSON dominates both.
+
+A put is one Lua script (``EVALSHA`` on a held connection, see ``held_script.py``; loaded again after a Redis
+restart): it writes the latest record, the registry and the history, trims, sets expiries, prunes and bumps
+the generation, atomically like a MULTI. One command instead of fourteen is what keeps an agent's publish
+cheap: redis-py spends tens of microseconds of Python per command packed and parsed, which across a MULTI
+cost more CPU than the sample. The script first deletes any of its keys that hold another type than it
+expects (or a generation that is not a number): a stray key under our name would otherwise make every put
+fail forever.
+
+Bounds: each put trims its node's history to ``window`` seconds before the new sample and to ``max_samples``
+entries, and sets every key's expiry to ``window``: a history nobody writes disappears, and so does a whole
+cluster that went quiet. The same script prunes nodes whose last sample is older than the window (by the
+writer's clock and by the server's, so one agent with a clock far ahead cannot wipe the others) from
+``latest``, ``seen``, ``intervals`` and ``departed``, and nodes whose registry time is further in the future
+than ``max_clock_skew`` (a ghost that would otherwise stay "online" for ever).
+
+The generation counter is seeded (``SET NX``) with the current time in microseconds before its first INCR, so
+after a Redis restart without persistence it still grows past every value readers cached before.
+"""
+
+from __future__ import annotations
+
+from clusternb.model import SCHEMA_VERSION
+
+#: The Redis Cluster hash tag of every shared-state key (state and alerts): one slot, so one script may
+#: touch any of them.
+TAG = f"{{clusternb:v{SCHEMA_VERSION}}}"
+PREFIX = f"{TAG}:state:"
+
+# One put. KEYS: latest, seen, intervals, departed, hist, gen.
+# ARGV: node, record, sample time, oldest time kept (time - window), last rank dropped by the cap (negative),
+# expiry in seconds, generation seed, window in seconds, the node's interval, the largest clock skew accepted.
+# First, a key of the wrong type under our name (or a generation that is not a number) is deleted: it would
+# make every later put fail. Nodes whose last sample is older than the window are pruned, judged by the
+# writer's sample clock and by the server's clock (TIME - window), whichever is earlier; so are nodes whose
+# registry time is further in the future than the skew allows, and departures older than the cutoff. Returns
+# the number of nodes pruned. A script stops at its first failing command (a MULTI would run the rest), so
+# the latest record and the generation come first: readers never see a new record behind an old generation.
+PUT = """
+local want = {'hash', 'zset', 'hash', 'hash', 'zset', 'string'}
+for i = 1, 6 do
+  local t = redis.call('TYPE', KEYS[i])['ok']
+  if t ~= 'none' and t ~= want[i] then redis.call('DEL', KEYS[i]) end
+end
+local g = redis.call('GET', KEYS[6])
+if g and not tonumber(g) then redis.call('DEL', KEYS[6]) end
+local node, record, t = ARGV[1], ARGV[2], ARGV[3]
+redis.call('SET', KEYS[6], ARGV[7], 'NX')
+redis.call('HSET', KEYS[1], node, record)
+redis.call('ZADD', KEYS[2], t, node)
+redis.call('HSET', KEYS[3], node, ARGV[9])
+redis.call('HDEL', KEYS[4], node)
+redis.call('INCR', KEYS[6])
+for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[6]) end
+local now = redis.call('TIME')
+local server = tonumber(now[1]) + tonumber(now[2]) / 1000000
+local cutoff = server - tonumber(ARGV[8])
+if tonumber(ARGV[4]) < cutoff then cutoff = tonumber(ARGV[4]) end
+local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. cutoff, 'LIMIT', 0, 500)
+local ahead = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. (server + tonumber(ARGV[10])), '+inf', 'LIMIT', 0, 500)
+for i = 1, #ahead do if ahead[i] ~= node then gone[#gone + 1] = ahead[i] end end
+if #gone > 0 then
+  redis.call('HDEL', KEYS[1], unpack(gone))
+  redis.call('ZREM', KEYS[2], unpack(gone))
+  redis.call('HDEL', KEYS[3], unpack(gone))
+  redis.call('HDEL', KEYS[4], unpack(gone))
+end
+local left = redis.call('HGETALL', KEYS[4])
+for i = 1, #left, 2 do
+  local when = tonumber(left[i + 1])
+  if when == nil or when < cutoff or when > server + tonumber(ARGV[10]) then redis.call('HDEL', KEYS[4], left[i]) end
+end
+redis.call('ZADD', KEYS[5], t, record)
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[4])
+redis.call('ZREMRANGEBYRANK', KEYS[5], 0, ARGV[5])
+redis.call('EXPIRE', KEYS[5], ARGV[6])
+return #gone
+"""
+
+# A clean departure. KEYS: departed, gen. ARGV: node, time, expiry in seconds, generation seed.
+LEAVE = """
+if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' then redis.call('DEL', KEYS[1]) end
+local g = redis.call('GET', KEYS[2])
+if g and not tonumber(g) then redis.call('DEL', KEYS[2]) end
+redis.call('SET', KEYS[2], ARGV[4], 'NX')
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return redis.call('INCR', KEYS[2])
+"""
+
+# Delete rejected records of a hash, each only if it still holds the bytes that were rejected (a good write
+# since then must survive). KEYS: the hash. ARGV: the rejected records. Fields are found by value: HVALS gave
+# no names. (The alert store prunes its hash of active alerts with it too.)
+PRUNE_HASH_VALUES = """
+local bad = {}
+for i = 1, #ARGV do bad[ARGV[i]] = true end
+local all = redis.call('HGETALL', KEYS[1])
+local n = 0
+for i = 1, #all, 2 do
+  if bad[all[i + 1]] then redis.call('HDEL', KEYS[1], all[i]); n = n + 1 end
+end
+return n
+"""
+
+
+def liveness_reads_lua(first_key: int) -> str:
+    """Lua for the three reads of :meth:`RedisStateStore.liveness` (registry with scores, intervals, departures)
+    as one table, their keys at ``KEYS[first_key]`` onwards in :attr:`RedisStateStore.liveness_keys` order: the
+    reply :meth:`RedisStateStore.parse_liveness` decodes, for any script that reads the liveness view. A key of
+    the wrong type reads as empty (and is counted by the parser's caller when it matters)."""
+    k = first_key
+
+    def read(cmd: str, key: int, *args: str) -> str:
+        extra = "".join(f", '{a}'" for a in args)
+        want = "zset" if cmd == "ZRANGE" else "hash"
+        typed = f"redis.call('TYPE', KEYS[{key}])['ok'] == '{want}'"
+        return f"({typed} and redis.call('{cmd}', KEYS[{key}]{extra}) or {{}})"
+
+    return f"{{{read('ZRANGE', k, '0', '-1', 'WITHSCORES')}, {read('HGETALL', k + 1)}, {read('HGETALL', k + 2)}}}"
+
+
+LIVENESS = f"return {liveness_reads_lua(1)}"
