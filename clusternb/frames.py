@@ -14,9 +14,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
-from clusternb import arguments, columns, schema, vocab
+from clusternb import arguments, columns, dtypes, schema, vocab
 from clusternb.model import NodeSnapshot
 from clusternb.vocab import _gpu_summary
 
@@ -148,14 +147,14 @@ def workers_frame(
     data["age_s"] = np.round(age, 3)
     data.update(_gpu_columns(snaps, _GPU_COLUMNS))
     data["labels"] = _label_texts(snaps)
-    index = pd.Index(_strings(nodes).take(order), name="node")
-    return _typed(data, WORKER_COLUMNS, index, order)
+    index = pd.Index(dtypes.strings(nodes).take(order), name="node")
+    return dtypes.typed(data, WORKER_COLUMNS, index, order)
 
 
 def _percents(raw: Callable[[str], Sequence[Any]]) -> dict[str, np.ndarray]:
     """The three derived percentages, vectorised (same definitions as the NodeSnapshot properties, which cost
     a Python call per record and per percentage); ``raw(field)`` gives a field's values, one per record."""
-    f = {k: _floats(raw(k)) for k in _PERCENT_PARTS}
+    f = {k: dtypes.floats(raw(k)) for k in _PERCENT_PARTS}
     limit = f["mem_limit_bytes"]
     return {
         "mem_used_percent": np.where(
@@ -178,7 +177,7 @@ def _gpu_columns(snaps: Sequence[NodeSnapshot], names: Sequence[str]) -> dict[st
         summaries = list(map(_gpu_summary, snaps))
         return {name: list(map(itemgetter(_GPU_COLUMNS.index(name)), summaries)) for name in names}
     none = {"gpu_count": np.zeros(n, "int64"), "gpu_util_percent": np.full(n, math.nan),
-            "gpu_mem_used_bytes": _missing_ints(n), "gpu_mem_total_bytes": _missing_ints(n),
+            "gpu_mem_used_bytes": dtypes.missing_ints(n), "gpu_mem_total_bytes": dtypes.missing_ints(n),
             "gpu_temperature_c": np.full(n, math.nan)}  # fmt: skip
     return {name: none[name] for name in names}
 
@@ -209,25 +208,28 @@ def metrics_frame(snapshots: Iterable[NodeSnapshot], fields: Sequence[str]) -> p
             data[name] = raw(name)
     chosen = [c for c in METRIC_COLUMNS if c.name in fields]
     chosen.sort(key=lambda c: fields.index(c.name))
-    return _typed(data, columns.METRIC_HEAD_COLUMNS + tuple(chosen), pd.RangeIndex(n), order)
+    return dtypes.typed(data, columns.METRIC_HEAD_COLUMNS + tuple(chosen), pd.RangeIndex(n), order)
 
 
 _DERIVED = ("mem_used_percent", "swap_used_percent", "disk_used_percent")
 
 
-def status_frame(
-    workers: pd.DataFrame,
-    now: float,
-    alerts: pd.DataFrame,
-    dask: Mapping[str, Any] | None = None,
-    services: Sequence[Mapping[str, Any]] = (),
-    shared: SharedState | None = None,
-) -> pd.DataFrame:
-    """The one-row cluster summary (see :data:`STATUS_COLUMNS`), computed from a workers frame.
+class Beyond(NamedTuple):
+    """What a cluster summary reports beyond the nodes and alerts (each part optional).
 
     ``dask``: ``{"workers": n, "tasks": {state: count}, "tasks_per_s": x}`` when a scheduler is watched.
-    ``services``: probe results as mappings with ``name``, ``up``, ``latency_ms``.
+    ``services``: probe results as mappings with ``name``, ``up``, ``latency_ms``. ``shared``: where the
+    state came from (Redis, or this process's last view) and what readers rejected.
     """
+
+    dask: Mapping[str, Any] | None = None
+    services: Sequence[Mapping[str, Any]] = ()
+    shared: SharedState | None = None
+
+
+def status_frame(workers: pd.DataFrame, now: float, alerts: pd.DataFrame, beyond: Beyond | None = None) -> pd.DataFrame:
+    """The one-row cluster summary (see :data:`STATUS_COLUMNS`), computed from a workers frame."""
+    dask, services, shared = beyond or Beyond()
     online = workers[workers["status"] == "online"]
     counts = workers["status"].value_counts()
     cpu_total = _exact_sum(online["cpu_count"])
@@ -268,7 +270,7 @@ def status_frame(
     row["redis_error"] = [shared.error]
     row["records_rejected"] = [shared.records_rejected]
     row["rejected"] = [shared.rejected]
-    return _typed(row, STATUS_COLUMNS, pd.RangeIndex(1))
+    return dtypes.typed(row, STATUS_COLUMNS, pd.RangeIndex(1))
 
 
 _INT64_MAX = 2**63 - 1
@@ -289,107 +291,13 @@ def health_from(firing: int, critical: int) -> str:
 
 
 def empty_alerts_frame() -> pd.DataFrame:
-    return _typed({}, ALERT_COLUMNS, pd.RangeIndex(0))
+    return dtypes.typed({}, ALERT_COLUMNS, pd.RangeIndex(0))
 
 
 def _to_times(epoch_seconds: np.ndarray) -> pd.DatetimeIndex:
     # Microsecond precision: float seconds carry no more, and it keeps round trips exact.
     micros = np.round(epoch_seconds * 1e6).astype("int64")
     return pd.to_datetime(micros, unit="us", utc=True).as_unit("ns")
-
-
-def _typed(
-    data: Mapping[str, Any], columns: Sequence[Column], index: pd.Index, order: np.ndarray | None = None
-) -> pd.DataFrame:
-    """Build a frame whose columns and dtypes are exactly ``columns``, whatever ``data`` held (sequences or
-    arrays, taken by position: a Series is not aligned on its index); ``order`` (positions) puts the rows of
-    every column in the order of ``index``."""
-    arrays = {col.name: _column(data.get(col.name, []), col.dtype) for col in columns}
-    if order is not None:
-        arrays = {name: a[order] if isinstance(a, np.ndarray) else a.take(order) for name, a in arrays.items()}
-    return pd.DataFrame(arrays, index=index, copy=False)
-
-
-def _column(values: Any, dtype: Any) -> Any:
-    """``values`` as an array of exactly ``dtype``, by the cheapest conversion that is exact.
-
-    pandas converts a tuple of 10,000 numbers or strings element by element, checking each; the values here
-    were validated when their records were decoded, so numbers go through ``np.fromiter`` and strings through
-    Arrow, both in C. Anything unusual (a None among integers, NaN among strings) falls back to pandas.
-    """
-    extension = isinstance(dtype, pd.api.extensions.ExtensionDtype) or dtype in ("Int64", "string")
-    if isinstance(values, pd.api.extensions.ExtensionArray | pd.Index | np.ndarray) and _exactly(values.dtype, dtype):
-        return values.array if isinstance(values, pd.Index) else values
-    if _is_time(dtype):
-        return pd.array(pd.to_datetime(values, utc=True), dtype=dtype)  # any time zone, or naive (taken as UTC)
-    if isinstance(values, pd.api.extensions.ExtensionArray | pd.Index | np.ndarray | pd.Series):
-        values = values.tolist()  # e.g. python-backed strings, NaN-for-missing str: convert like a list
-    if dtype == "string":
-        return _strings(values)
-    if dtype == "float64":
-        try:
-            return _floats(values)
-        except (TypeError, ValueError):  # pd.NA and the like: pandas knows them
-            return pd.Series(values, dtype=dtype).to_numpy()
-    if dtype in ("Int64", "int64"):
-        try:
-            exact = np.fromiter(values, dtype=np.int64, count=len(values))
-        except (TypeError, ValueError, OverflowError):  # None (missing) among the values
-            if dtype == "Int64":
-                return _nullable_ints(values)
-        else:
-            return pd.arrays.IntegerArray(exact, np.zeros(len(exact), bool)) if dtype == "Int64" else exact
-    return pd.array(values, dtype=dtype) if extension else np.asarray(values, dtype=dtype)
-
-
-def _exactly(have: Any, want: Any) -> bool:
-    """Same dtype, storage and missing-value marker: pandas' ``==`` calls ``str`` and python-backed strings
-    equal to ``"string"``."""
-    target = _PANDAS_DTYPES.get(want) if isinstance(want, str) else want
-    if target is None:
-        target = _PANDAS_DTYPES[want] = pd.api.types.pandas_dtype(want)
-    return bool(have == target) and repr(have) == repr(target)
-
-
-_PANDAS_DTYPES: dict[str, Any] = {}
-
-
-def _strings(values: Sequence[Any]) -> Any:
-    try:
-        return pd.arrays.ArrowStringArray(pa.array(values, type=pa.large_string()))
-    except (pa.ArrowException, TypeError, ValueError):  # not all str (None is fine): let pandas convert
-        return pd.array(values, dtype="string")
-
-
-def _nullable_ints(values: Sequence[Any]) -> Any:
-    """Ints with None for missing into an ``Int64`` array, in C; anything else through pandas."""
-    n = len(values)
-    if values.count(None) == n:  # a column nobody reports (no container limit anywhere): C only
-        return _missing_ints(n)
-    if not all(v is None or type(v) is int for v in values):
-        return pd.array(values, dtype="Int64")
-    mask = np.fromiter((v is None for v in values), dtype=bool, count=n)
-    data = np.fromiter((0 if v is None else v for v in values), dtype=np.int64, count=n)
-    return pd.arrays.IntegerArray(data, mask)
-
-
-def _missing_ints(n: int) -> Any:
-    return pd.arrays.IntegerArray(np.zeros(n, np.int64), np.ones(n, bool))
-
-
-def _floats(values: Sequence[Any]) -> np.ndarray:
-    """Numbers with None for missing into float64 (NaN), in C."""
-    n = len(values)
-    try:
-        return np.fromiter(values, dtype="float64", count=n)
-    except TypeError:
-        if values.count(None) == n:
-            return np.full(n, math.nan)
-        return np.fromiter((math.nan if v is None else v for v in values), dtype="float64", count=n)
-
-
-def _is_time(dtype: Any) -> bool:
-    return isinstance(dtype, pd.DatetimeTZDtype)
 
 
 def cache_status_frame(status: Mapping[str, Any]) -> pd.DataFrame:
@@ -418,4 +326,4 @@ def cache_status_frame(status: Mapping[str, Any]) -> pd.DataFrame:
             else:
                 data[col.name].append(merged[col.name])
     index = pd.Index(list(rows), dtype="string", name="namespace")
-    return _typed(data, CACHE_COLUMNS, index)
+    return dtypes.typed(data, CACHE_COLUMNS, index)

@@ -278,9 +278,8 @@ class Client:
             if summary is not None:
                 dask = {"workers": summary.workers, "tasks": summary.tasks, "tasks_per_s": summary.tasks_per_s}
             services = [{"name": r.name, "up": r.up, "latency_ms": r.latency_ms} for r in self.probe_results]
-            return frames.status_frame(
-                self._frame("workers"), at, self.alerts(active=True), dask, services, self.shared_state()
-            )
+            beyond = frames.Beyond(dask, services, self.shared_state())
+            return frames.status_frame(self._frame("workers"), at, self.alerts(active=True), beyond)
 
         return (), compute
 

@@ -7,7 +7,8 @@ from collections.abc import Iterable
 import pandas as pd
 
 from clusternb.alerting.records import Alert
-from clusternb.frames import ALERT_COLUMNS, SEVERITY_ORDER, _typed
+from clusternb.dtypes import typed
+from clusternb.frames import ALERT_COLUMNS, SEVERITY_ORDER
 
 
 def alerts_frame(
@@ -51,7 +52,7 @@ def alerts_frame(
         "ended_at": _times([a.ended_at for a in chosen]),
         "acknowledged": [a.acknowledged for a in chosen],
     }
-    return _typed(data, ALERT_COLUMNS, pd.RangeIndex(len(chosen)))
+    return typed(data, ALERT_COLUMNS, pd.RangeIndex(len(chosen)))
 
 
 def _times(seconds: list[float | None]) -> pd.DatetimeIndex:
