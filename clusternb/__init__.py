@@ -16,8 +16,7 @@ from clusternb.model import SCHEMA_VERSION, GPUStat, NodeSnapshot, SchemaError
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the same names come from _LAZY
     from clusternb.cache import cached
     from clusternb.columns import fields
-    from clusternb.queries import (
-        Client,
+    from clusternb.default import (
         acknowledge,
         alerts,
         cache_status,
@@ -27,6 +26,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the same names
         metrics,
         workers,
     )
+    from clusternb.queries import Client
     from clusternb.widgets.panel import alerts_panel, metrics_panel, panel, status_panel, workers_panel
 
 # Every public name that loads on first use, and its module. pandas and pyarrow (clusternb.queries, ~0.4 s)
@@ -35,14 +35,14 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the same names
 # (~0.06 s). The value is the module's own object: its signature, docstring and help() are the real ones.
 _LAZY = {
     "Client": "clusternb.queries",
-    "acknowledge": "clusternb.queries",
-    "alerts": "clusternb.queries",
-    "cache_status": "clusternb.queries",
-    "cluster_status": "clusternb.queries",
-    "connect": "clusternb.queries",
-    "get_client": "clusternb.queries",
-    "metrics": "clusternb.queries",
-    "workers": "clusternb.queries",
+    "acknowledge": "clusternb.default",
+    "alerts": "clusternb.default",
+    "cache_status": "clusternb.default",
+    "cluster_status": "clusternb.default",
+    "connect": "clusternb.default",
+    "get_client": "clusternb.default",
+    "metrics": "clusternb.default",
+    "workers": "clusternb.default",
     "alerts_panel": "clusternb.widgets.panel",
     "metrics_panel": "clusternb.widgets.panel",
     "panel": "clusternb.widgets.panel",

@@ -36,10 +36,10 @@ def set_default_cache_provider(provider: CacheProvider) -> None:
 
 def _default_cache() -> Cache:
     if _default_provider is None:
-        # clusternb.queries registers the provider when it is imported, and `import clusternb` leaves it unimported
+        # clusternb.default registers the provider when it is imported, and `import clusternb` leaves it unimported
         # so that the package stays light (no pandas). A decorated function's first call imports it here; the
         # import is the registration, so this layer needs no name from it.
-        import clusternb.queries  # noqa: F401
+        import clusternb.default  # noqa: F401
     if _default_provider is None:
         raise RuntimeError("no default cache: pass cache= to @cached")
     return _default_provider()

@@ -23,8 +23,9 @@ import comm
 import ipywidgets
 
 from clusternb import arguments, units
+from clusternb.default import get_client
 from clusternb.frames import check_fields
-from clusternb.queries import Client, get_client
+from clusternb.queries import Client
 from clusternb.widgets import charts, views
 from clusternb.widgets.poller import Poller, Query, Results, check_interval, get_poller
 from clusternb.widgets.sections import AlertsSection, ChartSection, HeaderSection, Section, WorkersSection
