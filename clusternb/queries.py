@@ -274,8 +274,10 @@ class Client:
             if summary is not None:
                 dask = {"workers": summary.workers, "tasks": summary.tasks, "tasks_per_s": summary.tasks_per_s}
             services = [{"name": r.name, "up": r.up, "latency_ms": r.latency_ms} for r in self.probe_results]
+            workers, alerts = self._frame("workers"), self.alerts(active=True)
+            # Where the state came from, asked last: the reads above are what may have rejected records.
             beyond = frames.Beyond(dask, services, self.shared_state())
-            return frames.status_frame(self._frame("workers"), at, self.alerts(active=True), beyond)
+            return frames.status_frame(workers, at, alerts, beyond)
 
         return (), compute
 
