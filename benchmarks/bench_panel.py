@@ -109,7 +109,7 @@ def main() -> None:
     print(f"| of which in client.query (query layer: cache, recompute, hashing) | {query_cpu / max(cpu, 1e-9):.0%} |")
     own = cpu - query_cpu
     print(f"| of which in the panel (poller, change checks, renders) | {own / max(ticks, 1) * 1e3:.2f} ms/tick |")
-    print(f"| queries run / reused (metrics while the store is unchanged) | {queries_run} / {reused} |")
+    print(f"| queries run / reused (the cache holding the same entry: no copy) | {queries_run} / {reused} |")
     print(f"| whole process CPU (includes the idle main thread) | {100.0 * proc / wall:.3f} % of a core |")
     print("\n### For contrast: a tick after one node sent a new sample\n")
     print("| tick | time | comm messages | sections sent |")

@@ -44,6 +44,12 @@ from clusternb.state.fallback import MirroredStore
 from clusternb.state.memory import MemoryStateStore
 from clusternb.state.redis import RedisStateStore
 
+#: Seconds a query's result may stand while the state store's generation has not moved, where longer than the
+#: sampling interval. Every result is otherwise recomputed once per interval even on unchanged data, so liveness
+#: and ages stay honest; ``metrics`` is the costliest query and depends on the clock only through its window's
+#: far edge, where samples leave a 15-minute chart a few seconds late at worst. Any new sample moves the
+#: generation, and with it every key, at once.
+STANDS_WHILE_UNCHANGED: dict[str, float] = {"metrics": 30.0}
 #: Seconds between two refreshes of the last view of the shared state kept for outages (see Client.query).
 VIEW_REFRESH_S = 10.0
 #: How long the first query of a fresh process waits for the sampler's first sample.
@@ -331,11 +337,15 @@ class Client:
         return QueryResult(value, entry.content_hash, entry.created)
 
     def _key(self, namespace: str, key_params: Any) -> str:
-        return f"{self.cache.namespace_prefix(namespace)}q:{argument_digest(key_params, {})}:{self._freshness()}"
+        fresh = self._freshness(namespace)
+        return f"{self.cache.namespace_prefix(namespace)}q:{argument_digest(key_params, {})}:{fresh}"
 
-    def _freshness(self) -> str:
-        """Changes with every write to the store and at every interval boundary (see module docstring)."""
-        return f"{self.store.generation()}.{int(time.time() // self.settings.interval)}"
+    def _freshness(self, namespace: str) -> str:
+        """Changes with every write to the store and at every boundary of the query's freshness bucket: the
+        sampling interval, or :data:`STANDS_WHILE_UNCHANGED` for a query whose result depends on the clock only
+        a little (see the module docstring). The one freshness policy of every face."""
+        bucket = max(self.settings.interval, STANDS_WHILE_UNCHANGED.get(namespace, 0.0))
+        return f"{self.store.generation()}.{int(time.time() // bucket)}"
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 

@@ -37,12 +37,6 @@ MIN_INTERVAL = 0.2
 MAX_INTERVAL = 3600.0
 #: How long the thread sleeps when nothing is due (paused panels only); a wake-up cuts it short.
 IDLE_WAIT = 60.0
-#: Seconds a query's result is reused while the state store's generation has not moved. The query cache
-#: recomputes every result once per sampling interval even on unchanged data (its key has an interval bucket,
-#: so liveness and ages stay honest), and ``metrics`` is the costliest query while depending on the clock only
-#: through its window's far edge, where samples leave a 15-minute chart a few seconds late at worst. The
-#: liveness-bearing queries (cluster, workers, alerts) are never reused.
-REUSE_WHILE_UNCHANGED = {"metrics": 30.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +54,9 @@ class Query:
     def run(self, client: Client) -> QueryResult:
         return client.query(self.name, **dict(self.params))
 
-    @property
-    def reuse_s(self) -> float:
-        return REUSE_WHILE_UNCHANGED.get(self.name, 0.0)
+    def peek(self, client: Client) -> QueryResult | None:
+        """The current cache entry's hash and time, without building the value (None: not cached)."""
+        return client.peek(self.name, **dict(self.params))
 
 
 #: What a subscriber receives: each of its queries' result, or the exception that query raised.
@@ -118,9 +112,8 @@ class Poller:
         self._wake = threading.Event()
         self._stop: threading.Event | None = None
         self._thread: threading.Thread | None = None
-        # (client id, query) -> (store generation, monotonic time, result): see REUSE_WHILE_UNCHANGED.
-        self._memo: dict[tuple[int, Query], tuple[int, float, QueryResult]] = {}
-        self.reused = 0
+        self._memo: dict[tuple[int, Query], QueryResult] = {}  # each query's last result, per client
+        self.reused = 0  # results handed out again uncopied, the cache holding the same entry (see _query)
 
     # -- subscribers --------------------------------------------------------------------------------------
 
@@ -193,7 +186,6 @@ class Poller:
         report = TickReport(subscribers=len(subs))
         results: dict[tuple[int, Query], QueryResult | Exception] = {}
         wanted: list[tuple[Subscriber, Client | None, set[Query]]] = []
-        generations: dict[int, int | None] = {}
         for sub in subs:
             try:
                 client, queries = sub.client(), sub.queries()
@@ -205,9 +197,7 @@ class Poller:
             for query in queries:
                 key = (id(client), query)
                 if key not in results:
-                    if id(client) not in generations:
-                        generations[id(client)] = _generation(client)
-                    results[key] = self._query(key, query, client, generations[id(client)], report)
+                    results[key] = self._query(key, query, client, report)
         for sub, maybe_client, queries in wanted:
             if maybe_client is None:
                 continue
@@ -220,20 +210,30 @@ class Poller:
         return report
 
     def _query(
-        self, key: tuple[int, Query], query: Query, client: Client, generation: int | None, report: TickReport
+        self, key: tuple[int, Query], query: Query, client: Client, report: TickReport
     ) -> QueryResult | Exception:
-        now = time.monotonic()
+        """The query's result; the last one again, uncopied, while the cache holds the very same entry.
+
+        Freshness is the query cache's alone (its keys, :meth:`Client._freshness`): this only spares a copy of
+        a value the panels already hold. The read is counted as the cache hit it is.
+        """
         memo = self._memo.get(key)
-        if memo is not None and generation is not None and memo[0] == generation and now - memo[1] < query.reuse_s:
-            self.reused += 1
-            return memo[2]
+        if memo is not None:
+            start = time.perf_counter_ns()
+            try:
+                peeked = query.peek(client)
+            except Exception:  # the cache cannot say: ask the query, which falls back and says why
+                peeked = None
+            if peeked is not None and (peeked.content_hash, peeked.created) == (memo.content_hash, memo.created):
+                self.reused += 1
+                client.cache.served(query.name, time.perf_counter_ns() - start)
+                return memo
         report.queries += 1
         try:
             result = query.run(client)
         except Exception as exc:
             return exc
-        if generation is not None and query.reuse_s:
-            self._memo[key] = (generation, now, result)
+        self._memo[key] = result
         return result
 
     @staticmethod
@@ -269,14 +269,6 @@ class Poller:
             except Exception:  # tick() reports per panel; this is a bug in the poller itself
                 log.exception("clusternb poller tick failed")
                 stop.wait(1.0)
-
-
-def _generation(client: Client) -> int | None:
-    """The store's change counter, or None (never reuse) when it cannot be read."""
-    try:
-        return client.store.generation()
-    except Exception:
-        return None
 
 
 _poller: Poller | None = None

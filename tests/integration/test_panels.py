@@ -185,6 +185,7 @@ def test_errors_show_in_the_status_line(client: Client, monkeypatch: pytest.Monk
         raise ConnectionError("state store unreachable")
 
     monkeypatch.setattr(client, "query", broken)
+    client.store.put(make_snapshot("n7", time=time.time()))  # new data: the tick must query, not reuse
     report = poller.tick(force=True)
     assert report.errors == []  # the panel handled it ...
     assert "state store unreachable" in p.status_line.value  # ... by showing it
@@ -212,6 +213,10 @@ def test_without_a_front_end_no_thread_starts(client: Client, monkeypatch: pytes
 def test_metrics_result_is_reused_while_the_store_is_unchanged(client: Client) -> None:
     poller = Poller(autostart=False)
     panels.Panel(panels.metrics_sections("15m", None, 10), client=client, poller=poller)
-    assert poller.tick(force=True).queries == 0 and poller.reused == 1  # same generation: not even a cache read
+    hits = client.cache_status().loc["metrics", "hits"]
+    # The cache holds the same entry (metrics stand 30 s while the generation has not moved: one policy, the
+    # cache's): the poller hands out the result it holds, uncopied, and the read is counted as a cache hit.
+    assert poller.tick(force=True).queries == 0 and poller.reused == 1
+    assert client.cache_status().loc["metrics", "hits"] == hits + 1
     client.store.put(make_snapshot("n1", time=time.time()))
     assert poller.tick(force=True).queries == 1
