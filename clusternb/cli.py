@@ -19,13 +19,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import orjson
 
 from clusternb import arguments, schema, tables, units, vocab
+from clusternb import cli_text as text
 from clusternb._version import __version__
 from clusternb.config import ClusterNB, load_config
 from clusternb.redisio.errors import RedisFault
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from clusternb.queries import Client
 
 EPILOG = """\
@@ -38,141 +37,56 @@ unreachable, wrong password): the output is then this process's own view and one
 """
 
 
-# The table cells: clusternb.units (the convention every face shares), with the CLI's ASCII dash for a missing value.
-def _human_bytes(value: Any) -> str:
-    return units.human_bytes(value, units.ASCII_DASH)
-
-
-def _human_rate(value: Any) -> str:
-    return units.human_rate(value, units.ASCII_DASH)
-
-
-def _pct(value: Any) -> str:
-    return units.percent(value, units.ASCII_DASH)
-
-
-def _num(value: Any) -> str:
-    return units.number(value, 2, units.ASCII_DASH)
-
-
-def _seconds(value: Any) -> str:
-    return units.seconds(value, units.ASCII_DASH)
-
-
-def _clock(value: Any) -> str:
-    return units.clock(value, units.ASCII_DASH)
-
-
-def _int(value: Any) -> str:
-    return units.number(value, 0, units.ASCII_DASH)
-
-
-#: How the CLI writes each format of :mod:`clusternb.tables`; None: as pandas prints it (text is made printable).
-_FORMATS: dict[str, Callable[[Any], str] | None] = {
-    "time": _clock,
-    "percent": _pct,
-    "bytes": _human_bytes,
-    "rate": _human_rate,
-    "seconds": _seconds,
-    "integer": _int,
-    "number": _num,
-}
-
-
-def _format(field: schema.Field) -> Callable[[Any], str] | None:
-    """The writer of a column's cells, from its declaration in the field catalogue."""
-    return _FORMATS.get(tables.format_of(field))
-
-
-#: Control characters (C0, DEL, C1) and the bidirectional overrides of "Trojan source": in a node's name, label
-#: or message they would move the cursor, clear the screen or reorder what a person reads in a terminal.
-_CONTROLS = {
-    c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
-    for c in (*range(0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A))
-}
-
-
-def _printable(value: Any) -> str:
-    """Text from a node, safe for a terminal: control characters shown escaped (``\\x1b``), never obeyed."""
-    return str(value).translate(_CONTROLS)
-
-
-def _table(df: pd.DataFrame, columns: dict[str, Callable[[Any], str] | None]) -> str:
-    """The named columns that exist, formatted; a time column without a formatter is a UTC clock, and every
-    other text is :func:`_printable` (names, labels and messages come from the network)."""
-    frame = df.reset_index()
-    view = frame[[c for c in columns if c in frame.columns]].copy()
-    for name in view.columns:
-        fmt = columns[name] or (_clock if str(view[name].dtype).startswith("datetime64") else None)
-        if fmt is not None:
-            view[name] = view[name].map(fmt)
-        elif not _is_number(view[name].dtype):
-            view[name] = view[name].map(lambda v: _printable(v) if isinstance(v, str) else v)
-    return view.to_string(index=False) if len(view) else "(no rows)"
-
-
-def _is_number(dtype: Any) -> bool:
-    return getattr(dtype, "kind", "O") in "biuf"
-
-
-def _json(df: pd.DataFrame) -> str:
-    """Records with ISO-8601 UTC times; NaN/NA become null."""
-    out = df.reset_index() if df.index.name else df
-    text = out.to_json(orient="records", date_format="iso", date_unit="us")
-    return orjson.dumps(orjson.loads(text), option=orjson.OPT_INDENT_2).decode()
-
-
 def _cmd_status(client: Client, args: argparse.Namespace) -> str:
     import pandas as pd
 
     df = client.cluster_status()
     if args.json:
-        return _json(df)
+        return text.as_json(df)
     row = df.iloc[0]
     lines = [
-        f"health       {row['health']}  (as of {_clock(row['as_of'])}, "
-        + ("no data yet)" if pd.isna(row["data_age_s"]) else f"data {_seconds(row['data_age_s'])} old)"),
+        f"health       {row['health']}  (as of {text.clock(row['as_of'])}, "
+        + ("no data yet)" if pd.isna(row["data_age_s"]) else f"data {text.seconds(row['data_age_s'])} old)"),
         f"nodes        {row['nodes_total']} total: {row['nodes_online']} online, {row['nodes_stale']} stale, "
         f"{row['nodes_offline']} offline, {row['nodes_left']} left",
-        f"cpu          {_pct(row['cpu_percent'])} of {units.count(row['cpu_count'], 'CPU')}",
-        f"memory       {_human_bytes(row['mem_used_bytes'])} of {_human_bytes(row['mem_total_bytes'])} "
-        f"({_pct(row['mem_used_percent'])})",
+        f"cpu          {text.pct(row['cpu_percent'])} of {units.count(row['cpu_count'], 'CPU')}",
+        f"memory       {text.human_bytes(row['mem_used_bytes'])} of {text.human_bytes(row['mem_total_bytes'])} "
+        f"({text.pct(row['mem_used_percent'])})",
         f"gpus         {row['gpu_count']}",
         f"alerts       {row['alerts_firing']} firing, {row['alerts_critical']} critical",
     ]
     if not pd.isna(row["redis_state"]):
         state = str(row["redis_state"])
         if state != "connected":
-            state += f" since {_clock(row['redis_down_since'])}" if not pd.isna(row["redis_down_since"]) else ""
+            state += f" since {text.clock(row['redis_down_since'])}" if not pd.isna(row["redis_down_since"]) else ""
             state += ": showing this process's last view"
         lines.append(f"redis        {state}")
     if row["records_rejected"]:
-        lines.append(
-            f"rejected     {units.count(row['records_rejected'], 'record')} from Redis: {_printable(row['rejected'])}"
-        )
+        rejected = units.count(row["records_rejected"], "record")
+        lines.append(f"rejected     {rejected} from Redis: {text.printable(row['rejected'])}")
     return "\n".join(lines)
 
 
 def _cmd_workers(client: Client, args: argparse.Namespace) -> str:
     df = client.workers()
     if args.json:
-        return _json(df)
-    columns = {"node": None, **{f.name: _format(f) for f in tables.workers_table(schema.CLI)}}
-    return _table(df, columns)
+        return text.as_json(df)
+    columns = {"node": None, **{f.name: text.format_of(f) for f in tables.workers_table(schema.CLI)}}
+    return text.table(df, columns)
 
 
 def _cmd_metrics(client: Client, args: argparse.Namespace) -> str:
     fields = [f.strip() for f in args.fields.split(",") if f.strip()] if args.fields else None
     df = client.metrics(since=args.since, until=args.until, node=args.node or None, fields=fields)
     if args.json:
-        return _json(df)
-    formats = {name: _format(schema.field("metrics", name)) for name in df.columns}
-    return _table(df.tail(args.tail) if args.tail else df, formats)
+        return text.as_json(df)
+    formats = {name: text.format_of(schema.field("metrics", name)) for name in df.columns}
+    return text.table(df.tail(args.tail) if args.tail else df, formats)
 
 
 def _cmd_alerts(client: Client, args: argparse.Namespace) -> str:
     df = client.alerts(active=not args.all, severity=args.severity, node=args.node)
-    return _json(df) if args.json else _table(df, {c: None for c in df.columns})
+    return text.as_json(df) if args.json else text.table(df, {c: None for c in df.columns})
 
 
 def _cmd_config(settings: ClusterNB, args: argparse.Namespace) -> str:
@@ -402,13 +316,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             shared = client.shared_state()
         if shared.redis_state not in (None, "connected"):
             print(
-                f"clusternb {args.command}: redis {shared.redis_state} ({_printable(shared.error)}); the answer "
+                f"clusternb {args.command}: redis {shared.redis_state} ({text.printable(shared.error)}); the answer "
                 "above is this process's own view, not the cluster's",
                 file=sys.stderr,
             )
             return EXIT_REDIS_UNREACHABLE
     except arguments.BadInput as exc:  # the user's own input, and only that: a data fault is an internal error
-        print(f"clusternb {args.command}: error: {_printable(exc)}", file=sys.stderr)
+        print(f"clusternb {args.command}: error: {text.printable(exc)}", file=sys.stderr)
         return 2
     except RedisFault as exc:
         print(f"clusternb {args.command}: error: {exc.reason}", file=sys.stderr)

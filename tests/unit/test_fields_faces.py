@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from clusternb import cli, frames, schema, tables, units
+from clusternb import cli, cli_text, frames, schema, tables, units
 from clusternb.server import pages
 from clusternb.widgets import views
 from tests.helpers import make_snapshot
@@ -81,7 +81,7 @@ def test_the_cli_writes_every_metric_by_its_declared_unit() -> None:
     assert units.human_bytes(VALUES["mem_used_bytes"]) in out and units.human_rate(VALUES["net_rx_bps"]) in out
     assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC ", out.splitlines()[1])
     for name in frames.METRIC_FIELDS:  # every metric is a number, written by clusternb.units
-        assert cli._format(schema.field("metrics", name)) is not None, name
+        assert cli_text.format_of(schema.field("metrics", name)) is not None, name
 
 
 def test_the_dashboard_page_carries_its_columns_from_the_catalogue() -> None:
