@@ -3,7 +3,9 @@
 A panel draws itself once when created (so it is never blank), then registers with the kernel's one poller
 (:mod:`clusternb.widgets.poller`), which hands it query results every ``interval`` seconds; sections send
 only what changed. The toolbar pauses/resumes and sets the interval; ``interval``/``pause()``/``resume()``
-do the same in code. ``close()`` (or closing the widget) unregisters it; the last panel closed stops the thread.
+do the same in code. ``interval`` and ``paused`` are traits of the panel, the one place they are kept: the toolbar
+controls are linked to them, and observers re-plan the poller and redraw the status line. ``close()`` (or closing
+the widget) unregisters it; the last panel closed stops the thread.
 
 Where no widget front end exists (a terminal, a plain script), the widget's comm is ``comm.DummyComm``: the
 panel then never registers (no thread for nobody), and its repr is a static snapshot. Every repr carries that
@@ -21,6 +23,7 @@ from typing import Any
 
 import comm
 import ipywidgets
+import traitlets
 
 from clusternb import arguments, units
 from clusternb.default import get_client
@@ -37,6 +40,12 @@ INTERVAL_CHOICES = (0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
 class Panel(ipywidgets.VBox):  # type: ignore[misc]
     """Sections stacked above a toolbar (pause, interval, status line)."""
 
+    # Kernel-side state (not synced: the front end sees it through the toolbar widgets linked below).
+    interval: traitlets.TraitType[float, Any] = traitlets.TraitType(
+        DEFAULT_INTERVAL, help="Seconds between two checks for new data."
+    )
+    paused = traitlets.Bool(False, help="Whether the poller skips this panel (``refresh()`` still works).")
+
     def __init__(
         self,
         sections: Sequence[Section],
@@ -44,11 +53,10 @@ class Panel(ipywidgets.VBox):  # type: ignore[misc]
         client: Client | None = None,
         poller: Poller | None = None,
     ) -> None:
-        self._interval = check_interval(interval)
+        interval = check_interval(interval)  # before any widget exists
         if client is not None and not isinstance(client, Client):
             raise arguments.ArgumentTypeError("client", f"expected a clusternb.Client, got {arguments.shown(client)}")
         self.sections = list(sections)
-        self._paused = False
         self._closed = False
         self._error: str | None = None
         self._client = client
@@ -58,20 +66,21 @@ class Panel(ipywidgets.VBox):  # type: ignore[misc]
         self._lock = threading.RLock()
         self.status_line = ipywidgets.HTML(layout=ipywidgets.Layout(flex="1 1 auto"))
         self.pause_button = ipywidgets.ToggleButton(
-            value=False, description="Pause", icon="pause", tooltip="Stop or resume updating this panel",
-            layout=ipywidgets.Layout(width="90px"),
-        )  # fmt: skip
+            tooltip="Stop or resume updating this panel", layout=ipywidgets.Layout(width="90px")
+        )
         self.interval_picker = ipywidgets.Dropdown(
-            options=_choices(self._interval), value=self._interval, description="every (s)",
+            options=_choices(interval), value=interval, description="every (s)",
             style={"description_width": "initial"}, layout=ipywidgets.Layout(width="140px"),
         )  # fmt: skip
-        self.pause_button.observe(self._on_pause, "value")
-        self.interval_picker.observe(self._on_interval, "value")
         toolbar = ipywidgets.HBox(
             [self.pause_button, self.interval_picker, self.status_line],
             layout=ipywidgets.Layout(align_items="center", margin="4px 0 0 0"),
         )
-        super().__init__(children=[*_arrange(self.sections), toolbar])
+        super().__init__(children=[*_arrange(self.sections), toolbar], interval=interval)
+        traitlets.link((self, "paused"), (self.pause_button, "value"))
+        traitlets.dlink((self, "paused"), (self.pause_button, "description"), lambda p: "Resume" if p else "Pause")
+        traitlets.dlink((self, "paused"), (self.pause_button, "icon"), lambda p: "play" if p else "pause")
+        traitlets.link((self, "interval"), (self.interval_picker, "value"), (self._offered, float))
         self.add_class("clusternb-panel")
         self.layout.border = "1px solid #e0e0e0"
         self.layout.padding = "4px 8px"
@@ -82,24 +91,6 @@ class Panel(ipywidgets.VBox):  # type: ignore[misc]
             self._poller.register(self)
 
     # -- the poller's side (see poller.Subscriber) ---------------------------------------------------------
-
-    @property
-    def interval(self) -> float:
-        """Seconds between two checks for new data."""
-        return self._interval
-
-    @interval.setter
-    def interval(self, value: float) -> None:
-        self._interval = check_interval(value)
-        if self.interval_picker.value != self._interval:
-            self.interval_picker.options = _choices(self._interval)
-            self.interval_picker.value = self._interval
-        self._show_status()
-        self._poller.reschedule(self)
-
-    @property
-    def paused(self) -> bool:
-        return self._paused
 
     @property
     def context(self) -> contextvars.Context:
@@ -136,11 +127,11 @@ class Panel(ipywidgets.VBox):  # type: ignore[misc]
 
     def pause(self) -> None:
         """Stop updating (the poller skips this panel; other panels go on)."""
-        self.pause_button.value = True
+        self.paused = True
 
     def resume(self) -> None:
         """Update again, starting with a check now."""
-        self.pause_button.value = False
+        self.paused = False
 
     def refresh(self) -> int:
         """Check for new data now, even when paused. Returns how many sections sent an update."""
@@ -168,17 +159,28 @@ class Panel(ipywidgets.VBox):  # type: ignore[misc]
     def closed(self) -> bool:
         return self._closed
 
-    def _on_pause(self, change: dict[str, Any]) -> None:
-        self._paused = bool(change["new"])
-        self.pause_button.description = "Resume" if self._paused else "Pause"
-        self.pause_button.icon = "play" if self._paused else "pause"
+    @traitlets.validate("interval")
+    def _check_interval(self, proposal: traitlets.Bunch) -> float:
+        return check_interval(proposal["value"])
+
+    @traitlets.observe("interval")
+    def _interval_changed(self, change: traitlets.Bunch) -> None:
         self._show_status()
-        if not self._paused:
+        self._poller.reschedule(self)
+
+    @traitlets.observe("paused")
+    def _paused_changed(self, change: traitlets.Bunch) -> None:
+        self._show_status()
+        if not change["new"]:
             self._poller.reschedule(self, due=0.0)
 
-    def _on_interval(self, change: dict[str, Any]) -> None:
-        if change["new"] != self._interval:
-            self.interval = float(change["new"])
+    def _offered(self, interval: float) -> float:
+        """``interval``, once the picker offers it. The link calls this while it holds back the picker's echo, so
+        new options (which select their first entry) never reach ``interval``."""
+        choices = _choices(interval)
+        if tuple(self.interval_picker.options) != tuple(choices):
+            self.interval_picker.options = choices
+        return interval
 
     def _set_error(self, error: str | None) -> None:
         if error != self._error:
@@ -186,8 +188,8 @@ class Panel(ipywidgets.VBox):  # type: ignore[misc]
             self._show_status()
 
     def _show_status(self) -> None:
-        state = "closed" if self._closed else "paused" if self._paused else "live"
-        html = views.status_line_html(state, self._interval, self._error)
+        state = "closed" if self._closed else "paused" if self.paused else "live"
+        html = views.status_line_html(state, self.interval, self._error)
         if self.status_line.value != html:
             self.status_line.value = html
 
@@ -207,7 +209,7 @@ class Panel(ipywidgets.VBox):  # type: ignore[misc]
     def snapshot_text(self) -> str:
         """One line per section: what a terminal shows."""
         results, _ = self._results_now()
-        lines = [f"clusternb panel ({'paused' if self._paused else 'live'}, every {self._interval:g} s)"]
+        lines = [f"clusternb panel ({'paused' if self.paused else 'live'}, every {self.interval:g} s)"]
         for section in self.sections:
             try:
                 values = section.values(results)

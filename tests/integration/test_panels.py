@@ -177,6 +177,25 @@ def test_interval_pause_and_resume(client: Client) -> None:
     assert poller.tick(force=True).updated == 1
 
 
+def test_interval_and_paused_are_traits_the_toolbar_follows(client: Client) -> None:
+    p = panels.Panel(panels.status_sections(), interval=7, client=client, poller=Poller(autostart=False))
+    assert p.interval_picker.value == 7.0 and ("7", 7.0) in p.interval_picker.options
+    seen: list[Any] = []
+    p.observe(lambda change: seen.append((change["name"], change["new"])), ["interval", "paused"])
+    p.interval = 7.5  # not offered yet: the picker offers it, and its reset to the first option never leaks back
+    assert p.interval_picker.value == 7.5 and "every 7.5 s" in p.status_line.value
+    p.interval_picker.value = 2.0
+    for bad in (True, "5", float("nan")):
+        with pytest.raises(ValueError, match=r"^interval: "):
+            p.interval = bad
+    p.pause_button.value = True  # the toolbar button
+    assert (p.pause_button.description, p.pause_button.icon) == ("Resume", "play")
+    p.resume()
+    assert not p.pause_button.value and (p.pause_button.description, p.pause_button.icon) == ("Pause", "pause")
+    assert seen == [("interval", 7.5), ("interval", 2.0), ("paused", True), ("paused", False)]
+    assert p.snapshot_text().startswith("clusternb panel (live, every 2 s)")
+
+
 def test_errors_show_in_the_status_line(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     poller = Poller(autostart=False)
     p = panels.Panel(panels.workers_sections(), client=client, poller=poller)
