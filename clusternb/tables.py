@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Final
+from typing import Any, Final
 
 from clusternb import schema
 
@@ -60,4 +60,9 @@ def dashboard_columns() -> list[dict[str, str]]:
 
 def dashboard_columns_json() -> str:
     """:func:`dashboard_columns` as JSON that is safe inside a ``<script type="application/json">``."""
-    return json.dumps(dashboard_columns()).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return script_json(dashboard_columns())
+
+
+def script_json(value: Any) -> str:
+    """``value`` as JSON that is safe inside a ``<script type="application/json">`` (no ``</script>`` in it)."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

@@ -1,8 +1,9 @@
 """One unit convention for every face: how bytes, rates, percents, counts and times are written as text.
 
-The CLI, the panels and the dashboard all show numbers through these functions (the dashboard through
-``server/static/units.js``, whose formatters mirror these line for line), so one node reads the same on
-every face:
+The CLI, the panels and the dashboard all show numbers through these functions, so one node reads the same on
+every face. The dashboard's ``server/static/units.js`` runs the same steps in the browser on the convention
+this module serves with the page (:func:`convention`: units, bases, decimals, dash), so no unit, base or
+decimal count is written twice:
 
 - bytes are IEC, powers of 1024: ``B, KiB, MiB, GiB, TiB, PiB`` (``25232932864`` -> ``23.5 GiB``);
 - rates are SI, powers of 1000: ``B/s, kB/s, MB/s, GB/s, TB/s, PB/s`` (``1234567`` -> ``1.2 MB/s``), as
@@ -34,8 +35,23 @@ ASCII_DASH: Final = "-"
 BYTE_UNITS: Final = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 #: Rate units, each 1000 times the one before (SI prefixes; lower-case k as SI writes it).
 RATE_UNITS: Final = ("B/s", "kB/s", "MB/s", "GB/s", "TB/s", "PB/s")
+#: How many of one unit make the next: IEC for bytes, SI for rates.
+BYTE_BASE: Final = 1024
+RATE_BASE: Final = 1000
 #: Decimals after a scaled unit (KiB and up, kB/s and up) and after a percent.
 DECIMALS: Final = 1
+
+
+def convention() -> dict[str, Any]:
+    """The convention as data, served with the dashboard page for ``units.js``."""
+    return {
+        "DASH": DASH,
+        "BYTE_UNITS": list(BYTE_UNITS),
+        "BYTE_BASE": BYTE_BASE,
+        "RATE_UNITS": list(RATE_UNITS),
+        "RATE_BASE": RATE_BASE,
+        "DECIMALS": DECIMALS,
+    }
 
 
 def missing(value: Any) -> bool:
@@ -82,12 +98,12 @@ def scaled(value: Any, base: int, units: tuple[str, ...], missing_text: str = DA
 
 def human_bytes(value: Any, missing_text: str = DASH) -> str:
     """IEC: ``1023`` -> ``1023 B``, ``1024`` -> ``1.0 KiB``, ``25232932864`` -> ``23.5 GiB``."""
-    return scaled(value, 1024, BYTE_UNITS, missing_text)
+    return scaled(value, BYTE_BASE, BYTE_UNITS, missing_text)
 
 
 def human_rate(value: Any, missing_text: str = DASH) -> str:
     """SI, bytes per second: ``999`` -> ``999 B/s``, ``1000`` -> ``1.0 kB/s``, ``1234567`` -> ``1.2 MB/s``."""
-    return scaled(value, 1000, RATE_UNITS, missing_text)
+    return scaled(value, RATE_BASE, RATE_UNITS, missing_text)
 
 
 def percent(value: Any, missing_text: str = DASH) -> str:

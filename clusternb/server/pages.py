@@ -17,7 +17,7 @@ from pathlib import Path
 from jupyter_server.base.handlers import JupyterHandler
 from tornado import web
 
-from clusternb import tables
+from clusternb import tables, units
 from clusternb.server.payload import accepts_gzip, vary_on_encoding
 from clusternb.server.routes import AppHandler, Route
 
@@ -64,6 +64,7 @@ class DashboardHandler(AppHandler, JupyterHandler):
         html = (STATIC / "dashboard.html").read_text()
         html = html.replace("{{base_url}}", self.base_url).replace("{{xsrf}}", self.xsrf_token.decode())
         html = html.replace("{{workers_columns}}", tables.dashboard_columns_json())  # the table, from the catalogue
+        html = html.replace("{{units_convention}}", tables.script_json(units.convention()))  # for units.js
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.set_header("Cache-Control", "no-cache")
         self.finish(html)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from pathlib import Path
 
@@ -122,3 +123,18 @@ def test_readme_states_the_convention() -> None:
     # The README's examples are what the code writes.
     assert f"25,232,932,864 bytes read `{units.human_bytes(25_232_932_864)}`" in section
     assert f"1,234,567 bytes per second read `{units.human_rate(1_234_567)}`" in section
+
+
+def test_the_dashboard_gets_the_convention_served_not_restated() -> None:
+    """units.js runs the steps; the facts (unit names, bases, decimals, dash) come from units.convention()."""
+    from pathlib import Path
+
+    from clusternb import tables
+
+    js = (Path(units.__file__).parent / "server" / "static" / "units.js").read_text()
+    code = "\n".join(line.split("//")[0] for line in js.splitlines())  # comments may name them
+    for fact in ("KiB", "kB/s", "1024", "1000", "—"):
+        assert fact not in code, fact
+    html = (Path(units.__file__).parent / "server" / "static" / "dashboard.html").read_text()
+    assert 'id="units-convention">{{units_convention}}' in html
+    assert json.loads(tables.script_json(units.convention())) == units.convention()

@@ -1,13 +1,11 @@
-// clusternb units for the dashboard: a line-for-line mirror of clusternb/units.py, so that one node reads the
-// same in the browser as in the CLI and the panels. IEC for bytes (1024), SI for rates (1000), one decimal
-// after a scaled unit and after a percent, one dash for a missing value. Change both files together; the
-// e2e test tests/e2e/test_dashboard_text.py compares them value for value in Chromium.
+// clusternb units for the dashboard: the steps of clusternb/units.py, run in the browser on the convention that
+// module serves with the page (units.convention(): unit names, bases, decimals, dash), so one node reads the same
+// here as in the CLI and the panels and no unit, base or decimal count is written twice. The e2e test
+// tests/e2e/test_dashboard_text.py compares the two value for value in Chromium.
 (function () {
   "use strict";
-  const DASH = "—"; // units.DASH
-  const BYTE_UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]; // units.BYTE_UNITS
-  const RATE_UNITS = ["B/s", "kB/s", "MB/s", "GB/s", "TB/s", "PB/s"]; // units.RATE_UNITS
-  const DECIMALS = 1; // units.DECIMALS
+  const C = JSON.parse(document.getElementById("units-convention").textContent);
+  const { DASH, BYTE_UNITS, BYTE_BASE, RATE_UNITS, RATE_BASE, DECIMALS } = C;
 
   // units.missing: null/undefined (JSON null is how NaN, NA and NaT arrive), anything not a finite number.
   const missing = (v) => v == null || typeof v !== "number" || !Number.isFinite(v);
@@ -25,8 +23,8 @@
     return `${text} ${units[i]}`;
   }
 
-  const humanBytes = (v) => scaled(v, 1024, BYTE_UNITS); // units.human_bytes
-  const humanRate = (v) => scaled(v, 1000, RATE_UNITS); // units.human_rate
+  const humanBytes = (v) => scaled(v, BYTE_BASE, BYTE_UNITS); // units.human_bytes
+  const humanRate = (v) => scaled(v, RATE_BASE, RATE_UNITS); // units.human_rate
   const percent = (v) => (missing(v) ? DASH : `${fixed(v, DECIMALS)} %`); // units.percent
   const number = (v, decimals = 2) => (missing(v) ? DASH : fixed(v, decimals)); // units.number
   const seconds = (v) => (missing(v) ? DASH : `${fixed(v, DECIMALS)} s`); // units.seconds
