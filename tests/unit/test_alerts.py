@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 import pandas as pd
 import pytest
@@ -31,6 +32,7 @@ from clusternb.alerting import (
     parse_duration,
 )
 from clusternb.alerting import rules as rules_module
+from clusternb.model import NodeSnapshot
 from tests.helpers import make_gpu, make_snapshot
 
 T0 = 1_700_000_000.0
@@ -369,8 +371,10 @@ def test_bad_rules_files(tmp_path: Path, name: str, text: str, match: str) -> No
 
 
 def test_every_allowed_metric_can_be_read_or_is_fed_by_its_own_entry_point() -> None:
-    snap = make_snapshot(gpus=(make_gpu(),), cpu_limit=2.0, mem_limit_bytes=2**33, mem_cgroup_used_bytes=2**32,
-                         threads=4)  # fmt: skip
+    given = {"gpus": (make_gpu(),), "cpu_limit": 2.0, "mem_limit_bytes": 2**33, "mem_cgroup_used_bytes": 2**32}
+    # Every other field a source may leave out gets a value too, so a new optional metric is covered unasked.
+    optional = {f.name: 4 for f in msgspec.structs.fields(NodeSnapshot) if f.default is None and f.name not in given}
+    snap = make_snapshot(**given, **optional)
     for metric in METRICS:
         if metric in ("node_offline", "service_down"):
             continue
