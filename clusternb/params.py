@@ -9,7 +9,9 @@ allowed values, and every face reads it:
   which REST, the WebSocket and the CLI reach as well, since they all run the query;
 - ``clusternb.server.service.make_topic``: the shapes a query string or a WebSocket subscription may give
   (lists repeated or comma-separated, ``active=yes``), per kind;
-- ``clusternb.server.openapi``: the OpenAPI parameter objects, per kind.
+- ``clusternb.server.openapi``: the OpenAPI parameter objects, per kind;
+- :class:`Call`: one query call with its parameters made hashable and put in declaration order, the value
+  the panel poller deduplicates on and a server topic holds, so both normalise parameters the same way.
 
 The kinds are few on purpose: each face handles every kind once, so a new parameter of a known kind needs
 no code beyond its declaration (and the query that uses it).
@@ -17,13 +19,16 @@ no code beyond its declaration (and the query that uses it).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clusternb import arguments, frames
 from clusternb.arguments import ArgumentError, ArgumentTypeError, shown
+
+if TYPE_CHECKING:  # queries.py imports this module
+    from clusternb.queries import Client, QueryResult
 
 
 class Kind(Enum):
@@ -117,3 +122,33 @@ def check_arguments(query: str, now: float, values: Mapping[str, Any]) -> dict[s
         if name not in allowed:
             raise ArgumentError(shown(name)[1:-1], f"unknown parameter for {query}; allowed: {allowed}")
     return {p.name: p.check(values.get(p.name, p.default), now) for p in params}
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A query by name with hashable parameters (lists made tuples, in declaration order), so equal calls
+    compare and hash equal: one computation and one encoding for the server, one run per panel tick.
+    The values are not checked here: the query checks them when it runs (:func:`check_arguments`)."""
+
+    name: str
+    params: tuple[tuple[str, Hashable], ...] = ()
+
+    @classmethod
+    def of(cls, name: str, **params: Any) -> Call:
+        """The call of ``name`` with ``params``: declared ones in declaration order, any other after them
+        by name (left for the query to refuse)."""
+        order = {p.name: i for i, p in enumerate(declared(name))}
+        items = sorted(params.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
+        return cls(name, tuple((k, tuple(v) if isinstance(v, list | tuple) else v) for k, v in items))
+
+    def params_dict(self) -> dict[str, Any]:
+        """The parameters as keyword arguments and JSON: tuples become lists."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.params}
+
+    def run(self, client: Client) -> QueryResult:
+        """Run the query through the client's cache."""
+        return client.query(self.name, **self.params_dict())
+
+    def peek(self, client: Client) -> QueryResult | None:
+        """The current cache entry's hash and time, without building the value (None: not cached)."""
+        return client.peek(self.name, **self.params_dict())

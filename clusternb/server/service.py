@@ -1,6 +1,7 @@
 """Topics (what REST and the WebSocket can ask for) and the one place queries run: a small thread pool.
 
-A :class:`Topic` is a query name plus normalised, hashable parameters; its ``key`` names it in the encoded
+A :class:`Topic` is a topic name plus the query call behind it (:class:`clusternb.params.Call`, the same
+value the panel poller runs, so parameters are normalised in one place); its ``key`` names it in the encoded
 cache, the broadcaster and the Prometheus collector. :class:`DataService` runs ``client.query`` and the
 encoding in worker threads, never on the event loop: psutil, Redis and frame building may take milliseconds,
 and the loop is shared by every notebook, terminal and kernel connection of the server.
@@ -30,7 +31,7 @@ import pandas as pd
 
 from clusternb import frames
 from clusternb.arguments import ArgumentError, ArgumentTypeError, shown
-from clusternb.params import Kind, Param, declared
+from clusternb.params import Call, Kind, Param, declared
 from clusternb.queries import Client
 from clusternb.server.payload import BodyExtras, Encoded, EncodedCache, encode_frame
 
@@ -43,17 +44,31 @@ _CACHE_HEALTH = ("backend", "configured", "redis_state", "fallbacks", "last_fail
 
 @dataclass(frozen=True, slots=True)
 class Topic:
-    """A query name with normalised parameters; equal topics share one computation and one encoding."""
+    """A topic name and its query call (None for ``cache``); equal topics share one computation and one
+    encoding. ``Topic("workers")`` is the call without parameters."""
 
     name: str
-    params: tuple[tuple[str, Any], ...] = ()
+    call: Call | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in QUERY_OF:
+            raise ValueError(f"unknown topic {self.name!r}")
+        query = QUERY_OF[self.name]
+        if self.call is None and query:
+            object.__setattr__(self, "call", Call(query))  # frozen: the default call, set once
+        elif self.call is not None and self.call.name != query:
+            raise ValueError(f"topic {self.name!r} runs {query or 'no query'!r}, not {self.call.name!r}")
+
+    @property
+    def params(self) -> tuple[tuple[str, Any], ...]:
+        return () if self.call is None else self.call.params
 
     @property
     def key(self) -> str:
         return self.name + ("?" + urlencode(self.params, doseq=True) if self.params else "")
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.params}
+        return {} if self.call is None else self.call.params_dict()
 
 
 def params_of(topic: str) -> tuple[Param, ...]:
@@ -75,14 +90,15 @@ def make_topic(name: str, params: Mapping[str, Any]) -> Topic:
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         raise ArgumentError(shown(unknown[0])[1:-1], f"unknown parameter for {name}; allowed: {allowed}")
-    out: list[tuple[str, Any]] = []
+    out: dict[str, Any] = {}
     for param in declared_params:
         value = params.get(param.name)
         if value is not None:
             value = _READERS[param.kind](param, value)
         if value is not None:  # an empty list of names means "not given"
-            out.append((param.name, value))
-    return Topic(name, tuple(out))
+            out[param.name] = value
+    query = QUERY_OF[name]
+    return Topic(name, Call.of(query, **out) if query else None)
 
 
 def _names(param: Param, value: Any) -> str | tuple[str, ...] | None:
@@ -160,16 +176,16 @@ class DataService:
         Only answers with the in-memory cache and store (see the module docstring); ``cache`` is always
         computed, since its body is the cache's live counters. ``ArgumentError`` for bad parameters, as ``get``.
         """
-        if not self._local or topic.name == "cache":
+        call = topic.call
+        if not self._local or call is None:
             return None
         start = time.perf_counter_ns()
-        namespace = QUERY_OF[topic.name]
-        peeked = self.client.peek(namespace, **_query_params(topic))
+        peeked = call.peek(self.client)
         if peeked is None:
             return None  # the pool's query counts the miss
         found = self.encoded.get(topic.key, peeked.content_hash, peeked.created)
         if found is not None:  # answered from the cache's entry: a hit like any other
-            self.client.cache.served(namespace, time.perf_counter_ns() - start)
+            self.client.cache.served(call.name, time.perf_counter_ns() - start)
         return found
 
     async def get(self, topic: Topic) -> Encoded:
@@ -194,8 +210,8 @@ class DataService:
         # Joined another request's computation: answered by one read of the cache, counted like any other.
         start = time.perf_counter_ns()
         found = await asyncio.shield(pending)
-        if topic.name != "cache":
-            self.client.cache.served(QUERY_OF[topic.name], time.perf_counter_ns() - start)
+        if topic.call is not None:
+            self.client.cache.served(topic.call.name, time.perf_counter_ns() - start)
         return found
 
     def _settled(self, key: str, done: asyncio.Future[Encoded]) -> None:
@@ -210,7 +226,7 @@ class DataService:
 
     def compute(self, topic: Topic) -> Encoded:
         """Blocking: query through the client's cache, then encode once per content hash."""
-        if topic.name == "cache":
+        if topic.call is None:  # the cache's own status
             status = self.client.cache.status()
             stable = {k: status.get(k) for k in _CACHE_HEALTH}
             extra = {k: status.get(k) for k in ("backend", "configured", "redis_state", "redis_url")}
@@ -221,7 +237,7 @@ class DataService:
         found = self.ready(topic)
         if found is not None:
             return found
-        result = self.client.query(QUERY_OF[topic.name], **_query_params(topic))
+        result = topic.call.run(self.client)
         if topic.name in ("workers", "status") and isinstance(result.value, pd.DataFrame):
             with self._lock:
                 self._latest[topic.name] = result.value
@@ -261,10 +277,6 @@ class DataService:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-def _query_params(topic: Topic) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in topic.params}
 
 
 def topics_of(items: Iterable[Any]) -> list[Topic]:

@@ -23,11 +23,12 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from clusternb import arguments
+from clusternb.params import Call
 from clusternb.queries import Client, QueryResult
 
 log = logging.getLogger(__name__)
@@ -39,25 +40,8 @@ MAX_INTERVAL = 3600.0
 IDLE_WAIT = 60.0
 
 
-@dataclass(frozen=True, slots=True)
-class Query:
-    """A query by name with hashable parameters, so equal needs of different sections run once per tick."""
-
-    name: str
-    params: tuple[tuple[str, Hashable], ...] = ()
-
-    @classmethod
-    def of(cls, name: str, **params: Any) -> Query:
-        plain = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items()))
-        return cls(name, plain)
-
-    def run(self, client: Client) -> QueryResult:
-        return client.query(self.name, **dict(self.params))
-
-    def peek(self, client: Client) -> QueryResult | None:
-        """The current cache entry's hash and time, without building the value (None: not cached)."""
-        return client.peek(self.name, **dict(self.params))
-
+#: A query by name with hashable parameters, so equal needs of different sections run once per tick.
+Query = Call
 
 #: What a subscriber receives: each of its queries' result, or the exception that query raised.
 Results = Mapping[Query, "QueryResult | Exception"]
