@@ -7,11 +7,11 @@ before any query, ``acknowledge()`` before any alert query) passes in a test pro
 Every child runs in embedded mode with no config file and no ``CLUSTERNB_*`` variable, unless its case sets one.
 
 README examples are the fenced ``python`` blocks of README.md. One that cannot run on a bare host says so on the
-line just above its fence, and runs against a real local stand-in or is skipped with the reason shown:
+line just above its fence, and runs against a real local stand-in; none is ever skipped (an example that cannot
+run here needs a stand-in, or an unknown marker fails the test):
 
     <!-- example: cluster gpu-1 gpu-2 -->   a real redis-server and one `clusternb agent` per name; the block
                                             runs with CLUSTERNB_REDIS_URL set, once every agent has published
-    <!-- example: skip WHY -->             skipped, WHY printed in pytest's summary
 """
 
 from __future__ import annotations
@@ -299,8 +299,6 @@ def stand_in(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[st
     kind, *words = example.needs or ("bare",)
     if kind == "bare":
         yield {}
-    elif kind == "skip":
-        pytest.skip(f"README.md:{example.line}: {' '.join(words) or 'no reason given'}")
     elif kind == "cluster":
         cluster = Cluster.start(words, tmp_path)
         try:
@@ -309,7 +307,7 @@ def stand_in(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[st
         finally:
             cluster.stop()
     else:
-        pytest.fail(f"README.md:{example.line}: unknown example marker {kind!r} (known: cluster NODE..., skip WHY)")
+        pytest.fail(f"README.md:{example.line}: unknown example marker {kind!r}; known: cluster NODE...")
 
 
 @pytest.mark.parametrize(
