@@ -24,6 +24,7 @@ import itertools
 import math
 import numbers
 import re
+import reprlib
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -61,17 +62,28 @@ class ArgumentError(BadInput):
 
     def __init__(self, argument: str, message: str) -> None:
         self.argument = argument
+        self.detail = message
         super().__init__(f"{argument}: {message}")
+
+    def at(self, argument: str) -> ArgumentError:
+        """The same error (and type) named as the caller sees it: ``since`` of the first subscription is
+        ``subscribe[0].since`` to a WebSocket client."""
+        return type(self)(argument, self.detail)
 
 
 class ArgumentTypeError(ArgumentError, TypeError):
     """A caller's argument has the wrong type."""
 
 
-def shown(value: Any, limit: int = 60) -> str:
-    """``repr(value)`` cut to ``limit`` characters: an error message must not echo a megabyte back."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlevel = 2
+
+
+def shown(value: Any) -> str:
+    """``repr(value)``, shortened as it is built: an error message must not echo a megabyte string back, nor
+    spend a second writing out a nest of YAML aliases."""
+    return _SHORT.repr(value)
 
 
 def is_number(value: Any) -> bool:

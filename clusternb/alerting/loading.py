@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from clusternb.alerting.parsing import RULES_FILE_MAX_BYTES, RULES_MAX, parse_json, parse_yaml
-from clusternb.alerting.rules import DEFAULT_RULES, Rule, RuleError, parse_duration, shown
+from clusternb.alerting.rules import DEFAULT_RULES, Rule, RuleError, parse_duration
+from clusternb.arguments import shown
 
 _RULE_KEYS = tuple(f.name for f in fields(Rule))
 _KEYS = (*_RULE_KEYS, "for")  # "for: 2m" reads better in a file than "for_s: 120"

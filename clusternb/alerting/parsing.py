@@ -36,7 +36,8 @@ import yaml
 from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
 
-from clusternb.alerting.rules import RuleError, shown
+from clusternb.alerting.rules import RuleError
+from clusternb.arguments import shown
 
 #: The largest rules file read, in bytes (checked before parsing): RULES_MAX commented rules fit in it.
 RULES_FILE_MAX_BYTES: Final = 512 * 1024

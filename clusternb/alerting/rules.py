@@ -29,26 +29,16 @@ from __future__ import annotations
 import contextlib
 import math
 import re
-import reprlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Final, Literal
 
 from clusternb.alerting.records import RULE_NAME_MAX, VALUE_MAX
 from clusternb.alerting.templates import MessageFacts, render, template_problem
-from clusternb.arguments import DURATION_MAX_S
+from clusternb.arguments import DURATION_MAX_S, shown
 from clusternb.arguments import parse_duration as parse_duration_text
 from clusternb.model import NodeSnapshot, record_fields
 from clusternb.vocab import SEVERITY_ORDER, _gpu_summary
-
-_SHORT = reprlib.Repr()
-_SHORT.maxstring = _SHORT.maxother = 80
-_SHORT.maxlevel = 2
-
-
-def shown(value: Any) -> str:
-    """``repr(value)``, shortened: a value quoted in an error may be a megabyte string or a nest of aliases."""
-    return _SHORT.repr(value)
 
 
 class RuleError(ValueError):

@@ -305,5 +305,5 @@ def topics_of(items: Iterable[Any]) -> list[Topic]:
         except ArgumentError as exc:
             # Name the parameter within the message; a bad name is the item itself when it was a bare string.
             inner = "" if isinstance(item, str) and exc.argument == "topic" else f".{exc.argument}"
-            raise type(exc)(where + inner, str(exc).removeprefix(f"{exc.argument}: ")) from None
+            raise exc.at(where + inner) from None
     return out

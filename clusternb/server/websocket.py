@@ -143,11 +143,6 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _within(where: str, exc: ArgumentError) -> ArgumentError:
-    """``exc`` as the error of a field inside ``where`` (``since`` of ``subscribe[0]``: ``subscribe[0].since``)."""
-    return type(exc)(f"{where}.{exc.argument}", str(exc).removeprefix(f"{exc.argument}: "))
-
-
 class ClusterWebSocket(AppHandler, WebSocketMixin, WebSocketHandler, JupyterHandler):
     """One dashboard (or script) connection; all the pushing is the broadcaster's."""
 
@@ -214,7 +209,7 @@ class ClusterWebSocket(AppHandler, WebSocketMixin, WebSocketHandler, JupyterHand
         failed: list[str] = []
         for i, (topic, result) in enumerate(zip(topics, results, strict=True)):
             if isinstance(result, ArgumentError):
-                raise _within(f"subscribe[{i}]", result)
+                raise result.at(f"subscribe[{i}].{result.argument}")
             if isinstance(result, BaseException):  # the server's fault, not the request's: subscribed all the same
                 self.log.error("clusternb: the first state of %s failed", topic.key, exc_info=result)
                 failed.append(topic.key)
