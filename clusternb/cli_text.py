@@ -8,6 +8,7 @@ Apart from :mod:`clusternb.cli` (arguments, commands, exit statuses) because it 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -20,32 +21,14 @@ if TYPE_CHECKING:
 
 
 # The table cells: clusternb.units (the convention every face shares), with the CLI's ASCII dash for a missing value.
-def human_bytes(value: Any) -> str:
-    return units.human_bytes(value, units.ASCII_DASH)
-
-
-def human_rate(value: Any) -> str:
-    return units.human_rate(value, units.ASCII_DASH)
-
-
-def pct(value: Any) -> str:
-    return units.percent(value, units.ASCII_DASH)
-
-
-def num(value: Any) -> str:
-    return units.number(value, 2, units.ASCII_DASH)
-
-
-def seconds(value: Any) -> str:
-    return units.seconds(value, units.ASCII_DASH)
-
-
-def clock(value: Any) -> str:
-    return units.clock(value, units.ASCII_DASH)
-
-
-def integer(value: Any) -> str:
-    return units.number(value, 0, units.ASCII_DASH)
+_DASH = units.ASCII_DASH
+human_bytes = functools.partial(units.human_bytes, missing_text=_DASH)
+human_rate = functools.partial(units.human_rate, missing_text=_DASH)
+pct = functools.partial(units.percent, missing_text=_DASH)
+num = functools.partial(units.number, decimals=2, missing_text=_DASH)
+integer = functools.partial(units.number, decimals=0, missing_text=_DASH)
+seconds = functools.partial(units.seconds, missing_text=_DASH)
+clock = functools.partial(units.clock, missing_text=_DASH)
 
 
 #: How the CLI writes each format of :mod:`clusternb.tables`; None: as pandas prints it (text is made printable).

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 import orjson
-from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Dict, Float, Int, List, TraitError, TraitType, Unicode, default, validate
 from traitlets.config import Config, Configurable
 from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
 
@@ -29,32 +29,26 @@ ENV_PREFIX = "CLUSTERNB_"
 DAY = 86400.0
 
 
-class Bounded(Float[float, float]):
-    """A float setting within ``[lo, hi]`` and finite: a setting is input too, and NaN passes every ``<``."""
+class _Within(TraitType[Any, Any]):
+    """A number setting within ``[lo, hi]`` and finite: a setting is input too, and NaN passes every ``<``."""
 
-    def __init__(self, default_value: float, lo: float, hi: float, **kwargs: Any) -> None:
+    def __init__(self, default_value: Any, lo: float, hi: float, **kwargs: Any) -> None:
         super().__init__(default_value, **kwargs)
         self.lo, self.hi = lo, hi
 
-    def validate(self, obj: Any, value: Any) -> float:
-        number = float(super().validate(obj, value))
+    def validate(self, obj: Any, value: Any) -> Any:
+        number = super().validate(obj, value)  # type: ignore[misc]  # Float/Int in the MRO: their cast first
         if not (math.isfinite(number) and self.lo <= number <= self.hi):
-            raise TraitError(f"{self.name} must be between {self.lo:g} and {self.hi:g}, got {number:g}")
+            raise TraitError(f"{self.name} must be between {self.lo:n} and {self.hi:n}, got {number:n}")
         return number
 
 
-class BoundedInt(Int[int, int]):
+class Bounded(_Within, Float[float, float]):
+    """A float setting within ``[lo, hi]``."""
+
+
+class BoundedInt(_Within, Int[int, int]):
     """An integer setting within ``[lo, hi]``."""
-
-    def __init__(self, default_value: int, lo: int, hi: int, **kwargs: Any) -> None:
-        super().__init__(default_value, **kwargs)
-        self.lo, self.hi = lo, hi
-
-    def validate(self, obj: Any, value: Any) -> int:
-        number = int(super().validate(obj, value))
-        if not self.lo <= number <= self.hi:
-            raise TraitError(f"{self.name} must be between {self.lo} and {self.hi}, got {number}")
-        return number
 
 
 #: Default time-to-live, in seconds, of each query namespace in the cache.
