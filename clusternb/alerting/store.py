@@ -246,9 +246,11 @@ class RedisAlertStore:
         if batch:
             self._write(batch)
         with self._lock:
-            for _ in pending:
-                if self._queue:
-                    self._queue.popleft()
+            # What was written is what is left of ``pending`` at the head of the queue: an overflow meanwhile
+            # dropped from the head, and new writes went to the tail. Pop by identity, never by count.
+            written = {id(t) for t in pending}
+            while self._queue and id(self._queue[0]) in written:
+                self._queue.popleft()
         log.warning("clusternb: wrote %d alert change(s) queued while redis was unreachable", len(pending))
 
     # -- reads ----------------------------------------------------------------------------------------------
