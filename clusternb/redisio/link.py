@@ -208,13 +208,6 @@ class RedisLink:
         self._ok()
         return value
 
-    def read(self, primary: Callable[[Any], T], fallback: Callable[[], T]) -> T:
-        """``primary(client)`` through :meth:`call`, or ``fallback()`` when Redis is unavailable."""
-        try:
-            return self.call(primary)
-        except Unavailable:
-            return fallback()
-
     def attempt(self, fn: Callable[[Any], object]) -> None:
         """``fn(client)`` as best-effort cleanup (pruning a bad record): a fault is counted, not raised; the next
         reader that finds the record tries again."""

@@ -202,22 +202,16 @@ class Poller:
         a value the panels already hold. The read is counted as the cache hit it is.
         """
         memo = self._memo.get(key)
-        if memo is not None:
-            start = time.perf_counter_ns()
-            try:
-                peeked = query.peek(client)
-            except Exception:  # the cache cannot say: ask the query, which falls back and says why
-                peeked = None
-            if peeked is not None and (peeked.content_hash, peeked.created) == (memo.content_hash, memo.created):
-                self.reused += 1
-                client.cache.served(query.name, time.perf_counter_ns() - start)
-                return memo
-        report.queries += 1
         try:
-            result = query.run(client)
+            result = query.run(client, held=memo)
         except Exception as exc:
+            report.queries += 1
             return exc
-        self._memo[key] = result
+        if result is memo:
+            self.reused += 1
+        else:
+            report.queries += 1
+            self._memo[key] = result
         return result
 
     @staticmethod
