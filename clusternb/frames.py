@@ -15,16 +15,16 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from clusternb import arguments, columns, dtypes, schema, vocab
+from clusternb import arguments, columns, dtypes, schema
 from clusternb.model import NodeSnapshot
 from clusternb.vocab import _gpu_summary
 
 # Re-exported: frames is where readers of the schemas look for the category orders and the column tables
 # (declared once in clusternb.schema, with their pandas dtypes in clusternb.columns).
-STATUS_ORDER = vocab.STATUS_ORDER
-SEVERITY_ORDER = vocab.SEVERITY_ORDER
-HEALTH_ORDER = vocab.HEALTH_ORDER
-ALERT_STATE_ORDER = vocab.ALERT_STATE_ORDER
+STATUS_ORDER = schema.STATUS_ORDER
+SEVERITY_ORDER = schema.SEVERITY_ORDER
+HEALTH_ORDER = schema.HEALTH_ORDER
+ALERT_STATE_ORDER = schema.ALERT_STATE_ORDER
 STATUS_DTYPE = columns.STATUS_DTYPE
 SEVERITY_DTYPE = columns.SEVERITY_DTYPE
 HEALTH_DTYPE = columns.HEALTH_DTYPE

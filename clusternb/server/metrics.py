@@ -75,9 +75,15 @@ def _indicator(query: str, column: str, when: str) -> tuple[str, str]:
     return name, f"{doc}; 1 {when}"
 
 
+# Looked up in the catalogue once, at import: a scrape only fills values in.
+NODE_UP = _indicator("workers", "status", "when the node is online")
+HEALTH = _indicator("cluster_status", "health", "for the current health")
+FALLBACKS = series("cache_status")["fallbacks"]
+REDIS_UP = _indicator("cache_status", "redis_state", "when Redis answers (connected)")
+
+
 def _node_families(workers: pd.DataFrame) -> Iterator[Metric]:
-    name, doc = _indicator("workers", "status", "when the node is online")
-    up = GaugeMetricFamily(name, doc, labels=["node", "status"])
+    up = GaugeMetricFamily(*NODE_UP, labels=["node", "status"])
     for node, status in zip(workers.index, workers["status"].astype(str), strict=True):
         up.add_metric([str(node), status], 1.0 if status == "online" else 0.0)
     yield up
@@ -93,8 +99,7 @@ def _node_families(workers: pd.DataFrame) -> Iterator[Metric]:
 def _status_families(row: pd.Series) -> Iterator[Metric]:
     for column, (name, doc) in STATUS_GAUGES.items():
         yield GaugeMetricFamily(name, doc, value=row[column])
-    name, doc = _indicator("cluster_status", "health", "for the current health")
-    health = GaugeMetricFamily(name, doc, labels=["health"])
+    health = GaugeMetricFamily(*HEALTH, labels=["health"])
     for level in schema.HEALTH_ORDER:
         health.add_metric([level], 1.0 if str(row["health"]) == level else 0.0)
     yield health
@@ -106,10 +111,8 @@ def _cache_families(cache: dict[str, Any]) -> Iterator[Metric]:
         for namespace, stats in cache["namespaces"].items():
             counter.add_metric([namespace], float(stats[field]))
         yield counter
-    name, doc = series("cache_status")["fallbacks"]
-    yield CounterMetricFamily(name, doc, value=cache["fallbacks"])
-    name, doc = _indicator("cache_status", "redis_state", "when Redis answers (connected)")
-    yield GaugeMetricFamily(name, doc, value=1.0 if cache["redis_state"] == "connected" else 0.0)
+    yield CounterMetricFamily(*FALLBACKS, value=cache["fallbacks"])
+    yield GaugeMetricFamily(*REDIS_UP, value=1.0 if cache["redis_state"] == "connected" else 0.0)
 
 
 class ServerMetrics:
