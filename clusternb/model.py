@@ -4,6 +4,12 @@ Everything that crosses a process boundary (Redis, the REST API, the cache) is b
 their plain-dict form. ``from_dict`` validates instead of trusting: a record written by another schema version,
 another program or a corrupted write raises :class:`SchemaError`, which readers count and skip.
 
+Each field is declared here once, whole: its type and bounds (``msgspec.Meta``, checked where records are
+decoded), its unit (carried by the type alias: ``Bytes``, ``Rate``, ``Percent``...), and for a column of
+``workers()`` its description and the faces that show it (:func:`clusternb.declare.column`). The field
+catalogue (:mod:`clusternb.schema`) reads these declarations back, and every face follows from it: adding a
+numeric field is one line here and the line of the source that fills it.
+
 The records are msgspec ``Struct``s (frozen, unknown fields forbidden) so that a JSON record read from Redis
 is parsed, type-checked and built in one call in C (:func:`decode_snapshot_json`): 2 µs per record instead
 of 20-30 µs for ``orjson.loads`` plus ``from_dict``, which is what a ``workers()`` over 10,000 nodes that all
@@ -25,6 +31,8 @@ from typing import Annotated, Any, Final, NamedTuple
 
 import msgspec
 
+from clusternb.declare import BYTES, CELSIUS, CLI, CORES, PANEL, PERCENT, RATE, SECONDS, TABLES, WATTS, column, unit
+
 #: Bumped whenever a field is added, removed or changes meaning. Readers skip records of other versions.
 SCHEMA_VERSION: Final = 1
 
@@ -44,13 +52,14 @@ LOAD_MAX: Final = 1e6
 NAME_MAX: Final = 256  # node and host names (an FQDN is at most 253)
 
 Time = Annotated[float, msgspec.Meta(ge=0.0, le=TIME_MAX, description="seconds since the epoch (UTC)")]
-Bytes = Annotated[int, msgspec.Meta(ge=0, le=BYTES_MAX)]
-Rate = Annotated[float, msgspec.Meta(ge=0.0, le=RATE_MAX)]
-Percent = Annotated[float, msgspec.Meta(ge=0.0, le=100.0)]
+Bytes = Annotated[int, msgspec.Meta(ge=0, le=BYTES_MAX, extra=unit(BYTES))]
+Rate = Annotated[float, msgspec.Meta(ge=0.0, le=RATE_MAX, extra=unit(RATE))]
+Percent = Annotated[float, msgspec.Meta(ge=0.0, le=100.0, extra=unit(PERCENT))]
 Count = Annotated[int, msgspec.Meta(ge=0, le=COUNT_MAX)]
+CPUs = Annotated[float, msgspec.Meta(ge=0.0, le=COUNT_MAX, extra=unit(CORES))]  # a share of cores, as a quota
 Load = Annotated[float, msgspec.Meta(ge=0.0, le=LOAD_MAX)]
-Seconds = Annotated[float, msgspec.Meta(ge=0.0, le=1e10)]
-Interval = Annotated[float, msgspec.Meta(gt=0.0, le=86_400.0)]
+Seconds = Annotated[float, msgspec.Meta(ge=0.0, le=1e10, extra=unit(SECONDS))]
+Interval = Annotated[float, msgspec.Meta(gt=0.0, le=86_400.0, extra=unit(SECONDS))]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX)]
 Text = Annotated[str, msgspec.Meta(max_length=NAME_MAX)]
 Path = Annotated[str, msgspec.Meta(max_length=4096)]
@@ -69,14 +78,14 @@ class GPUStat(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False)
     util_percent: Percent | None = None
     mem_total_bytes: Bytes | None = None
     mem_used_bytes: Bytes | None = None
-    temperature_c: Annotated[float, msgspec.Meta(ge=-100.0, le=200.0)] | None = None
-    power_w: Annotated[float, msgspec.Meta(ge=0.0, le=100_000.0)] | None = None
+    temperature_c: Annotated[float, msgspec.Meta(ge=-100.0, le=200.0, extra=unit(CELSIUS))] | None = None
+    power_w: Annotated[float, msgspec.Meta(ge=0.0, le=100_000.0, extra=unit(WATTS))] | None = None
 
     def __post_init__(self) -> None:
         _at_most("GPU mem_used_bytes", self.mem_used_bytes, "mem_total_bytes", self.mem_total_bytes)
 
 
-class NodeSnapshot(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+class NodeSnapshot(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     """One sample of one node.
 
     Host totals and container limits are reported side by side (``cpu_count`` beside ``cpu_limit``,
@@ -90,33 +99,55 @@ class NodeSnapshot(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=F
     """
 
     node: Name
-    host: Text
-    ip: Annotated[str, msgspec.Meta(max_length=64)]
     time: Time  # sample time
-    cpu_count: Count
-    cpu_percent: Percent
-    load_1: Load
-    load_5: Load
-    load_15: Load
-    mem_total_bytes: Bytes
-    mem_used_bytes: Bytes
-    mem_available_bytes: Bytes
-    swap_total_bytes: Bytes
-    swap_used_bytes: Bytes
-    disk_path: Path
-    disk_total_bytes: Bytes
-    disk_used_bytes: Bytes
-    disk_read_bps: Rate
-    disk_write_bps: Rate
-    net_rx_bps: Rate
-    net_tx_bps: Rate
-    uptime_s: Seconds
-    interval_s: Interval = 2.0  # how often this node is sampled; liveness thresholds derive from it
-    cpu_limit: Annotated[float, msgspec.Meta(ge=0.0, le=COUNT_MAX)] | None = None  # cgroup quota, None: unlimited
-    mem_limit_bytes: Bytes | None = None  # cgroup memory limit, None when unlimited
+    # The columns of workers(), in its column order (kw_only: a field with a default may stand anywhere).
+    host: Annotated[Text, column("host name")]
+    ip: Annotated[str, msgspec.Meta(max_length=64), column("primary IPv4 address")]
+    source: Annotated[str, msgspec.Meta(max_length=16), column("local, agent or dask")] = "local"
+    cpu_count: Annotated[Count, column("logical CPUs of the host", heading="cores", table={CLI, PANEL})]
+    cpu_limit: Annotated[CPUs, column("CPU cores granted by a container quota (NaN: none)")] | None = None
+    threads: Annotated[Count, column("worker threads (Dask workers)")] | None = None  # None for plain hosts
+    cpu_percent: Annotated[
+        Percent,
+        column("CPU busy over the last interval, 0-100 across all CPUs", metric=True, prometheus="cpu_percent",
+               heading="CPU %", table=TABLES),
+    ]  # fmt: skip
+    load_1: Annotated[
+        Load, column("1-minute load average", metric=True, prometheus="load1", heading="load 1m", table=TABLES)
+    ]
+    load_5: Annotated[Load, column("5-minute load average", metric=True)]
+    load_15: Annotated[Load, column("15-minute load average", metric=True)]
+    mem_total_bytes: Annotated[
+        Bytes, column("host memory (MemTotal)", prometheus="memory_total_bytes", heading="memory", table={CLI})
+    ]
+    mem_used_bytes: Annotated[
+        Bytes,
+        column("host memory in use (total - available)", metric=True, prometheus="memory_used_bytes",
+               heading="mem used", table=TABLES),
+    ]  # fmt: skip
+    mem_available_bytes: Annotated[Bytes, column("host memory available to new work", metric=True)]
+    mem_limit_bytes: Annotated[Bytes, column("container memory limit (<NA>: none)")] | None = None
     mem_cgroup_used_bytes: Bytes | None = None  # what the cgroup uses, when a limit applies
-    threads: Count | None = None  # worker threads (Dask workers); None for plain hosts
-    source: Annotated[str, msgspec.Meta(max_length=16)] = "local"  # local | agent | dask
+    swap_total_bytes: Annotated[Bytes, column("swap size")]
+    swap_used_bytes: Annotated[Bytes, column("swap in use", metric=True)]
+    disk_path: Annotated[Path, column("path whose filesystem is reported")]
+    disk_total_bytes: Annotated[Bytes, column("filesystem size")]
+    disk_used_bytes: Annotated[Bytes, column("filesystem space used", metric=True)]
+    disk_read_bps: Annotated[Rate, column("disk reads", metric=True)]
+    disk_write_bps: Annotated[Rate, column("disk writes", metric=True)]
+    net_rx_bps: Annotated[
+        Rate,
+        column("network received (loopback excluded)", metric=True, prometheus="network_receive_bytes_per_second",
+               heading="net rx", table=TABLES),
+    ]  # fmt: skip
+    net_tx_bps: Annotated[
+        Rate,
+        column("network sent (loopback excluded)", metric=True, prometheus="network_transmit_bytes_per_second",
+               heading="net tx", table=TABLES),
+    ]  # fmt: skip
+    uptime_s: Annotated[Seconds, column("time since the host booted")]
+    # How often this node is sampled; liveness thresholds derive from it.
+    interval_s: Annotated[Interval, column("time between this node's samples")] = 2.0
     labels: Labels = {}  # msgspec gives each instance its own empty dict
     gpus: Annotated[tuple[GPUStat, ...], msgspec.Meta(max_length=64)] = ()
     schema: int = SCHEMA_VERSION

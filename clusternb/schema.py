@@ -5,9 +5,11 @@ a time series (``metrics(fields=)``) or a Prometheus series. Everything else fol
 frame column tables and dtypes (:mod:`clusternb.columns`), ``vocab.METRIC_NAMES``, the Prometheus names and HELP
 texts (:mod:`clusternb.server.metrics`), the README's tables and :func:`clusternb.fields`.
 
-Bounds are not restated here: a column that carries a snapshot field takes them from the model's
-``Annotated[..., msgspec.Meta(...)]`` (:func:`bounds`), where records are validated. Columns computed by a
-query (sums, counts, ages) have none.
+A column that carries a snapshot field is not declared here: it is declared with the field, in the model
+(``Annotated[..., column(...)]``, see :mod:`clusternb.declare`), and read back by :func:`snapshot_columns`
+with its dtype (from the type), unit (from the type alias), description and bounds. Here are the columns each
+query computes (sums, counts, ages, states); their bounds, where they have some, are read from the model too
+(:func:`bounds`).
 
 This module imports no pandas, so the agent and the CLI parser (through :mod:`clusternb.vocab`) stay small.
 """
@@ -21,6 +23,7 @@ from typing import Any, Final
 import msgspec
 import msgspec.inspect as mi
 
+from clusternb import declare as d
 from clusternb.model import GPUStat, NodeSnapshot, Percent
 
 STATUS_ORDER = ["online", "stale", "offline", "left"]
@@ -33,22 +36,11 @@ TIME: Final = "datetime64[ns, UTC]"
 #: dtype of an ordered categorical; its categories are the field's ``categories``.
 CATEGORY: Final = "category"
 
-# Units, one convention (IEC bytes, SI rates: see clusternb.units); "" for counts and plain numbers.
-PERCENT: Final = "percent"
-BYTES: Final = "bytes"
-RATE: Final = "bytes/s"
-SECONDS: Final = "seconds"
-MICROSECONDS: Final = "microseconds"
-CELSIUS: Final = "°C"
-CORES: Final = "cores"
-RATIO: Final = "ratio"
-
-# The faces that show a workers table (``Field.table``): each shows the fields that name it, in catalogue order.
-CLI: Final = "cli"
-PANEL: Final = "panel"
-DASHBOARD: Final = "dashboard"
-#: Every workers table: what a new field of general interest names.
-TABLES: Final = frozenset({CLI, PANEL, DASHBOARD})
+# Units and faces are the words of a declaration (clusternb.declare); re-exported for the faces that read them.
+PERCENT, BYTES, RATE, SECONDS, MICROSECONDS, CELSIUS, CORES, RATIO = (
+    d.PERCENT, d.BYTES, d.RATE, d.SECONDS, d.MICROSECONDS, d.CELSIUS, d.CORES, d.RATIO,
+)  # fmt: skip
+CLI, PANEL, DASHBOARD, TABLES = d.CLI, d.PANEL, d.DASHBOARD, d.TABLES
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +86,15 @@ def bounds(tp: Any, field: str | None = None) -> dict[str, Any]:
     """``{"min": ..., "max": ...}`` of an annotated type, or of the field ``field`` of a record class, as
     declared by its ``msgspec.Meta`` (None where it declares none)."""
     info = _record_types(tp)[field] if field is not None else mi.type_info(tp)
-    while isinstance(info, mi.Metadata):
-        info = info.type
     if isinstance(info, mi.UnionType):  # Optional: the bounds of the value when there is one
         info = next(t for t in info.types if not isinstance(t, mi.NoneType))
+    while isinstance(info, mi.Metadata):
+        info = info.type
+    return _limits(info)
+
+
+def _limits(info: Any) -> dict[str, Any]:
+    """``{"min": ..., "max": ...}`` of a number's type info (None for other types)."""
     if isinstance(info, mi.IntType | mi.FloatType):
         return {"min": info.gt if info.ge is None else info.ge, "max": info.lt if info.le is None else info.le}
     return {"min": None, "max": None}
@@ -109,9 +106,43 @@ def length_bounds(record: type[msgspec.Struct], field: str) -> dict[str, Any]:
     return {"min": info.min_length or 0, "max": info.max_length}
 
 
-def _snap(name: str, dtype: str, unit: str, description: str, **kw: Any) -> Field:
-    """A column that carries the snapshot field of the same name, with the model's bounds."""
-    return Field(name, dtype, unit, description, **bounds(NodeSnapshot, name), snapshot=True, **kw)
+#: dtype of a snapshot column by the type of its values (ints nullable: a node may not report one).
+_DTYPES: Final[dict[type, str]] = {mi.IntType: "Int64", mi.FloatType: "float64", mi.StrType: "string"}
+
+
+def _declared(name: str, info: Any) -> Field | None:
+    """The column a model field declares (:func:`clusternb.declare.column`), or None if it declares none."""
+    extra: dict[str, Any] = {}
+    description = ""
+    if isinstance(info, mi.UnionType):  # Optional: the declaration is on the value's type
+        info = next(t for t in info.types if not isinstance(t, mi.NoneType))
+    while isinstance(info, mi.Metadata):
+        extra = {**(info.extra or {}), **extra}
+        description = description or (info.extra_json_schema or {}).get("description", "")
+        info = info.type
+    shown = extra.get(d.COLUMN)
+    if not isinstance(shown, d.Shown):
+        return None
+    return Field(
+        name, shown.dtype or _DTYPES[type(info)], shown.unit or extra.get(d.UNIT, ""), description,
+        **_limits(info), snapshot=True, metric=shown.metric, prometheus=shown.prometheus, counter=shown.counter,
+        heading=shown.heading, table=frozenset(shown.table),
+    )  # fmt: skip
+
+
+def snapshot_columns(record: type[msgspec.Struct] = NodeSnapshot) -> tuple[Field, ...]:
+    """The columns the fields of ``record`` declare, in the model's order: each carries its field as it is."""
+    declared = (_declared(name, info) for name, info in _record_types(record).items())
+    return tuple(f for f in declared if f is not None)
+
+
+def _placed(columns: tuple[Field, ...], computed: tuple[tuple[str | None, Field], ...]) -> tuple[Field, ...]:
+    """``columns`` with each ``(after, field)`` of ``computed`` inserted after the column named ``after`` (None:
+    first), in turn: where a computed column reads best, beside the fields it is computed from."""
+    out = list(columns)
+    for after, f in computed:
+        out.insert(0 if after is None else [c.name for c in out].index(after) + 1, f)
+    return tuple(out)
 
 
 def _category(name: str, order: list[str], description: str, **kw: Any) -> Field:
@@ -120,66 +151,37 @@ def _category(name: str, order: list[str], description: str, **kw: Any) -> Field
 
 _PCT = bounds(Percent)
 
-#: ``workers()``: one row per node, index ``node``.
-WORKERS: Final = (
-    _category("status", STATUS_ORDER, "online / stale / offline from last_seen, or left after a clean exit",
-              prometheus="up", heading="status", table=TABLES),
-    Field("last_seen", TIME, "", "time of the node's newest sample (UTC)",
-          heading="last seen", table=frozenset({PANEL, DASHBOARD})),
-    Field("age_s", "float64", SECONDS, "time between last_seen and the query's as-of time",
-          prometheus="sample_age_seconds", heading="age", table=frozenset({CLI})),
-    _snap("host", "string", "", "host name"),
-    _snap("ip", "string", "", "primary IPv4 address"),
-    _snap("source", "string", "", "local, agent or dask"),
-    _snap("cpu_count", "Int64", "", "logical CPUs of the host", heading="cores", table=frozenset({CLI, PANEL})),
-    _snap("cpu_limit", "float64", CORES, "CPU cores granted by a container quota (NaN: none)"),
-    _snap("threads", "Int64", "", "worker threads (Dask workers)"),
-    _snap("cpu_percent", "float64", PERCENT, "CPU busy over the last interval, 0-100 across all CPUs",
-          metric=True, prometheus="cpu_percent", heading="CPU %", table=TABLES),
-    _snap("load_1", "float64", "", "1-minute load average", metric=True, prometheus="load1",
-          heading="load 1m", table=TABLES),
-    _snap("load_5", "float64", "", "5-minute load average", metric=True),
-    _snap("load_15", "float64", "", "15-minute load average", metric=True),
-    _snap("mem_total_bytes", "Int64", BYTES, "host memory (MemTotal)", prometheus="memory_total_bytes",
-          heading="memory", table=frozenset({CLI})),
-    _snap("mem_used_bytes", "Int64", BYTES, "host memory in use (total - available)", metric=True,
-          prometheus="memory_used_bytes", heading="mem used", table=TABLES),
-    _snap("mem_available_bytes", "Int64", BYTES, "host memory available to new work", metric=True),
-    Field("mem_used_percent", "float64", PERCENT, "memory in use, of the container limit when one applies",
-          **_PCT, metric=True, prometheus="memory_used_percent", heading="memory %", table=TABLES),
-    _snap("mem_limit_bytes", "Int64", BYTES, "container memory limit (<NA>: none)"),
-    _snap("swap_total_bytes", "Int64", BYTES, "swap size"),
-    _snap("swap_used_bytes", "Int64", BYTES, "swap in use", metric=True),
-    Field("swap_used_percent", "float64", PERCENT, "swap in use", **_PCT, metric=True),
-    _snap("disk_path", "string", "", "path whose filesystem is reported"),
-    _snap("disk_total_bytes", "Int64", BYTES, "filesystem size"),
-    _snap("disk_used_bytes", "Int64", BYTES, "filesystem space used", metric=True),
-    Field("disk_used_percent", "float64", PERCENT, "filesystem used", **_PCT, metric=True,
-          prometheus="disk_used_percent", heading="disk %", table=frozenset({CLI, DASHBOARD})),
-    _snap("disk_read_bps", "float64", RATE, "disk reads", metric=True),
-    _snap("disk_write_bps", "float64", RATE, "disk writes", metric=True),
-    _snap("net_rx_bps", "float64", RATE, "network received (loopback excluded)", metric=True,
-          prometheus="network_receive_bytes_per_second", heading="net rx", table=TABLES),
-    _snap("net_tx_bps", "float64", RATE, "network sent (loopback excluded)", metric=True,
-          prometheus="network_transmit_bytes_per_second", heading="net tx", table=TABLES),
-    Field("gpu_count", "Int64", "", "GPUs NVML reports", **length_bounds(NodeSnapshot, "gpus"),
-          heading="GPUs", table=frozenset({CLI, DASHBOARD})),
-    Field("gpu_util_percent", "float64", PERCENT, "mean GPU utilisation (NaN: no GPU)",
-          **bounds(GPUStat, "util_percent"), metric=True, prometheus="gpu_util_percent",
-          heading="GPU %", table=frozenset({PANEL})),
-    Field("gpu_mem_used_bytes", "Int64", BYTES, "GPU memory in use, all GPUs", metric=True),
-    Field("gpu_mem_total_bytes", "Int64", BYTES, "GPU memory, all GPUs"),
-    Field("gpu_temperature_c", "float64", CELSIUS, "hottest GPU", **bounds(GPUStat, "temperature_c"),
-          metric=True),
-    _snap("uptime_s", "float64", SECONDS, "time since the host booted"),
-    _snap("interval_s", "float64", SECONDS, "time between this node's samples"),
-    Field("labels", "string", "", "the node's labels as sorted key=value pairs joined by commas"),
-)  # fmt: skip
+#: ``workers()``: one row per node, index ``node``. The columns that carry a snapshot field are declared with
+#: the field in the model (:func:`snapshot_columns`); here are those a query computes, each placed after a column.
+WORKERS: Final = _placed(snapshot_columns(), (
+    (None, _category("status", STATUS_ORDER, "online / stale / offline from last_seen, or left after a clean exit",
+                     prometheus="up", heading="status", table=TABLES)),
+    ("status", Field("last_seen", TIME, "", "time of the node's newest sample (UTC)",
+                     heading="last seen", table=frozenset({PANEL, DASHBOARD}))),
+    ("last_seen", Field("age_s", "float64", SECONDS, "time between last_seen and the query's as-of time",
+                        prometheus="sample_age_seconds", heading="age", table=frozenset({CLI}))),
+    ("mem_available_bytes", Field("mem_used_percent", "float64", PERCENT,
+                                  "memory in use, of the container limit when one applies", **_PCT, metric=True,
+                                  prometheus="memory_used_percent", heading="memory %", table=TABLES)),
+    ("swap_used_bytes", Field("swap_used_percent", "float64", PERCENT, "swap in use", **_PCT, metric=True)),
+    ("disk_used_bytes", Field("disk_used_percent", "float64", PERCENT, "filesystem used", **_PCT, metric=True,
+                              prometheus="disk_used_percent", heading="disk %", table=frozenset({CLI, DASHBOARD}))),
+    ("net_tx_bps", Field("gpu_count", "Int64", "", "GPUs NVML reports", **length_bounds(NodeSnapshot, "gpus"),
+                         heading="GPUs", table=frozenset({CLI, DASHBOARD}))),
+    ("gpu_count", Field("gpu_util_percent", "float64", PERCENT, "mean GPU utilisation (NaN: no GPU)",
+                        **bounds(GPUStat, "util_percent"), metric=True, prometheus="gpu_util_percent",
+                        heading="GPU %", table=frozenset({PANEL}))),
+    ("gpu_util_percent", Field("gpu_mem_used_bytes", "Int64", BYTES, "GPU memory in use, all GPUs", metric=True)),
+    ("gpu_mem_used_bytes", Field("gpu_mem_total_bytes", "Int64", BYTES, "GPU memory, all GPUs")),
+    ("gpu_mem_total_bytes", Field("gpu_temperature_c", "float64", CELSIUS, "hottest GPU",
+                                  **bounds(GPUStat, "temperature_c"), metric=True)),
+    ("interval_s", Field("labels", "string", "", "the node's labels as sorted key=value pairs joined by commas")),
+))  # fmt: skip
 
 #: ``metrics()``: the two columns every row has, before the chosen fields.
 METRIC_HEAD: Final = (
     Field("time", TIME, "", "sample time (UTC)"),
-    _snap("node", "string", "", "node name"),
+    Field("node", "string", "", "node name", **bounds(NodeSnapshot, "node"), snapshot=True),
 )
 #: The per-sample numbers ``metrics(fields=)`` picks among, in column order: the workers' time series.
 METRICS: Final = tuple(f for f in WORKERS if f.metric)
