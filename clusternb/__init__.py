@@ -76,6 +76,11 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     return points()
 
 
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where ``jupyter labextension develop`` finds the built JupyterLab extension (sources in ``src/``)."""
+    return [{"src": "labextension", "dest": "clusternb-labextension"}]
+
+
 __all__ = [
     "SCHEMA_VERSION",
     "Client",

@@ -20,6 +20,7 @@ import orjson
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
+from clusternb import arguments
 from clusternb._version import __version__
 from clusternb.arguments import ArgumentError
 from clusternb.server.openapi import openapi
@@ -123,6 +124,36 @@ class OpenAPIHandler(AppHandler, ClusterAPIHandler):
         return f"openapi-{__version__}-{abs(hash(self.base_url))}"
 
 
+class AcknowledgeHandler(AppHandler, ClusterAPIHandler):
+    """POST ``alerts/<alert_id>/acknowledge``: a person acknowledged an active alert (the Lab sidebar's and
+    notifications' button). 200 ``{"alert_id", "acknowledged": true}``; 400 for a malformed id, 404 when no
+    such alert is active. Recorded with the user's name; the alerts topic pushes the change at the next tick.
+    """
+
+    endpoint = "acknowledge"
+
+    @web.authenticated
+    async def post(self, alert_id: str) -> None:
+        if self.rate_limited():
+            return
+        try:
+            arguments.names("alert_id", [alert_id])
+        except ArgumentError as exc:
+            self.send_message(400, str(exc))
+            return
+        user = getattr(self.current_user, "username", None) or None
+        try:
+            await self.app.service.run(self.app.client.acknowledge, alert_id, user)
+        except ArgumentError as exc:  # the id is well formed: it names no active alert
+            self.send_message(404, str(exc))
+            return
+        except Exception:
+            self.log.exception("clusternb: acknowledging %r failed", alert_id)
+            self.send_message(500, "server error while acknowledging; the server log has the details")
+            return
+        self.finish(orjson.dumps({"alert_id": alert_id, "acknowledged": True}))
+
+
 def _route(path: str, topic: str) -> Route:
     return (f"/clusternb/api/{path}", TopicHandler, {"topic": topic})
 
@@ -134,4 +165,5 @@ default_handlers: list[Route] = [
     _route("alerts", "alerts"),
     _route("cache/status", "cache"),
     (r"/clusternb/api/openapi.json", OpenAPIHandler),
+    (r"/clusternb/api/alerts/([^/]+)/acknowledge", AcknowledgeHandler),
 ]

@@ -1,11 +1,13 @@
 // clusternb dashboard: one WebSocket, one render function per topic, ages re-computed every second.
+// In a JupyterLab tab (a same-origin iframe) it uses the Lab page's shared connection (window.parent.clusternb)
+// instead of its own socket, and follows Lab's theme; "#node=<name>" in the address filters to one node.
 (function () {
   "use strict";
   const base = document.body.dataset.baseUrl;
   const METRIC_FIELDS = ["cpu_percent", "mem_used_percent", "net_rx_bps", "net_tx_bps"];
   const MAX_LINES = 8, MAX_ROWS = 300;
   const SUBSCRIPTION = ["status", "workers", "alerts", "cache", { topic: "metrics", since: "15m", fields: METRIC_FIELDS }];
-  const state = { received: {}, workers: null, filter: "" };
+  const state = { received: {}, workers: null, metrics: null, filter: "" };
   const $ = (id) => document.getElementById(id);
   // Text into HTML (table cells, attributes): every text that came from a node goes through esc().
   const HTML_ENTITIES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
@@ -125,11 +127,15 @@
       <td class="num">${num(r.p99_get_us, 0)} µs</td></tr>`).join("");
   }
 
-  const layout = (yTitle) => ({
-    margin: { l: 48, r: 12, t: 8, b: 32 }, showlegend: true, legend: { orientation: "h", y: -0.18, font: { size: 10 } },
-    xaxis: { type: "date", gridcolor: "#eef1f5" }, yaxis: { title: { text: yTitle, font: { size: 11 } }, gridcolor: "#eef1f5", rangemode: "tozero" },
-    paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { size: 11, color: "#1f2933" },
-  });
+  const dark = () => document.documentElement.dataset.theme === "dark";
+  const layout = (yTitle) => {
+    const grid = dark() ? "#2c3440" : "#eef1f5";
+    return {
+      margin: { l: 48, r: 12, t: 8, b: 32 }, showlegend: true, legend: { orientation: "h", y: -0.18, font: { size: 10 } },
+      xaxis: { type: "date", gridcolor: grid }, yaxis: { title: { text: yTitle, font: { size: 11 } }, gridcolor: grid, rangemode: "tozero" },
+      paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { size: 11, color: dark() ? "#e3e8ef" : "#1f2933" },
+    };
+  };
   // A bytes-per-second axis, as clusternb.widgets.charts.layout draws one: SI ticks with a "B/s" suffix (3kB/s,
   // 2MB/s), and at least 0-10 B/s, so an idle network never gets milli-byte ticks (200mB/s).
   const RATE_AXIS_MIN = 10; // charts.RATE_AXIS_MIN
@@ -140,9 +146,14 @@
     return out;
   }
   const config = { displayModeBar: false, responsive: true };
-  function renderMetrics(body) {
+  function renderMetrics(body) { state.metrics = body; drawMetrics(); }
+  function drawMetrics() {
+    const body = state.metrics; if (!body) return;
+    // The node filter narrows the charts too: a node's link in Lab's sidebar opens its charts this way.
+    const f = state.filter.toLowerCase();
+    const rowsShown = f ? body.data.filter((r) => String(r.node).toLowerCase().includes(f)) : body.data;
     const byNode = new Map();
-    for (const r of body.data) { if (!byNode.has(r.node)) byNode.set(r.node, []); byNode.get(r.node).push(r); }
+    for (const r of rowsShown) { if (!byNode.has(r.node)) byNode.set(r.node, []); byNode.get(r.node).push(r); }
     // With many nodes, draw the busiest few: a chart of 1,000 lines shows nothing.
     const last = (rows, k) => rows[rows.length - 1][k] ?? 0;
     const nodes = [...byNode.keys()].sort((a, b) => last(byNode.get(b), "cpu_percent") - last(byNode.get(a), "cpu_percent")).slice(0, MAX_LINES);
@@ -152,7 +163,7 @@
     Plotly.react("chart-mem", lines("mem_used_percent"), layout("%"), config);
     // Network: cluster totals per 5-second bucket (nodes sample at their own instants).
     const buckets = new Map();
-    for (const r of body.data) {
+    for (const r of rowsShown) {
       const t = Math.floor(Date.parse(r.time) / 5000) * 5000;
       const b = buckets.get(t) || { rx: 0, tx: 0 }; b.rx += r.net_rx_bps || 0; b.tx += r.net_tx_bps || 0; buckets.set(t, b);
     }
@@ -177,7 +188,62 @@
   }
   workersHead();
   setInterval(tickAges, 1000);
-  $("filter").addEventListener("input", (e) => { state.filter = e.target.value; drawWorkers(); });
+  function setFilter(text) { state.filter = text; drawWorkers(); drawMetrics(); }
+  $("filter").addEventListener("input", (e) => setFilter(e.target.value));
+  // "#node=<name>": open on one node (Lab's sidebar links here); later changes of the hash move the filter.
+  function filterFromHash() {
+    const m = /^#node=(.*)$/.exec(location.hash);
+    const node = m ? decodeURIComponent(m[1]) : "";
+    if (node !== state.filter) { $("filter").value = node; setFilter(node); }
+  }
+  window.addEventListener("hashchange", filterFromHash);
+  filterFromHash();
+
+  // -- inside JupyterLab: its shared connection and its theme (the Lab page is our same-origin parent) ------
+  function labPage() {
+    try { return window.parent !== window && window.parent.clusternb ? window.parent : null; } catch (e) { return null; }
+  }
+  function applyTheme() {
+    const lab = labPage();
+    const light = lab ? lab.document.body.dataset.jpThemeLight : undefined;
+    const isDark = light === undefined ? !!(window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches) : light === "false";
+    const theme = isDark ? "dark" : "light";
+    if (document.documentElement.dataset.theme !== theme) { document.documentElement.dataset.theme = theme; drawMetrics(); }
+  }
+  applyTheme();
+  if (labPage()) {
+    new MutationObserver(applyTheme).observe(labPage().document.body, { attributes: true, attributeFilter: ["data-jp-theme-light"] });
+  }
+
+  // -- messages, from our own WebSocket or from Lab's shared connection ---------------------------------
+  function showConn(up) {
+    const conn = $("conn");
+    conn.className = up ? "conn conn-up" : "conn conn-down"; conn.textContent = up ? "live" : "reconnecting…";
+  }
+  function onFrame(msg) {
+    // The server's word on a problem is shown (as text), not only logged.
+    if (msg.type === "error") { console.warn("clusternb:", msg.message); showNotice(msg.message); return false; }
+    if (msg.type === "state") showNotice("");
+    // Unchanged topics are confirmed now and then: their cards' "as of" is when the server last checked.
+    if (msg.type === "fresh") { for (const t of msg.topics) state.received[t.topic] = t.as_of; tickAges(); return true; }
+    if (msg.type !== "state") return true;
+    state.received[msg.topic] = msg.body.as_of;
+    try { RENDER[msg.topic](msg.body); } catch (err) { console.error("clusternb render", msg.topic, err); }
+    tickAges();
+    return true;
+  }
+
+  // In a Lab tab: one listener on the Lab page's connection for each topic; all let go when the tab closes.
+  function useShared(connection) {
+    const listener = (msg) => {
+      if (msg.type === "open") showConn(true);
+      else if (msg.type === "close") showConn(false);
+      else onFrame(msg);
+    };
+    const handles = SUBSCRIPTION.map((spec) => connection.want(spec, listener));
+    window.addEventListener("pagehide", () => handles.forEach((h) => h.dispose()));
+    if (connection.state === "live") showConn(true);
+  }
 
   // -- the WebSocket, reconnecting with backoff ---------------------------------------------------------
   let delay = 1000;
@@ -194,26 +260,15 @@
     };
     ws.onmessage = (ev) => {
       const msg = JSON.parse(ev.data);
-      // The server's word on a problem is shown (as text), not only logged: a refused subscription (the rate
-      // limit) is retried when the server says; a topic that failed on the server follows by itself.
-      if (msg.type === "error") {
-        console.warn("clusternb:", msg.message);
-        showNotice(msg.message);
-        if (msg.retry_after) setTimeout(subscribe, 1000 * msg.retry_after);
-        return;
-      }
-      if (msg.type === "state") showNotice("");
-      // Unchanged topics are confirmed now and then: their cards' "as of" is when the server last checked.
-      if (msg.type === "fresh") { for (const t of msg.topics) state.received[t.topic] = t.as_of; tickAges(); return; }
-      if (msg.type !== "state") return;
-      state.received[msg.topic] = msg.body.as_of;
-      try { RENDER[msg.topic](msg.body); } catch (err) { console.error("clusternb render", msg.topic, err); }
-      tickAges();
+      // A refused subscription (the rate limit) is retried when the server says; a topic that failed on the
+      // server follows by itself.
+      if (!onFrame(msg) && msg.retry_after) setTimeout(subscribe, 1000 * msg.retry_after);
     };
     ws.onclose = () => {
       conn.className = "conn conn-down"; conn.textContent = "reconnecting…";
       setTimeout(connect, delay); delay = Math.min(delay * 2, 30000);
     };
   }
-  connect();
+  const lab = labPage();
+  if (lab) useShared(lab.clusternb.connection); else connect();
 })();

@@ -1,0 +1,168 @@
+/**
+ * The left sidebar: the nodes with their status (a click opens that node's charts in the dashboard tab) and
+ * the active alerts, each with an Acknowledge button that calls the REST API. Every text from a node is set
+ * with `textContent`; sections are rebuilt only when their topic's data changed, ages tick locally.
+ */
+
+import { Widget } from '@lumino/widgets';
+
+import { ClusterConnection, IHandle, IMessage, ITopicBody } from './connection';
+import { acknowledge } from './notifications';
+import { DASH, ago, el, percent, text } from './format';
+import { IClusterSettings } from './settings';
+
+/** Rows drawn at most: a sidebar of 5,000 nodes shows nothing; the dashboard's filter finds the rest. */
+const MAX_NODES = 200;
+
+export class ClusterSidebar extends Widget {
+  constructor(connection: ClusterConnection, openNode: (node?: string) => void, settings: IClusterSettings) {
+    super();
+    this._connection = connection;
+    this._openNode = openNode;
+    this.id = 'clusternb-sidebar';
+    this.addClass('clusternb-Sidebar');
+    this.title.caption = 'clusternb: nodes and alerts';
+
+    const head = el('div', 'clusternb-Sidebar-head');
+    this._health = el('span', 'clusternb-badge', DASH);
+    this._summary = el('span', 'clusternb-Sidebar-summary', 'waiting for data…');
+    const open = el('button', 'jp-Button jp-mod-styled jp-mod-accept clusternb-open', 'Open dashboard');
+    open.addEventListener('click', () => this._openNode());
+    head.append(el('span', 'clusternb-Sidebar-title', 'clusternb'), this._health, this._summary, open);
+
+    this._alertsHead = el('h3', 'clusternb-Sidebar-section', 'Active alerts');
+    this._alerts = el('ul', 'clusternb-alerts');
+    this._nodesHead = el('h3', 'clusternb-Sidebar-section', 'Nodes');
+    this._nodes = el('table', 'clusternb-nodes');
+    this._note = el('div', 'clusternb-note');
+    this._age = el('div', 'clusternb-age');
+    this.node.append(head, this._alertsHead, this._alerts, this._nodesHead, this._nodes, this._note, this._age);
+
+    this._handles = [
+      connection.want('status', m => this._on(m, b => this._renderStatus(b))),
+      connection.want('workers', m => this._on(m, b => this._renderNodes(b))),
+      connection.want('alerts', m => this._on(m, b => this._renderAlerts(b)))
+    ];
+    this.configure(settings);
+  }
+
+  configure(settings: IClusterSettings): void {
+    window.clearInterval(this._ticker);
+    this._ticker = window.setInterval(() => this._tick(), 1000 * settings.refreshInterval);
+  }
+
+  dispose(): void {
+    window.clearInterval(this._ticker);
+    this._handles.forEach(h => h.dispose());
+    super.dispose();
+  }
+
+  private _on(message: IMessage, render: (body: ITopicBody) => void): void {
+    if (message.type === 'state' && message.body) {
+      render(message.body);
+      this._tick();
+    } else if (message.type === 'disabled') {
+      this._summary.textContent = 'the clusternb server extension is not enabled on this server';
+    }
+  }
+
+  private _renderStatus(body: ITopicBody): void {
+    const row = body.data[0];
+    if (!row) {
+      return;
+    }
+    const health = text(row.health);
+    this._health.textContent = health;
+    this._health.className = `clusternb-badge clusternb-health-${health}`;
+    this._summary.textContent =
+      `${text(row.nodes_online)} online of ${text(row.nodes_total)} · ` +
+      `CPU ${percent(row.cpu_percent)} · Mem ${percent(row.mem_used_percent)}`;
+  }
+
+  private _renderNodes(body: ITopicBody): void {
+    const rows = body.data;
+    this._nodesHead.textContent = `Nodes (${rows.length})`;
+    const table = this._nodes;
+    table.replaceChildren();
+    const head = table.createTHead().insertRow();
+    for (const label of ['Node', 'Status', 'CPU', 'Mem']) {
+      head.append(el('th', '', label));
+    }
+    const tbody = table.createTBody();
+    for (const row of rows.slice(0, MAX_NODES)) {
+      const tr = tbody.insertRow();
+      tr.className = 'clusternb-node';
+      tr.dataset.node = text(row.node);
+      const name = el('button', 'clusternb-link', text(row.node));
+      name.title = `Open the charts of ${text(row.node)} in the dashboard`;
+      name.addEventListener('click', () => this._openNode(String(row.node)));
+      const cell = tr.insertCell();
+      cell.append(name);
+      const status = el('span', `clusternb-badge clusternb-status-${text(row.status)}`, text(row.status));
+      tr.insertCell().append(status);
+      tr.insertCell().textContent = percent(row.cpu_percent);
+      tr.insertCell().textContent = percent(row.mem_used_percent);
+    }
+    this._note.textContent =
+      rows.length > MAX_NODES ? `Showing ${MAX_NODES} of ${rows.length} nodes; the dashboard lists all.` : '';
+  }
+
+  private _renderAlerts(body: ITopicBody): void {
+    const list = this._alerts;
+    list.replaceChildren();
+    this._alertsHead.textContent = `Active alerts (${body.data.length})`;
+    if (body.data.length === 0) {
+      list.append(el('li', 'clusternb-empty', 'No active alerts'));
+    }
+    for (const alert of body.data) {
+      const item = el('li', 'clusternb-alert');
+      item.dataset.alertId = text(alert.alert_id);
+      const top = el('div', 'clusternb-alert-top');
+      top.append(
+        el('span', `clusternb-badge clusternb-severity-${text(alert.severity)}`, text(alert.severity)),
+        el('span', `clusternb-badge clusternb-state-${text(alert.state)}`, text(alert.state)),
+        el('span', 'clusternb-alert-node', text(alert.node))
+      );
+      const since = el('span', 'clusternb-since', ago(alert.started_at));
+      since.dataset.ago = text(alert.started_at);
+      top.append(since);
+      item.append(top, el('div', 'clusternb-alert-message', text(alert.message)));
+      if (alert.acknowledged) {
+        item.append(el('div', 'clusternb-acked', 'acknowledged'));
+      } else {
+        const button = el('button', 'jp-Button jp-mod-styled jp-mod-warn clusternb-ack', 'Acknowledge');
+        button.addEventListener('click', () => {
+          button.disabled = true;
+          void acknowledge(this._connection, String(alert.alert_id)).then(ok => {
+            button.textContent = ok ? 'acknowledged' : 'Acknowledge (failed: retry)';
+            button.disabled = ok;
+          });
+        });
+        item.append(button);
+      }
+      list.append(item);
+    }
+  }
+
+  /** Ages tick locally: no data moves for them. */
+  private _tick(): void {
+    for (const node of this.node.querySelectorAll<HTMLElement>('[data-ago]')) {
+      node.textContent = ago(node.dataset.ago);
+    }
+    const asOf = this._connection.asOf('workers');
+    this._age.textContent = asOf ? `as of ${ago(asOf)}` : '';
+  }
+
+  private _connection: ClusterConnection;
+  private _openNode: (node?: string) => void;
+  private _handles: IHandle[];
+  private _health: HTMLSpanElement;
+  private _summary: HTMLSpanElement;
+  private _alertsHead: HTMLHeadingElement;
+  private _alerts: HTMLUListElement;
+  private _nodesHead: HTMLHeadingElement;
+  private _nodes: HTMLTableElement;
+  private _note: HTMLDivElement;
+  private _age: HTMLDivElement;
+  private _ticker = 0;
+}

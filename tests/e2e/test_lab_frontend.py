@@ -1,0 +1,300 @@
+"""clusternb's JupyterLab extension in a real JupyterLab, in headless Debian chromium, over a real cluster.
+
+A real redis-server, two real ``clusternb agent`` processes (alpha and beta) and a real ``jupyter lab`` whose
+server extension reads that Redis. The built extension (``make labextension``) is what Lab loads. The tests
+look at what a person sees: the status bar, the sidebar, the dashboard tab, the notifications.
+
+The agents' alert rules are the built-in ones with every rule but ``node_offline`` switched off (this host's
+own load must not raise alerts) and ``node_offline`` as a warning, so a killed agent makes the cluster
+"degraded" rather than "critical". Screenshots go to tests/artifacts/, and to docs/ with
+``CLUSTERNB_UPDATE_SCREENSHOTS=1``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from clusternb.alerting.rules import DEFAULT_RULES
+from clusternb.config import load_config
+from clusternb.queries import Client
+from clusternb.state.redis import RedisStateStore
+from tests.browser import ARGS, CHROMIUM
+from tests.helpers import free_port, make_snapshot, stop_process
+from tests.redis_server import RedisServer
+
+pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.redis]
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "tests" / "artifacts"
+TOKEN = "clusternb-lab-e2e"
+INTERVAL = 0.5
+RULES = [{"name": r.name, "enabled": False} for r in DEFAULT_RULES if r.name != "node_offline"]
+RULES.append({"name": "node_offline", "severity": "warning"})
+XSS_NODE = "<img src=x onerror=window.__xss=1>"
+STATUS = ".clusternb-StatusItem"
+
+
+class Agents:
+    """Real ``clusternb agent`` subprocesses publishing to one Redis; kill and restart them by name."""
+
+    def __init__(self, redis_url: str, tmp: Path) -> None:
+        self.redis_url = redis_url
+        self.tmp = tmp
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.env = {**os.environ, "CLUSTERNB_ALERT_RULES": orjson.dumps(RULES).decode()}
+
+    def start(self, name: str) -> None:
+        cmd = [sys.executable, "-m", "clusternb.cli", "agent", "--redis", self.redis_url, "--name", name]
+        cmd += ["--interval", str(INTERVAL)]
+        log = (self.tmp / f"agent-{name}.log").open("ab")
+        self.procs[name] = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+    def kill(self, name: str) -> None:
+        self.procs.pop(name).kill()
+
+    def close(self) -> None:
+        for proc in self.procs.values():
+            stop_process(proc, timeout=5)
+
+
+class Lab:
+    """A temporary ``jupyter lab`` (own config, settings and workspace dirs) with clusternb reading Redis."""
+
+    def __init__(self, tmp: Path, redis_url: str, base_url: str = "/") -> None:
+        self.tmp = tmp
+        self.port = free_port()
+        self.base_url = base_url
+        root = tmp / "notebooks"
+        root.mkdir(exist_ok=True)
+        settings = tmp / "app-settings"
+        settings.mkdir(exist_ok=True)
+        overrides = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
+        (settings / "overrides.json").write_text(json.dumps(overrides))
+        config = tmp / "lab_config.py"
+        config.write_text(
+            "c = get_config()  # noqa\n"
+            "c.ServerApp.jpserver_extensions = {'clusternb': True}\n"
+            "c.ClusterNBApp.sample_host = False\n"
+            "c.ClusterNBApp.push_interval = 0.5\n"
+            f"c.ClusterNB.redis_url = {redis_url!r}\n"
+            f"c.ClusterNB.interval = {INTERVAL}\n"
+        )
+        jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
+        self.cmd = [
+            jupyter, "lab", "--no-browser", f"--port={self.port}", "--ip=127.0.0.1", f"--config={config}",
+            f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={root}", f"--ServerApp.base_url={base_url}",
+            f"--LabApp.app_settings_dir={settings}", "--allow-root", "--LabApp.expose_app_in_browser=True",
+        ]  # fmt: skip
+        self.env = {
+            **os.environ,
+            "JUPYTER_CONFIG_DIR": str(tmp / "config"),
+            "JUPYTERLAB_SETTINGS_DIR": str(tmp / "user-settings"),
+            "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"),
+            "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def url(self, path: str = "lab") -> str:
+        return f"http://127.0.0.1:{self.port}{self.base_url}{path}?token={TOKEN}"
+
+    def __enter__(self) -> Lab:
+        log = (self.tmp / "lab.log").open("wb")
+        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.tmp)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(self.url("api/status"), timeout=2):
+                    return self
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("jupyter lab did not start:\n" + (self.tmp / "lab.log").read_text()[-3000:])
+                time.sleep(0.3)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            stop_process(self.proc, timeout=15)
+
+
+@pytest.fixture
+def cluster(redis_server: RedisServer, tmp_path: Path) -> Iterator[tuple[Agents, RedisServer]]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (never `playwright install`)")
+    if not (REPO / "clusternb" / "labextension" / "package.json").exists():
+        pytest.fail("the JupyterLab extension is not built: run `make labextension` (make test does)")
+    agents = Agents(redis_server.url, tmp_path)
+    for name in ("alpha", "beta"):
+        agents.start(name)
+    try:
+        yield agents, redis_server
+    finally:
+        agents.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def open_lab(context: Any, lab: Lab) -> Any:
+    """A Lab page with clusternb loaded; counts its WebSockets to clusternb in ``page.clusternb_sockets``."""
+    page = context.new_page()
+    page.clusternb_sockets = []
+    page.on("websocket", lambda ws: "clusternb/api/ws" in ws.url and page.clusternb_sockets.append(ws.url))
+    page.goto(lab.url())
+    page.wait_for_function("() => window.jupyterapp !== undefined && window.clusternb !== undefined", timeout=60_000)
+    page.wait_for_selector(STATUS, timeout=60_000)
+    return page
+
+
+def status_text(page: Any) -> str:
+    return str(page.locator(STATUS).inner_text())
+
+
+def toasts_naming(page: Any, node: str) -> int:
+    return int(page.locator(".jp-toast-message", has_text=f"{node} · node_offline").count())
+
+
+def shot(target: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / name
+    target.screenshot(path=str(path))
+    if os.environ.get("CLUSTERNB_UPDATE_SCREENSHOTS") == "1":
+        shutil.copyfile(path, REPO / "docs" / name)
+
+
+def open_sidebar(page: Any) -> None:
+    page.evaluate("() => window.jupyterapp.shell.activateById('clusternb-sidebar')")
+    page.wait_for_selector("#clusternb-sidebar .clusternb-node", timeout=30_000)
+
+
+def test_status_notifications_acknowledge_and_recovery(
+    cluster: tuple[Agents, RedisServer], browser: Any, tmp_path: Path
+) -> None:
+    agents, redis_server = cluster
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    with Lab(tmp_path, redis_server.url) as lab:
+        first = open_lab(context, lab)
+        first.wait_for_function(f"() => document.querySelector('{STATUS}').innerText.includes('2 online of 2')")
+        assert "healthy" in status_text(first)
+        second = open_lab(context, lab)  # a second browser tab of the same Lab: one notification in all
+        second.wait_for_function(f"() => document.querySelector('{STATUS}').innerText.includes('2 online of 2')")
+        open_sidebar(first)
+        shot(first.locator(STATUS), "lab-statusbar.png")
+
+        agents.kill("beta")  # SIGKILL: no goodbye; alpha's liveness check declares beta offline
+        for page in (first, second):
+            page.wait_for_function(
+                f"() => document.querySelector('{STATUS}').innerText.includes('degraded')", timeout=30_000
+            )
+        assert "1 online of 2" in status_text(first)
+        first.wait_for_selector("#clusternb-sidebar .clusternb-alert >> text=beta", timeout=30_000)
+        deadline = time.monotonic() + 30
+        while toasts_naming(first, "beta") + toasts_naming(second, "beta") == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2)  # room for a wrong second notification to show up
+        counts = [toasts_naming(first, "beta"), toasts_naming(second, "beta")]
+        assert sum(counts) == 1, counts
+        notified = first if counts[0] else second
+        toast = notified.locator(".Toastify__toast", has_text="beta · node_offline")
+        assert "Open dashboard" in toast.inner_text() and "Acknowledge" in toast.inner_text()
+        shot(toast, "lab-notification.png")
+        shot(first.locator("#clusternb-sidebar"), "lab-sidebar.png")
+
+        # Acknowledge from the sidebar; the server records it in Redis, where clusternb.alerts() reads it.
+        first.locator("#clusternb-sidebar .clusternb-alert", has_text="beta").locator("button.clusternb-ack").click()
+        with Client(load_config(redis_url=redis_server.url, interval=INTERVAL), sample_local=False) as client:
+            deadline = time.monotonic() + 30
+            acked = False
+            while not acked and time.monotonic() < deadline:
+                alerts = client.alerts()
+                acked = bool(alerts[(alerts["node"] == "beta")]["acknowledged"].any())
+                time.sleep(0.2)
+            assert acked, client.alerts().to_dict("records")
+        first.wait_for_selector("#clusternb-sidebar .clusternb-acked", timeout=30_000)
+
+        # A reconnect must not repeat the notification: drop the socket, let it come back.
+        notified.evaluate("() => window.clusternb.connection._ws.close()")
+        notified.wait_for_function("() => window.clusternb.connection.state === 'live'", timeout=30_000)
+        time.sleep(1.5)
+        assert toasts_naming(first, "beta") + toasts_naming(second, "beta") == 1
+
+        agents.start("beta")  # back: the alert resolves and the notification says so
+        first.wait_for_function(
+            f"() => document.querySelector('{STATUS}').innerText.includes('2 online of 2')", timeout=30_000
+        )
+        notified.wait_for_selector(".jp-toast-message >> text=resolved", timeout=30_000)
+        assert "healthy" in status_text(first)
+        # One WebSocket per browser tab (the notified one reconnected once, above).
+        assert len(notified.clusternb_sockets) == 2
+        assert len((second if notified is first else first).clusternb_sockets) == 1
+    context.close()
+
+
+def test_dashboard_tab_from_the_palette_and_a_hostile_node_name(
+    cluster: tuple[Agents, RedisServer], browser: Any, tmp_path: Path
+) -> None:
+    _agents, redis_server = cluster
+    store = RedisStateStore(redis_server.url)
+    store.put(make_snapshot(XSS_NODE, time=time.time(), interval_s=3600.0))
+    store.close()
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    with Lab(tmp_path, redis_server.url) as lab:
+        page = open_lab(context, lab)
+        page.wait_for_function(f"() => document.querySelector('{STATUS}').innerText.includes('3 online of 3')")
+        open_sidebar(page)
+        names = page.locator("#clusternb-sidebar .clusternb-node button.clusternb-link").all_inner_texts()
+        assert XSS_NODE in names, names
+
+        # The command palette, as a person uses it.
+        page.keyboard.press("Control+Shift+c")
+        page.wait_for_selector(".lm-CommandPalette-input", timeout=10_000)
+        page.keyboard.type("clusternb: Open dashboard")
+        page.locator(".lm-CommandPalette-item", has_text="clusternb: Open dashboard").first.click()
+        frame_element = page.wait_for_selector(".clusternb-Dashboard iframe", timeout=30_000)
+        frame = frame_element.content_frame()
+        frame.wait_for_selector("#workers tbody tr[data-node='alpha']", timeout=30_000)
+        assert frame.locator("#conn").inner_text() == "live"
+        assert XSS_NODE in frame.locator("#workers tbody").inner_text()
+        time.sleep(1)
+        shot(page, "lab-dashboard-tab.png")
+        assert len(page.clusternb_sockets) == 1  # the tab used the page's connection, not its own
+        assert page.evaluate("() => window.__xss") is None
+        assert frame.evaluate("() => window.__xss") is None
+
+        # A node's link opens its charts: the dashboard's filter is that node.
+        page.locator("#clusternb-sidebar button.clusternb-link", has_text="beta").click()
+        frame.wait_for_function("() => document.getElementById('filter').value === 'beta'", timeout=10_000)
+    context.close()
+
+
+def test_under_a_jupyterhub_style_base_url(cluster: tuple[Agents, RedisServer], browser: Any, tmp_path: Path) -> None:
+    _agents, redis_server = cluster
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    with Lab(tmp_path, redis_server.url, base_url="/user/alice/") as lab:
+        page = open_lab(context, lab)
+        page.wait_for_function(f"() => document.querySelector('{STATUS}').innerText.includes('2 online of 2')")
+        assert page.clusternb_sockets and all("/user/alice/clusternb/api/ws" in u for u in page.clusternb_sockets)
+        page.evaluate("() => window.jupyterapp.commands.execute('clusternb:open-dashboard')")
+        frame = page.wait_for_selector(".clusternb-Dashboard iframe", timeout=30_000).content_frame()
+        frame.wait_for_selector("#workers tbody tr[data-node='beta']", timeout=30_000)
+        assert "/user/alice/clusternb/" in frame.url
+    context.close()
