@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the same names
         cluster_status,
         connect,
         get_client,
+        kernels,
         metrics,
         workers,
     )
@@ -41,6 +42,7 @@ _LAZY = {
     "cluster_status": "clusternb.default",
     "connect": "clusternb.default",
     "get_client": "clusternb.default",
+    "kernels": "clusternb.default",
     "metrics": "clusternb.default",
     "workers": "clusternb.default",
     "alerts_panel": "clusternb.widgets.panel",
@@ -98,6 +100,7 @@ __all__ = [
     "connect",
     "fields",
     "get_client",
+    "kernels",
     "load_config",
     "metrics",
     "metrics_panel",

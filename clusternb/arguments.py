@@ -27,7 +27,7 @@ import re
 import reprlib
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from clusternb.model import TIME_MAX
 from clusternb.vocab import _DURATION, _DURATION_PART, _UNITS
@@ -141,6 +141,26 @@ def namespace(argument: str, value: Any) -> str:
     if not 1 <= len(value) <= 64 or ":" in value:
         raise ArgumentError(argument, f"{shown(value)} is not a namespace name (1-64 characters, no ':')")
     return value
+
+
+#: Byte sizes a person writes: IEC (KiB = 1024) and SI (kB = 1000) prefixes, case-insensitive for the SI ones.
+_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgtp]?i?b?)\s*", re.IGNORECASE)
+_SIZE_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
+SIZE_MAX: Final = 2**60
+
+
+def parse_bytes(argument: str, value: Any) -> int:
+    """A size in bytes: a number, or a text such as ``"300MB"``, ``"1.5 GiB"``, ``"512k"`` (IEC ``KiB``...
+    are powers of 1024, SI ``kB``... of 1000, as :mod:`clusternb.units` writes them); ArgumentError otherwise."""
+    if isinstance(value, str):
+        match = _SIZE.fullmatch(value)
+        if match is None:
+            raise ArgumentError(argument, f"could not understand {shown(value)}; use bytes or e.g. '300MB', '1.5GiB'")
+        digits, unit = match.groups()
+        unit = unit.lower()
+        base = 1024 if unit.endswith("ib") or unit.endswith("i") else 1000
+        value = float(digits) * base ** _SIZE_POWERS[unit.rstrip("b").rstrip("i")]
+    return int(number(argument, value, 0, SIZE_MAX))
 
 
 def parse_duration(argument: str, text: str) -> float | None:

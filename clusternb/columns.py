@@ -59,6 +59,7 @@ METRIC_HEAD_COLUMNS = columns(schema.METRIC_HEAD)
 STATUS_COLUMNS = columns(schema.STATUS)
 ALERT_COLUMNS = columns(schema.ALERTS)
 CACHE_COLUMNS = columns(schema.CACHE)
+KERNEL_COLUMNS = columns(schema.KERNELS)
 
 
 def dtype_text(dtype: Any) -> str:

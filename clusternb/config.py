@@ -52,7 +52,9 @@ class BoundedInt(_Within, Int[int, int]):
 
 
 #: Default time-to-live, in seconds, of each query namespace in the cache.
-DEFAULT_TTLS: dict[str, float] = {"cluster": 30.0, "workers": 20.0, "metrics": 15.0, "alerts": 10.0}
+DEFAULT_TTLS: dict[str, float] = {
+    "cluster": 30.0, "workers": 20.0, "metrics": 15.0, "alerts": 10.0, "kernels": 10.0,
+}  # fmt: skip
 
 
 class ClusterNB(Configurable):
@@ -113,6 +115,12 @@ class ClusterNB(Configurable):
     ).tag(config=True)
     offline_after = Bounded(
         0.0, 0, 366 * DAY, help="Seconds without a sample before a node is 'offline'. 0 means 3 x the node's interval."
+    ).tag(config=True)
+
+    kernel_paths_of_others = Bool(
+        False,
+        help="Show the notebook paths of kernels owned by other Unix users in kernels() (an administrator's "
+        "setting for shared nodes; by default another user's kernel counts, but its path reads <NA>).",
     ).tag(config=True)
 
     # -- alerts ---------------------------------------------------------------------------------------------

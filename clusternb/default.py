@@ -75,6 +75,7 @@ cluster_status = _on_default_client(Client.cluster_status)
 workers = _on_default_client(Client.workers)
 metrics = _on_default_client(Client.metrics)
 alerts = _on_default_client(Client.alerts)
+kernels = _on_default_client(Client.kernels)
 cache_status = _on_default_client(Client.cache_status)
 acknowledge = _on_default_client(Client.acknowledge)
 

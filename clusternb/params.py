@@ -38,6 +38,7 @@ class Kind(Enum):
     NAMES = "names"  #: a name or a list of names (``single``: exactly one name)
     BOOLEAN = "boolean"  #: True or False (true/false/1/0/yes/no over REST)
     CHOICE = "choice"  #: one of ``choices``
+    SIZE = "bytes"  #: a number of bytes or a text such as "300MB": ``arguments.parse_bytes``
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,8 @@ class Param:
             if not isinstance(value, bool):
                 raise ArgumentTypeError(self.name, f"expected True or False, got {shown(value)}")
             return value
+        if self.kind is Kind.SIZE:
+            return arguments.parse_bytes(self.name, value)
         if self.kind is Kind.CHOICE:
             if value not in self.choices:
                 raise ArgumentError(self.name, f"{shown(value)} is not one of {list(self.choices)}")
@@ -104,6 +107,17 @@ QUERY_PARAMS: dict[str, tuple[Param, ...]] = {
         Param("since", Kind.TIME, "alerts active at some point since then"),
         Param("severity", Kind.CHOICE, "alerts of this severity only", choices=tuple(frames.SEVERITY_ORDER)),
         Param("node", Kind.NAMES, "alerts about one node", single=True),
+    ),
+    "kernels": (
+        Param("node", Kind.NAMES, "node names (default: all)"),
+        Param(
+            "path",
+            Kind.NAMES,
+            "notebook paths matching this pattern ('*' any text, e.g. 'projects/*.ipynb')",
+            single=True,
+        ),
+        Param("min_memory", Kind.SIZE, "kernels using at least this much memory (PSS, or RSS where PSS is unknown)"),
+        Param("me", Kind.BOOLEAN, "true: only kernels owned by the Unix user running the query", default=False),
     ),
 }
 

@@ -30,6 +30,8 @@ from clusternb.cache.codec import make_entry
 from clusternb.cache.decorators import argument_digest
 from clusternb.config import ClusterNB, load_config
 from clusternb.frames import SharedState
+from clusternb.kernel_usage.measure import KernelInfo
+from clusternb.kernel_usage.service import KernelService, board_for
 from clusternb.model import NodeSnapshot
 from clusternb.params import check_arguments
 from clusternb.redisio.errors import RedisFault
@@ -99,12 +101,17 @@ class Client:
         self.store: StateStore = store or local_store
         self.cache: Cache = build_cache(s, self.link)
         self.alerting = AlertRuntime(s, store=alert_store)
+        #: This server's kernels (published once a server watches them) and the kernels() query.
+        self.kernel_service = KernelService(s, board_for(s, self.link, self.rejections), self.store)
         if sample_local is None:
             sample_local = not s.redis_url or s.publish_host
         self.sampler: Sampler | None = None
         if sample_local:
             local = LocalSampler.from_settings(s)
-            self.sampler = Sampler(local.sample, [self.store.put, self.after_sample], s.interval).start()
+            sinks: list[Callable[[NodeSnapshot], None]] = [
+                self.store.put, self.after_sample, self.kernel_service.after_sample,
+            ]  # fmt: skip
+            self.sampler = Sampler(local.sample, sinks, s.interval).start()
             self._local = local
         # Other sources (a Dask scheduler, service probes) are polled by one more thread, never in a query.
         dask = dask if dask is not None else (s.dask_scheduler or None)
@@ -194,6 +201,18 @@ class Client:
         some point since then. ``severity``: info / warning / critical. ``node``: alerts about one node.
         """
         return self._frame("alerts", active=active, since=since, severity=severity, node=node)
+
+    def kernels(
+        self, node: str | Sequence[str] | None = None, path: str | None = None, min_memory: Any = None, me: bool = False
+    ) -> pd.DataFrame:
+        """Jupyter kernels of every server with the clusternb extension, one row per kernel, largest memory first.
+
+        Memory counts the kernel's process and its children. ``node``: a node name or a list of them. ``path``: a
+        pattern of notebook paths ('*' any text). ``min_memory``: bytes, or a size such as '300MB'. ``me``: only
+        kernels of the Unix user running this. Other users' kernels show no path unless an administrator
+        allows it (``ClusterNB.kernel_paths_of_others``). Columns: :data:`clusternb.columns.KERNEL_COLUMNS`.
+        """
+        return self._frame("kernels", node=node, path=path, min_memory=min_memory, me=me)
 
     def acknowledge(self, alert_id: str, by: str | None = None) -> None:
         """Acknowledge an active alert (``alerts().alert_id``); it stays acknowledged until it resolves."""
@@ -323,11 +342,15 @@ class Client:
 
         return (active, _plain(since), severity, node), compute
 
+    def _build_kernels(self, now: float, **params: Any) -> tuple[Any, Callable[[], pd.DataFrame]]:
+        return self.kernel_service.build(now, **params)
+
     _builders: dict[str, Callable[..., tuple[Any, Callable[[], pd.DataFrame]]]] = {
         "cluster": _build_cluster,
         "workers": _build_workers,
         "metrics": _build_metrics,
         "alerts": _build_alerts,
+        "kernels": _build_kernels,
     }
 
     def _cached(
@@ -362,6 +385,13 @@ class Client:
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 
+    def watch_kernels(self, directory: Callable[[], tuple[KernelInfo, ...]], server: str) -> None:
+        """Measure and publish the kernels ``directory()`` lists (a Jupyter server's) as the server at ``server``,
+        after each host sample in the host's sampler thread (or, where no host is sampled here, in one thread of
+        their own): see :class:`~clusternb.kernel_usage.service.KernelService`."""
+        gpu = self._local.gpu_processes if self.sampler is not None else None
+        self.kernel_service.watch(directory, server, gpu, own_thread=self.sampler is None)
+
     def close(self) -> None:
         """Stop the sampler and release connections. Queries after close raise ``RuntimeError``."""
         if self._closed:
@@ -376,6 +406,7 @@ class Client:
             self.dask.close()
         if self.probes is not None:
             self.probes.close()
+        self.kernel_service.close()
         self.store.close()
         self.cache.close()
         if self.link is not None:

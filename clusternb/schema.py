@@ -24,6 +24,7 @@ import msgspec
 import msgspec.inspect as mi
 
 from clusternb import declare as d
+from clusternb.kernel_usage.record import KernelStat
 from clusternb.model import GPUStat, NodeSnapshot, Percent
 
 STATUS_ORDER = ["online", "stale", "offline", "left"]
@@ -265,12 +266,27 @@ CACHE: Final = (
     Field("uptime_s", "float64", SECONDS, "time since this process's cache started"),
 )  # fmt: skip
 
+#: ``kernels()``: one row per kernel, index ``kernel_id``. The columns that carry a field of the kernel record
+#: are declared with it (:mod:`clusternb.kernel_usage.record`); here are those the query adds.
+KERNELS: Final = _placed(snapshot_columns(KernelStat), (
+    (None, Field("node", "string", "", "node the kernel runs on", heading="node", table=TABLES)),
+    ("node", Field("server", "string", "", "URL of the Jupyter server that runs the kernel (no token)")),
+    ("user", Field("own", "bool", "", "owned by the Unix user running the query (others' paths are hidden)")),
+    ("pss_bytes", Field("mem_share_percent", "float64", PERCENT,
+                        "memory (PSS, else RSS) as a percent of the node's container limit, else of its memory",
+                        min=0.0, heading="mem % of node", table=TABLES, prometheus="memory_share_percent")),
+    ("gpu_mem_used_bytes", Field("gpu_devices", "string", "", "GPUs the kernel uses, by index, e.g. '0,1'")),
+    ("gpu_devices", Field("sampled_at", TIME, "", "when the kernel was measured (UTC)")),
+    ("sampled_at", Field("age_s", "float64", SECONDS, "time between sampled_at and the query's as-of time")),
+))  # fmt: skip
+
 #: Every query's columns, by the name of the query function.
 QUERIES: Final = {
     "workers": WORKERS,
     "metrics": METRIC_HEAD + METRICS,
     "cluster_status": STATUS,
     "alerts": ALERTS,
+    "kernels": KERNELS,
     "cache_status": CACHE,
 }
 

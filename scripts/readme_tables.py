@@ -47,6 +47,10 @@ def schemas() -> str:
             columns.METRIC_COLUMNS,
         ),
         ("`alerts()`: one row per alert, newest first", columns.ALERT_COLUMNS),
+        (
+            "`kernels()`: one row per Jupyter kernel, largest memory first, index `kernel_id` (string)",
+            columns.KERNEL_COLUMNS,
+        ),
         ("`cache_status()`: one row per namespace plus `(all)`, index `namespace`", columns.CACHE_COLUMNS),
     ]
     return "\n\n".join(f"#### {title}\n\n{_columns(cols)}" for title, cols in parts)

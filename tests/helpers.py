@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from clusternb.kernel_usage.record import KernelReport, KernelStat
 from clusternb.model import GPUStat, NodeSnapshot
 
 
@@ -72,4 +73,21 @@ def make_gpu(index: int = 0, **changes: Any) -> GPUStat:
         temperature_c=60.0,
         power_w=250.0,
     )
+    return msgspec.structs.replace(base, **changes)
+
+
+def make_kernel(kernel_id: str = "k1", **changes: Any) -> KernelStat:
+    """A plausible measured kernel of user ``me``; override any field by keyword."""
+    base = KernelStat(
+        kernel_id=kernel_id, path=f"{kernel_id}.ipynb", kernel_name="python3", execution_state="idle",
+        last_activity=1_700_000_000.0, connections=1, user="me", pid=4242, processes=2, cpu_percent=3.5,
+        rss_bytes=300 * 2**20, pss_bytes=250 * 2**20, uss_bytes=200 * 2**20, threads=12,
+    )  # fmt: skip
+    return msgspec.structs.replace(base, **changes)
+
+
+def make_report(node: str = "a", time: float = 1_700_000_099.0, kernels: Any = None, **changes: Any) -> KernelReport:
+    """A report of one server on ``node`` with two kernels (or ``kernels``)."""
+    kernels = (make_kernel("k1"), make_kernel("k2", user="other", path="secret.ipynb")) if kernels is None else kernels
+    base = KernelReport(node=node, server=f"http://{node}:8888/", time=time, interval_s=2.0, kernels=tuple(kernels))
     return msgspec.structs.replace(base, **changes)

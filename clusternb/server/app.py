@@ -12,9 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
+from tornado.ioloop import PeriodicCallback
 from traitlets import Bool, Callable
 
 from clusternb.config import Bounded, BoundedInt, load_config
+from clusternb.kernel_usage.directory import DirectoryWatch, read_directory
 from clusternb.queries import Client
 from clusternb.server import handlers, metrics, pages, websocket
 from clusternb.server.broadcaster import FRESH_EVERY, Broadcaster
@@ -64,6 +66,11 @@ class ClusterNBApp(ExtensionApp):
     encoded_cache_size = BoundedInt(
         64, 1, 100_000, help="Encoded (JSON + gzip) results kept, by query and content hash."
     ).tag(config=True)
+    watch_kernels = Bool(
+        True,
+        help="Measure this server's kernels (CPU, memory and GPU of each kernel and its children) and publish them "
+        "for kernels(), with the host's samples.",
+    ).tag(config=True)
     sample_host = Bool(
         True, help="Sample this server's host in-process (set False when agents report every node, or in tests)."
     ).tag(config=True)
@@ -80,6 +87,7 @@ class ClusterNBApp(ExtensionApp):
     prometheus: ServerMetrics
     buckets: TokenBuckets
     assets: dict[str, Asset]
+    _directory_timer: PeriodicCallback | None = None
 
     def initialize_settings(self) -> None:
         """Build the single client and the serving machinery; nothing here samples or queries."""
@@ -107,11 +115,23 @@ class ClusterNBApp(ExtensionApp):
             self.handlers.extend(bind(self, module.default_handlers))
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
-        """Start the broadcaster with the server's loop (it idles until a client subscribes)."""
+        """Start the broadcaster with the server's loop (it idles until a client subscribes), and the kernel
+        directory that the sampler measures (read on this loop, where the kernel managers live)."""
         self.broadcaster.start()
+        if self.watch_kernels:
+            sessions = getattr(serverapp, "session_manager", None)
+            directory = DirectoryWatch(lambda: read_directory(serverapp.kernel_manager, sessions))
+            await directory.refresh()
+            # Twice per interval: a kernel started or stopped is in the next sample's report.
+            every_ms = 500.0 * self.client.settings.interval
+            self._directory_timer = PeriodicCallback(directory.refresh, every_ms)
+            self._directory_timer.start()
+            self.client.watch_kernels(lambda: directory.current, serverapp.connection_url)
 
     async def stop_extension(self) -> None:
         """Stop pushing, close sockets, stop the sampler and the query threads."""
+        if self._directory_timer is not None:
+            self._directory_timer.stop()
         await self.broadcaster.stop()
         self.service.close()
         self.client.close()

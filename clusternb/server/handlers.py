@@ -163,6 +163,7 @@ default_handlers: list[Route] = [
     _route("workers", "workers"),
     _route("metrics/system", "metrics"),
     _route("alerts", "alerts"),
+    _route("kernels", "kernels"),
     _route("cache/status", "cache"),
     (r"/clusternb/api/openapi.json", OpenAPIHandler),
     (r"/clusternb/api/alerts/([^/]+)/acknowledge", AcknowledgeHandler),

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from clusternb import frames
+from clusternb import columns, frames
 from clusternb.frames import Column
 from clusternb.params import Kind, Param
 from clusternb.server.service import params_of
@@ -72,6 +72,9 @@ def parameter(param: Param) -> dict[str, Any]:
         schema = {"type": "boolean"}
     elif param.kind is Kind.CHOICE:
         schema["enum"] = list(param.choices)
+    elif param.kind is Kind.SIZE:
+        schema = {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string"}]}
+        doc += "; bytes, or a size such as '300MB' or '1.5GiB'"
     elif array:
         schema = {"type": "array", "items": {"type": "string"}}
         if param.choices:
@@ -108,6 +111,11 @@ def openapi(base_url: str, version: str) -> dict[str, Any]:
             frame_schema(metric_cols + frames.METRIC_COLUMNS),
         ),
         "/alerts": ("alerts", "Alerts, newest first", frame_schema(frames.ALERT_COLUMNS)),
+        "/kernels": (
+            "kernels",
+            "Jupyter kernels of every server with the extension, largest memory first (others' paths hidden)",
+            frame_schema(columns.KERNEL_COLUMNS, ("kernel_id", "kernel id")),
+        ),
         "/cache/status": (
             "cache",
             "Query cache health and statistics per namespace",

@@ -36,7 +36,10 @@ from clusternb.queries import Client
 from clusternb.server.payload import BodyExtras, Encoded, EncodedCache, encode_frame
 
 #: Topic name -> the ``Client.query`` name behind it (``cache`` reads the cache's own status instead).
-QUERY_OF = {"status": "cluster", "workers": "workers", "metrics": "metrics", "alerts": "alerts", "cache": ""}
+QUERY_OF = {
+    "status": "cluster", "workers": "workers", "metrics": "metrics", "alerts": "alerts", "kernels": "kernels",
+    "cache": "",
+}  # fmt: skip
 TOPICS = tuple(QUERY_OF)
 #: Cache-status fields whose change is worth a WebSocket push (hit counters move with every query).
 _CACHE_HEALTH = ("backend", "configured", "redis_state", "fallbacks", "last_failure", "last_recovery")
@@ -128,6 +131,12 @@ def _time_arg(param: Param, value: Any) -> Any:
     return value  # checked by the query (arguments.parse_time), the same as from Python and the CLI
 
 
+def _size(param: Param, value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ArgumentTypeError(param.name, f"expected bytes or a size such as '300MB', got {shown(value)}")
+    return value  # checked by the query (arguments.parse_bytes)
+
+
 def _choice(param: Param, value: Any) -> str:
     if not isinstance(value, str):
         raise ArgumentTypeError(param.name, f"expected a string, got {shown(value)}")
@@ -140,6 +149,7 @@ _READERS: dict[Kind, Callable[[Param, Any], Any]] = {
     Kind.NAMES: _names,
     Kind.BOOLEAN: _boolean,
     Kind.CHOICE: _choice,
+    Kind.SIZE: _size,
 }
 
 

@@ -65,6 +65,22 @@ class NvmlReader:
             )
         return tuple(out)
 
+    def process_memory(self) -> dict[int, dict[int, int]]:
+        """GPU memory per process: pid -> {GPU index: bytes}, from NVML's compute and graphics process lists (a
+        process on two GPUs is on both; one NVML may not report a process's memory: it then counts 0)."""
+        if not self.available or self._nvml is None:
+            return {}
+        nv = self._nvml
+        out: dict[int, dict[int, int]] = {}
+        for index, handle in enumerate(self._handles):
+            for lister in ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses"):
+                for proc in _try(getattr(nv, lister), handle) or ():
+                    used = getattr(proc, "usedGpuMemory", None)
+                    used = int(used) if isinstance(used, int) and 0 <= used < 2**60 else 0
+                    mine = out.setdefault(int(proc.pid), {})
+                    mine[index] = max(mine.get(index, 0), used)  # listed as compute and graphics: once
+        return out
+
     def close(self) -> None:
         if self.available and self._nvml is not None:
             _try(self._nvml.nvmlShutdown)

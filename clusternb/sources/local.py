@@ -147,6 +147,10 @@ class LocalSampler:
             gpus=self._gpu.read(),
         )
 
+    def gpu_processes(self) -> dict[int, dict[int, int]]:
+        """GPU memory per process (pid -> {GPU index: bytes}), through this sampler's NVML handles."""
+        return self._gpu.process_memory()
+
     def close(self) -> None:
         self._gpu.close()
 

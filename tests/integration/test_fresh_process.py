@@ -115,6 +115,15 @@ assert (df["severity"] == "warning").all(), df
 """,
         {},
     ),
+    "kernels": (
+        """
+df = clusternb.kernels(node=None, path="*.ipynb", min_memory="1MB", me=True)
+from clusternb.columns import KERNEL_COLUMNS  # after the call: the call must import what it needs itself
+assert list(df.columns) == [c.name for c in KERNEL_COLUMNS], df.columns
+assert df.empty, df  # a notebook process is not a Jupyter server: no kernels are published here
+""",
+        {},
+    ),
     "fields": (
         """
 df = clusternb.fields()

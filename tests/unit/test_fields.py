@@ -16,8 +16,9 @@ import clusternb
 from clusternb import columns, frames, schema, vocab
 from clusternb.cache import Cache
 from clusternb.cache.memory import MemoryBackend
+from clusternb.kernel_usage.frame import Viewer, kernels_frame
 from clusternb.model import NodeSnapshot, SchemaError
-from tests.helpers import make_gpu, make_snapshot
+from tests.helpers import make_gpu, make_report, make_snapshot
 
 NOW = 1_700_000_100.0
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
@@ -35,6 +36,7 @@ def _frames() -> dict[str, pd.DataFrame]:
         "metrics": frames.metrics_frame(snaps, frames.METRIC_FIELDS),
         "cluster_status": frames.status_frame(workers, NOW, alerts),
         "alerts": alerts,
+        "kernels": kernels_frame([make_report()], NOW, {"a": 2**34}, Viewer("me")),
         "cache_status": cache.status_frame(),
     }
 

@@ -1,0 +1,134 @@
+"""Where servers leave their kernel reports and every reader finds them: in memory, or in Redis for a cluster.
+
+One report per server (:attr:`KernelReport.publisher <clusternb.kernel_usage.record.KernelReport.publisher>`),
+replaced at each sample: only the newest state of each server's kernels is kept, so the space is bounded by
+the number of servers times :data:`~clusternb.kernel_usage.record.KERNELS_MAX`, and a kernel that was shut down is
+gone from the next report.
+
+In Redis the reports are the fields of one hash (under the shared-state hash tag). Reading is data only,
+validated where it enters (:func:`~clusternb.kernel_usage.record.decode_report`): a report that fails is skipped,
+counted under ``kernels`` in :class:`~clusternb.rejects.Rejections` and deleted if it is still the same bytes.
+A report older than ``expire_after`` (its server stopped without saying so) is skipped and deleted too.
+
+:class:`MirroredBoard` is the cluster-mode board: it writes to Redis and to memory, reads Redis, and while
+Redis is unreachable answers with this server's own kernels and the last view it had of the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from typing import Any, Protocol
+
+from clusternb.kernel_usage.record import KernelReport, decode_report, encode_report
+from clusternb.model import SchemaError
+from clusternb.redisio.errors import Unavailable
+from clusternb.redisio.link import RedisLink
+from clusternb.redisio.scripts import LinkScript
+from clusternb.rejects import Rejections, node_of
+from clusternb.state.redis_scripts import PRUNE_HASH_VALUES, TAG
+
+KEY = f"{TAG}:kernels"
+#: How far ahead of this host's clock a report may be dated (a wrong clock would keep a stopped server listed).
+CLOCK_SKEW_MAX = 300.0
+
+
+class KernelBoard(Protocol):
+    """What the queries read and the sampler writes."""
+
+    def put(self, report: KernelReport) -> None: ...
+
+    def remove(self, publisher: str) -> None: ...
+
+    def reports(self) -> list[KernelReport]: ...
+
+
+class MemoryBoard:
+    """This process's reports (embedded mode, and the local half of :class:`MirroredBoard`)."""
+
+    def __init__(self, expire_after: float) -> None:
+        self.expire_after = expire_after
+        self._reports: dict[str, KernelReport] = {}
+        self._lock = threading.Lock()
+
+    def put(self, report: KernelReport) -> None:
+        with self._lock:
+            self._reports[report.publisher] = report
+
+    def remove(self, publisher: str) -> None:
+        with self._lock:
+            self._reports.pop(publisher, None)
+
+    def reports(self) -> list[KernelReport]:
+        oldest = time.time() - self.expire_after
+        with self._lock:
+            return [r for r in self._reports.values() if r.time >= oldest]
+
+
+class RedisBoard:
+    """The cluster's reports, one hash field per server."""
+
+    def __init__(self, link: RedisLink, rejections: Rejections, expire_after: float) -> None:
+        self.link = link
+        self.rejections = rejections
+        self.expire_after = expire_after
+        self._prune = LinkScript(link, PRUNE_HASH_VALUES)
+
+    def put(self, report: KernelReport) -> None:
+        raw = encode_report(report)
+        self.link.call(lambda r: r.hset(KEY, report.publisher, raw))
+
+    def remove(self, publisher: str) -> None:
+        self.link.call(lambda r: r.hdel(KEY, publisher))
+
+    def reports(self) -> list[KernelReport]:
+        found: Any = self.link.call(lambda r: r.hgetall(KEY) if r.type(KEY) in (b"hash", "hash") else {})
+        now = time.time()
+        out = []
+        for raw in found.values():
+            try:
+                report = decode_report(raw)
+            except SchemaError as exc:
+                self.rejections.add("kernels", node_of(raw), str(exc))
+                self._drop(raw)
+                continue
+            if report.time > now + CLOCK_SKEW_MAX:
+                self.rejections.add("kernels", report.node, "report dated ahead of this host's clock")
+                self._drop(raw)
+            elif report.time < now - self.expire_after:  # its server stopped without removing it
+                self._drop(raw)
+            else:
+                out.append(report)
+        return out
+
+    def _drop(self, raw: bytes) -> None:
+        """Delete the field that still holds ``raw``, in one step (a newer report from its server stays)."""
+        self.link.attempt(lambda r: self._prune.run_on(r, [KEY], [raw]))
+
+
+class MirroredBoard:
+    """Redis for the cluster's view, memory for this server's own reports and for outages."""
+
+    def __init__(self, primary: RedisBoard, local: MemoryBoard) -> None:
+        self.primary = primary
+        self.local = local
+        self._last: list[KernelReport] = []
+
+    def put(self, report: KernelReport) -> None:
+        self.local.put(report)
+        with contextlib.suppress(Unavailable):  # counted by the link; the report is in the local board
+            self.primary.put(report)
+
+    def remove(self, publisher: str) -> None:
+        self.local.remove(publisher)
+        with contextlib.suppress(Unavailable):
+            self.primary.remove(publisher)
+
+    def reports(self) -> list[KernelReport]:
+        try:
+            self._last = self.primary.reports()
+        except Unavailable:  # the last view of the others, with this server's own reports as they are now
+            mine = {r.publisher: r for r in self.local.reports()}
+            return [*mine.values(), *(r for r in self._last if r.publisher not in mine)]
+        return self._last

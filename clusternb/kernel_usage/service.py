@@ -1,0 +1,123 @@
+"""The kernels side of a :class:`~clusternb.queries.Client`: publishing this server's kernels, and the query.
+
+A server with the extension hands its kernel directory to :meth:`KernelService.watch`; from then on the host's
+one sampler thread measures every kernel after each host sample (:class:`~clusternb.kernel_usage.measure.KernelMeter`)
+and publishes one report for the server on the board (memory, or Redis for the cluster). Any process reads the
+board: ``kernels()`` in a notebook on another node shows this server's kernels too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from clusternb.kernel_usage.board import KernelBoard, MemoryBoard, MirroredBoard, RedisBoard
+from clusternb.kernel_usage.frame import KernelFilter, Viewer, kernels_frame
+from clusternb.kernel_usage.measure import GpuByPid, KernelInfo, KernelMeter, current_user
+from clusternb.kernel_usage.record import KERNELS_MAX, KernelReport
+from clusternb.params import check_arguments
+from clusternb.redisio.errors import RedisFault
+from clusternb.sampler import Sampler
+from clusternb.sources.gpu import NvmlReader
+
+if TYPE_CHECKING:
+    from clusternb.config import ClusterNB
+    from clusternb.model import NodeSnapshot
+    from clusternb.redisio.link import RedisLink
+    from clusternb.rejects import Rejections
+    from clusternb.state.base import StateStore
+
+log = logging.getLogger(__name__)
+Directory = Callable[[], tuple[KernelInfo, ...]]
+
+
+def board_for(settings: ClusterNB, link: RedisLink | None, rejections: Rejections) -> KernelBoard:
+    """Memory in embedded mode; Redis mirrored to memory in cluster mode. A report expires when its server has
+    not renewed it for as long as a node takes to be called offline (at least 30 s)."""
+    expire = max(30.0, settings.thresholds(settings.interval)[1])
+    local = MemoryBoard(expire)
+    return local if link is None else MirroredBoard(RedisBoard(link, rejections, expire), local)
+
+
+class KernelService:
+    """Publishes this server's kernels (once :meth:`watch` was called) and answers ``kernels()``."""
+
+    def __init__(self, settings: ClusterNB, board: KernelBoard, store: StateStore) -> None:
+        self.settings = settings
+        self.board = board
+        self.store = store
+        self.viewer = Viewer(current_user(), settings.kernel_paths_of_others)
+        self._directory: Directory | None = None
+        self._server = ""
+        self._meter: KernelMeter | None = None
+        self._published: str | None = None
+        self._thread: Sampler | None = None
+        self._gpu: NvmlReader | None = None
+
+    def watch(self, directory: Directory, server: str, gpu_by_pid: GpuByPid | None, own_thread: bool) -> None:
+        """Measure and publish the kernels ``directory()`` lists, as the server at URL ``server``.
+
+        ``gpu_by_pid``: the host sampler's NVML reader (None: open one here). ``own_thread``: no host sampler
+        calls :meth:`after_sample` in this process, so one thread of its own publishes every interval.
+        """
+        if gpu_by_pid is None:
+            self._gpu = NvmlReader()
+            gpu_by_pid = self._gpu.process_memory
+        self._server = server
+        self._meter = KernelMeter(gpu_by_pid)
+        self._directory = directory
+        if own_thread:
+            node, interval = self.settings.node_name or socket.gethostname(), self.settings.interval
+
+            def publish() -> None:
+                self.publish(node, interval)
+
+            self._thread = Sampler(publish, [], interval, name="clusternb-kernels").start()
+
+    @property
+    def watching(self) -> bool:
+        return self._directory is not None
+
+    def publish(self, node: str, interval: float) -> KernelReport | None:
+        """Measure every kernel now and publish the server's report (sampler thread; None when not watching)."""
+        if self._directory is None or self._meter is None:
+            return None
+        kernels = self._meter.measure(self._directory()[:KERNELS_MAX])
+        report = KernelReport(node=node, server=self._server, time=time.time(), interval_s=interval, kernels=kernels)
+        self.board.put(report)
+        self._published = report.publisher
+        return report
+
+    def after_sample(self, snapshot: NodeSnapshot) -> None:
+        """Sampler sink: the kernels of the node just sampled."""
+        self.publish(snapshot.node, snapshot.interval_s)
+
+    def close(self) -> None:
+        """Stop publishing and remove this server's report: its kernels are gone at once, not when it expires."""
+        if self._thread is not None:
+            self._thread.stop()
+        if self._gpu is not None:
+            self._gpu.close()
+        if self._published is not None:
+            with contextlib.suppress(RedisFault):
+                self.board.remove(self._published)
+
+    def build(
+        self, now: float, node: Any = None, path: Any = None, min_memory: Any = None, me: bool = False
+    ) -> tuple[Any, Callable[[], pd.DataFrame]]:
+        """The query: checked arguments (the cache key) and how to compute the frame."""
+        checked = check_arguments("kernels", now, {"node": node, "path": path, "min_memory": min_memory, "me": me})
+        chosen = KernelFilter(checked["node"], checked["path"], checked["min_memory"], checked["me"])
+
+        def compute() -> pd.DataFrame:
+            memory = {s.node: s.mem_limit_bytes or s.mem_total_bytes for s in self.store.latest()}
+            return kernels_frame(self.board.reports(), time.time(), memory, self.viewer, chosen)
+
+        viewer = (self.viewer.user, self.viewer.sees_all_paths)  # one user's view is never another's cache entry
+        return (chosen.node, chosen.path, chosen.min_memory, chosen.me, viewer), compute

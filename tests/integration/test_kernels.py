@@ -1,0 +1,187 @@
+"""kernels() against real Jupyter servers with real kernels, publishing through a real Redis.
+
+Two ``jupyter server`` processes with the extension, on two ports, publish to one redis-server. Kernels are
+started through the servers' REST API (sessions, so each has a notebook path); one of them is made to allocate
+about 300 MB and to start a child process that holds 100 MB more, through a real kernel client on the
+kernel's connection file. The test process reads ``kernels()`` from the same Redis, as a notebook on another
+node would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from jupyter_client import BlockingKernelClient
+
+from clusternb.config import ClusterNB
+from clusternb.queries import Client
+from tests.helpers import free_port, stop_process
+from tests.redis_server import RedisServer
+
+pytestmark = [pytest.mark.server, pytest.mark.redis]
+
+MiB = 2**20
+ALLOCATE = """
+import os, subprocess, sys
+import numpy as np
+held = np.ones(300 * 2**20 // 8)  # written, so resident: 300 MiB
+child = subprocess.Popen([sys.executable, "-c", '''
+import os, time
+import numpy as np
+parent = os.getppid()
+held = np.ones(100 * 2**20 // 8)
+while os.getppid() == parent:  # ends with its kernel
+    time.sleep(0.2)
+'''])
+"""
+
+
+class Server:
+    """A jupyter server with the extension, publishing its host and kernels to ``redis_url`` every second."""
+
+    def __init__(self, root: Path, redis_url: str) -> None:
+        self.port, self.token, self.root = free_port(), "kernels-test", root
+        self.runtime = root / "runtime"
+        cmd = [sys.executable, "-m", "jupyter", "server", "--no-browser", f"--port={self.port}"]
+        cmd += ["--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={root}"]
+        cmd += ["--ServerApp.port_retries=0", "--ServerApp.jpserver_extensions={'clusternb': True}"]
+        cmd += [f"--ClusterNB.redis_url={redis_url}", "--ClusterNB.interval=1"]
+        cmd += ["--allow-root"] if os.geteuid() == 0 else []
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CLUSTERNB_")}
+        env["JUPYTER_RUNTIME_DIR"] = str(self.runtime)
+        self.log = root / "server.log"
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
+        until(self._up, "the server to answer", self)
+
+    def _up(self) -> bool:
+        try:
+            self.call("api/status")
+            return True
+        except OSError:
+            return False
+
+    def call(self, path: str, body: Any = None, method: str | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Authorization": f"token {self.token}", "Content-Type": "application/json"}
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/{path}", data, headers, method=method)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"null")
+
+    def start_kernel(self, path: str) -> str:
+        (self.root / path).parent.mkdir(parents=True, exist_ok=True)
+        session = self.call("api/sessions", {"path": path, "type": "notebook", "kernel": {"name": "python3"}}, "POST")
+        return str(session["kernel"]["id"])
+
+    def execute(self, kernel_id: str, code: str) -> None:
+        """Run ``code`` in the kernel through a real kernel client on its connection file."""
+        client = BlockingKernelClient(connection_file=str(self.runtime / f"kernel-{kernel_id}.json"))
+        client.load_connection_file()
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=60)
+            reply = client.execute_interactive(code, timeout=120)
+            assert reply["content"]["status"] == "ok", reply["content"]
+        finally:
+            client.stop_channels()
+
+    def stop(self) -> None:
+        stop_process(self.proc, timeout=15)
+
+
+def until(check: Callable[[], Any], what: str, server: Server | None = None, timeout: float = 60.0) -> Any:
+    """Poll ``check`` until it returns neither None nor False; past ``timeout``, fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found is not None and found is not False:
+            return found
+        if time.monotonic() > deadline:
+            log = server.log.read_text()[-3000:] if server is not None else ""
+            pytest.fail(f"timed out waiting for {what}\n{log}")
+        time.sleep(0.25)
+
+
+@pytest.fixture
+def servers(tmp_path: Path, redis_server: RedisServer) -> Iterator[tuple[Server, Server]]:
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+    first = Server(tmp_path / "one", redis_server.url)
+    try:
+        second = Server(tmp_path / "two", redis_server.url)
+    except BaseException:
+        first.stop()
+        raise
+    try:
+        yield first, second
+    finally:
+        first.stop()
+        second.stop()
+
+
+@pytest.fixture
+def reader(redis_server: RedisServer) -> Iterator[Client]:
+    """A notebook elsewhere: reads the cluster from Redis, samples nothing, caches nothing."""
+    client = Client(ClusterNB(redis_url=redis_server.url, interval=1.0, cache_enabled=False), sample_local=False)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _rows(reader: Client) -> pd.DataFrame:
+    return reader.kernels()
+
+
+def test_kernels_of_two_servers_with_memory_children_and_shutdown(
+    servers: tuple[Server, Server], reader: Client
+) -> None:
+    one, two = servers
+    light = one.start_kernel("a.ipynb")
+    heavy = one.start_kernel("work/heavy.ipynb")
+    other = two.start_kernel("c.ipynb")
+    one.execute(heavy, ALLOCATE)
+
+    def heavy_measured() -> pd.DataFrame | None:
+        df = _rows(reader)
+        if {light, heavy, other} <= set(df.index) and df.loc[heavy, "processes"] >= 2:
+            return df
+        return None
+
+    df = until(heavy_measured, "three kernels, the heavy one with its child")
+    assert df.loc[light, "path"] == "a.ipynb"
+    assert df.loc[heavy, "path"] == "work/heavy.ipynb"
+    assert df.loc[other, "path"] == "c.ipynb"
+    assert df.loc[light, "server"] != df.loc[other, "server"]  # two servers, one Redis, one view
+    assert df.loc[heavy, "server"] == df.loc[light, "server"]
+    # 300 MiB in the kernel and 100 MiB in its child, counted in the kernel; the light kernel holds far less.
+    assert df.loc[heavy, "pss_bytes"] >= 380 * MiB
+    assert df.loc[heavy, "rss_bytes"] >= 400 * MiB
+    assert df.loc[light, "pss_bytes"] < 200 * MiB
+    assert df.index[0] == heavy  # largest memory first
+    assert bool(df.loc[heavy, "own"])
+    assert df.loc[heavy, "mem_share_percent"] > 0
+    assert list(reader.kernels(path="work/*").index) == [heavy]
+    assert list(reader.kernels(min_memory="350MiB").index) == [heavy]
+
+    one.call(f"api/kernels/{light}", method="DELETE")
+    until(lambda: light not in _rows(reader).index, "the shut-down kernel to leave kernels()", one)
+    assert {heavy, other} <= set(_rows(reader).index)
+
+
+def test_a_stopped_server_takes_its_kernels_along(servers: tuple[Server, Server], reader: Client) -> None:
+    one, two = servers
+    first, second = one.start_kernel("x.ipynb"), two.start_kernel("y.ipynb")
+    until(lambda: {first, second} <= set(_rows(reader).index), "both servers' kernels")
+    one.stop()
+    until(lambda: first not in _rows(reader).index, "the stopped server's kernel to leave kernels()")
+    assert second in _rows(reader).index
