@@ -28,7 +28,10 @@ if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
 #: Prometheus prefix of each query's series: ``clusternb_node_<base name>`` is one series per node.
-PREFIXES = {"workers": "clusternb_node_", "cluster_status": "clusternb_cluster_", "cache_status": "clusternb_cache_"}
+PREFIXES = {
+    "workers": "clusternb_node_", "cluster_status": "clusternb_cluster_", "cache_status": "clusternb_cache_",
+    "kernels": "clusternb_kernel_",
+}  # fmt: skip
 
 
 def series(query: str) -> dict[str, tuple[str, str]]:
@@ -40,6 +43,9 @@ def series(query: str) -> dict[str, tuple[str, str]]:
 
 #: Numeric worker columns exported as one gauge per node (``status`` is the labelled ``clusternb_node_up``).
 NODE_GAUGES = {k: v for k, v in series("workers").items() if k != "status"}
+#: Kernel columns exported as one gauge per kernel, labelled without its path (a path names a person's work).
+KERNEL_GAUGES = series("kernels")
+KERNEL_LABELS = ["node", "kernel_id", "kernel_name"]
 #: Status columns exported as gauges (``health`` is the labelled ``clusternb_cluster_health``).
 STATUS_GAUGES = {k: v for k, v in series("cluster_status").items() if k != "health"}
 #: Cache counters per namespace (``fallbacks``: one process-wide counter; ``redis_state``: ``redis_up``).
@@ -63,6 +69,9 @@ class ClusterCollector(Collector):
         workers = self.service.latest("workers")
         if workers is not None:
             yield from _node_families(workers)
+        kernels = self.service.latest("kernels")
+        if kernels is not None:
+            yield from _kernel_families(kernels)
         summary = self.service.latest("status")
         if summary is not None and len(summary):
             yield from _status_families(summary.iloc[0])
@@ -93,6 +102,19 @@ def _node_families(workers: pd.DataFrame) -> Iterator[Metric]:
             number = _number(value)
             if number is not None:
                 family.add_metric([str(node)], number)
+        yield family
+
+
+def _kernel_families(kernels: pd.DataFrame) -> Iterator[Metric]:
+    labels = list(
+        zip(kernels["node"].astype(str), kernels.index.astype(str), kernels["kernel_name"].astype(str), strict=True)
+    )
+    for column, (name, doc) in KERNEL_GAUGES.items():
+        family = GaugeMetricFamily(name, doc, labels=KERNEL_LABELS)
+        for label, value in zip(labels, kernels[column].tolist(), strict=True):
+            number = _number(value)
+            if number is not None:
+                family.add_metric(list(label), number)
         yield family
 
 
@@ -155,6 +177,7 @@ class PrometheusHandler(AppHandler, JupyterHandler):
             # First scrape before any dashboard asked: compute once (in the pool), then read as usual.
             for name in ("workers", "status"):
                 await service.get(Topic(name))
+        await service.get(Topic("kernels"))  # no page keeps kernels fresh: from the query cache at each scrape
         body = await service.run(self.app.prometheus.exposition)
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
         self.finish(body)

@@ -165,6 +165,10 @@ def topic_from_arguments(name: str, arguments: Mapping[str, list[bytes]]) -> Top
     return make_topic(name, params)
 
 
+#: Topics whose newest unfiltered frame is remembered (for Prometheus, which reads them at scrape time).
+_LATEST = frozenset({"workers", "status", "kernels"})
+
+
 class DataService:
     """Runs queries and encodes their results in a thread pool; remembers the newest frames for Prometheus."""
 
@@ -248,7 +252,7 @@ class DataService:
         if found is not None:
             return found
         result = topic.call.run(self.client)
-        if topic.name in ("workers", "status") and isinstance(result.value, pd.DataFrame):
+        if topic.name in _LATEST and not topic.call.params and isinstance(result.value, pd.DataFrame):
             with self._lock:
                 self._latest[topic.name] = result.value
         found = self.encoded.get(topic.key, result.content_hash, result.created)
@@ -281,7 +285,8 @@ class DataService:
                     self._encode_locks[key] = (lock, users - 1)
 
     def latest(self, name: str) -> pd.DataFrame | None:
-        """The newest frame of ``workers`` or ``status`` any request or broadcast computed (None before)."""
+        """The newest unfiltered frame of a topic of :data:`_LATEST` any request or broadcast computed (None
+        before)."""
         with self._lock:
             return self._latest.get(name)
 

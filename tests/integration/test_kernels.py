@@ -77,6 +77,12 @@ class Server:
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read() or b"null")
 
+    def text(self, path: str) -> str:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/{path}")
+        request.add_header("Authorization", f"token {self.token}")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return str(response.read().decode())
+
     def start_kernel(self, path: str) -> str:
         (self.root / path).parent.mkdir(parents=True, exist_ok=True)
         session = self.call("api/sessions", {"path": path, "type": "notebook", "kernel": {"name": "python3"}}, "POST")
@@ -172,6 +178,12 @@ def test_kernels_of_two_servers_with_memory_children_and_shutdown(
     assert df.loc[heavy, "mem_share_percent"] > 0
     assert list(reader.kernels(path="work/*").index) == [heavy]
     assert list(reader.kernels(min_memory="350MiB").index) == [heavy]
+
+    # Prometheus: one gauge per kernel, labelled by node, kernel id and kernel name, never by its path.
+    exposition = one.text("clusternb/metrics")
+    assert f'kernel_id="{heavy}"' in exposition
+    assert "# HELP clusternb_kernel_memory_bytes proportional memory" in exposition
+    assert "heavy.ipynb" not in exposition
 
     one.call(f"api/kernels/{light}", method="DELETE")
     until(lambda: light not in _rows(reader).index, "the shut-down kernel to leave kernels()", one)

@@ -102,7 +102,7 @@ class _Service:
     """What the Prometheus collector reads: the newest frames and the cache counters."""
 
     def __init__(self, built: dict[str, pd.DataFrame]) -> None:
-        self.frames = {"workers": built["workers"], "status": built["cluster_status"]}
+        self.frames = {"workers": built["workers"], "status": built["cluster_status"], "kernels": built["kernels"]}
         cache = Cache(MemoryBackend())
         cache.get_or_compute("workers", "k", lambda: 1)
         self.client = type("C", (), {"cache": cache})()
