@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from clusternb.alerting.records import Alert, Transition, alert_id
@@ -105,6 +105,16 @@ class AlertEngine:
         value = 0.0 if up else 1.0
         with self._lock:
             return _collect(self._step(rule, name, value, now) for rule in self._enabled("service"))
+
+    def evaluate_kernels(self, shares: Mapping[str, float | None], now: float) -> list[Transition]:
+        """Kernel alert subjects (:func:`~clusternb.alerting.rules.kernel_subject`) and each one's share of its
+        node's memory, in percent; None for a kernel that is gone (its alert ends)."""
+        with self._lock:
+            return _collect(
+                self._step(rule, subject, value, now)
+                for rule in self._enabled("kernel")
+                for subject, value in shares.items()
+            )
 
     def forget_node(self, node: str, now: float) -> list[Transition]:
         """End every alert about ``node`` (it left the cluster cleanly; nothing about it is true any more)."""

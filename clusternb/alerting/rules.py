@@ -21,6 +21,8 @@ gpu_temperature   gpu_temperature_c       > 85         1m     80     warning   c
 node_offline      node_offline (silence)  > 0          0      0      critical  raised by whoever declares the node
                                                                                offline (offline_after already waited)
 service_down      service_down (1 = down) >= 1         30s    1      critical  rides out a probe's single hiccup
+kernel_memory     kernel_memory_percent   > 50         1m     40     warning   one notebook holding half a node is
+                                                                               the OOM killer's likely pick; per kernel
 ================  ======================  ===========  =====  =====  ========  ====================================
 """
 
@@ -70,6 +72,16 @@ OPS: Final[dict[str, Callable[[float, float], bool]]] = {
 #: Metrics that are not read from a snapshot: the caller feeds them through their own engine method.
 NODE_OFFLINE: Final = "node_offline"
 SERVICE_DOWN: Final = "service_down"
+#: A kernel's memory (its process and children, PSS) as a percent of its node's container limit, else of its
+#: memory: evaluated per kernel by the server that runs it, the alert's subject is :func:`kernel_subject`.
+KERNEL_MEMORY: Final = "kernel_memory_percent"
+
+
+def kernel_subject(node: str, kernel_id: str) -> str:
+    """What a kernel alert is about: the node and the kernel (its id's first 8 characters, as Jupyter shows it).
+    No notebook path: alerts are seen by every user of the cluster, paths only by their owner."""
+    return f"{node}/kernel-{kernel_id[:8]}"
+
 
 _NAME = re.compile(r"[A-Za-z0-9_.\-]+")  # no ':' so that alert ids "rule:node" split unambiguously
 _DURATION_TEXT_MAX = 64  # "1h30m" is 5 characters; a longer text is not a duration anyone wrote
@@ -120,7 +132,7 @@ def _snapshot_metrics() -> dict[str, Callable[[NodeSnapshot], float | None]]:
 SNAPSHOT_METRICS: Final = _snapshot_metrics()
 
 #: Every metric a rule may name, sorted.
-METRICS: Final = tuple(sorted([*SNAPSHOT_METRICS, NODE_OFFLINE, SERVICE_DOWN]))
+METRICS: Final = tuple(sorted([*SNAPSHOT_METRICS, NODE_OFFLINE, SERVICE_DOWN, KERNEL_MEMORY]))
 
 
 def metric_value(snapshot: NodeSnapshot, metric: str) -> float | None:
@@ -246,12 +258,14 @@ class Rule:
         return self.threshold if self.clear is None else self.clear
 
     @property
-    def kind(self) -> Literal["node", "offline", "service"]:
+    def kind(self) -> Literal["node", "offline", "service", "kernel"]:
         """Which engine entry point evaluates this rule."""
         if self.metric == NODE_OFFLINE:
             return "offline"
         if self.metric == SERVICE_DOWN:
             return "service"
+        if self.metric == KERNEL_MEMORY:
+            return "kernel"
         return "node"
 
     def holds(self, value: float | None) -> bool:
@@ -305,4 +319,7 @@ DEFAULT_RULES: Final[tuple[Rule, ...]] = (
          message="node {node} went offline (silent for {value:.0f}s)"),
     Rule("service_down", SERVICE_DOWN, ">=", 1, for_s=30, severity="critical",
          message="service {node} is down"),
+    Rule("kernel_memory", KERNEL_MEMORY, ">", 50, for_s=60, clear=40, severity="warning",
+         message="{node} holds {value:.0f}% of its node's memory ({direction} {threshold:g}% {held}): a runaway "
+                 "notebook is the process the OOM killer is likely to pick; see kernels()"),
 )  # fmt: skip

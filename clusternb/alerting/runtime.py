@@ -21,7 +21,7 @@ import math
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from clusternb.alerting.engine import AlertEngine
 from clusternb.alerting.loading import load_rules
@@ -141,6 +141,13 @@ class AlertRuntime:
 
     def evaluate_service(self, name: str, up: bool, now: float) -> list[Transition]:
         transitions = self.engine.evaluate_service(name, up, now)
+        if transitions:
+            self.store.apply(transitions)
+        return transitions
+
+    def on_kernels(self, shares: Mapping[str, float | None], now: float) -> list[Transition]:
+        """Evaluate the kernel rules on the kernels a server just measured (see ``AlertEngine.evaluate_kernels``)."""
+        transitions = self.engine.evaluate_kernels(shares, now)
         if transitions:
             self.store.apply(transitions)
         return transitions

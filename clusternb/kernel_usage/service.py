@@ -16,9 +16,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import psutil
 
+from clusternb.alerting.rules import kernel_subject
 from clusternb.kernel_usage.board import KernelBoard, MemoryBoard, MirroredBoard, RedisBoard
-from clusternb.kernel_usage.frame import KernelFilter, Viewer, kernels_frame
+from clusternb.kernel_usage.frame import KernelFilter, Viewer, kernels_frame, memory_of
 from clusternb.kernel_usage.measure import GpuByPid, KernelInfo, KernelMeter, current_user
 from clusternb.kernel_usage.record import KERNELS_MAX, KernelReport
 from clusternb.params import check_arguments
@@ -59,6 +61,9 @@ class KernelService:
         self._published: str | None = None
         self._thread: Sampler | None = None
         self._gpu: NvmlReader | None = None
+        self._subjects: set[str] = set()
+        #: Called with each report's kernel shares of their node's memory (the client evaluates its kernel rules).
+        self.on_shares: Callable[[dict[str, float | None], float], object] | None = None
 
     def watch(self, directory: Directory, server: str, gpu_by_pid: GpuByPid | None, own_thread: bool) -> None:
         """Measure and publish the kernels ``directory()`` lists, as the server at URL ``server``.
@@ -76,7 +81,7 @@ class KernelService:
             node, interval = self.settings.node_name or socket.gethostname(), self.settings.interval
 
             def publish() -> None:
-                self.publish(node, interval)
+                self.publish(node, interval, psutil.virtual_memory().total)
 
             self._thread = Sampler(publish, [], interval, name="clusternb-kernels").start()
 
@@ -84,19 +89,33 @@ class KernelService:
     def watching(self) -> bool:
         return self._directory is not None
 
-    def publish(self, node: str, interval: float) -> KernelReport | None:
-        """Measure every kernel now and publish the server's report (sampler thread; None when not watching)."""
+    def publish(self, node: str, interval: float, memory: int) -> KernelReport | None:
+        """Measure every kernel now, publish the server's report and hand each kernel's share of ``memory`` (the
+        node's container limit, else its total) to :attr:`on_shares` (sampler thread; None when not watching)."""
         if self._directory is None or self._meter is None:
             return None
         kernels = self._meter.measure(self._directory()[:KERNELS_MAX])
         report = KernelReport(node=node, server=self._server, time=time.time(), interval_s=interval, kernels=kernels)
         self.board.put(report)
         self._published = report.publisher
+        if self.on_shares is not None:
+            self.on_shares(self._shares(report, memory), report.time)
         return report
+
+    def _shares(self, report: KernelReport, memory: int) -> dict[str, float | None]:
+        """Each kernel's share of its node's memory, by alert subject; None for a kernel measured last time and
+        gone now, so its alert ends (this server's kernels only: another server's are its own to judge)."""
+        shares: dict[str, float | None] = dict.fromkeys(self._subjects)
+        for kernel in report.kernels:
+            used = memory_of(kernel)
+            if used is not None and memory > 0:
+                shares[kernel_subject(report.node, kernel.kernel_id)] = 100.0 * used / memory
+        self._subjects = {s for s, v in shares.items() if v is not None}
+        return shares
 
     def after_sample(self, snapshot: NodeSnapshot) -> None:
         """Sampler sink: the kernels of the node just sampled."""
-        self.publish(snapshot.node, snapshot.interval_s)
+        self.publish(snapshot.node, snapshot.interval_s, snapshot.mem_limit_bytes or snapshot.mem_total_bytes)
 
     def close(self) -> None:
         """Stop publishing and remove this server's report: its kernels are gone at once, not when it expires."""

@@ -49,7 +49,7 @@ while os.getppid() == parent:  # ends with its kernel
 class Server:
     """A jupyter server with the extension, publishing its host and kernels to ``redis_url`` every second."""
 
-    def __init__(self, root: Path, redis_url: str) -> None:
+    def __init__(self, root: Path, redis_url: str, **env_settings: str) -> None:
         self.port, self.token, self.root = free_port(), "kernels-test", root
         self.runtime = root / "runtime"
         cmd = [sys.executable, "-m", "jupyter", "server", "--no-browser", f"--port={self.port}"]
@@ -59,6 +59,7 @@ class Server:
         cmd += ["--allow-root"] if os.geteuid() == 0 else []
         env = {k: v for k, v in os.environ.items() if not k.startswith("CLUSTERNB_")}
         env["JUPYTER_RUNTIME_DIR"] = str(self.runtime)
+        env.update(env_settings)
         self.log = root / "server.log"
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
         until(self._up, "the server to answer", self)
@@ -197,3 +198,50 @@ def test_a_stopped_server_takes_its_kernels_along(servers: tuple[Server, Server]
     one.stop()
     until(lambda: first not in _rows(reader).index, "the stopped server's kernel to leave kernels()")
     assert second in _rows(reader).index
+
+
+FREE = "del held\nchild.kill()\nchild.wait()\nimport gc\ngc.collect()"
+
+
+def test_a_runaway_kernel_is_named_by_an_alert_that_resolves_when_it_frees_the_memory(
+    tmp_path: Path, redis_server: RedisServer, reader: Client
+) -> None:
+    node_memory = psutil_memory()
+    # Fires above 350 MiB (the kernel will hold about 400), clears below 150 MiB (an idle kernel holds about 50).
+    rule = {
+        "name": "kernel_memory", "metric": "kernel_memory_percent", "op": ">", "for": 0,
+        "threshold": 100 * 350 * MiB / node_memory, "clear": 100 * 150 * MiB / node_memory,
+    }  # fmt: skip
+    server = Server(tmp_path, redis_server.url, CLUSTERNB_ALERT_RULES=json.dumps([rule]))
+    try:
+        kernel = server.start_kernel("runaway.ipynb")
+        server.execute(kernel, ALLOCATE)
+
+        def kernel_alerts(state: str) -> pd.DataFrame | None:
+            df = reader.alerts(active=False)
+            mine = df[df["rule"] == "kernel_memory"]
+            return mine if (mine["state"] == state).any() else None
+
+        firing = until(lambda: kernel_alerts("firing"), "the kernel's memory alert to fire", server)
+        assert list(firing["node"]) == [f"{_node(reader)}/kernel-{kernel[:8]}"]
+        assert "runaway.ipynb" not in firing["message"].iloc[0]  # alerts are seen by every user: no path
+        server.execute(kernel, FREE)
+        resolved = until(lambda: kernel_alerts("resolved"), "the alert to resolve once the memory is freed", server)
+        assert len(resolved) == 1  # fired once, resolved once: one record, never a second alert
+    finally:
+        server.stop()
+
+
+def psutil_memory() -> int:
+    """The node's memory as kernel shares count it: its container limit where one applies, else its total."""
+    import psutil
+
+    from clusternb.sources.cgroups import LimitsReader
+
+    total = psutil.virtual_memory().total
+    limit = LimitsReader(psutil.cpu_count() or 1, total).read().mem_limit_bytes
+    return int(limit or total)
+
+
+def _node(reader: Client) -> str:
+    return str(reader.workers().index[0])
