@@ -21,8 +21,7 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from clusternb import arguments, frames
-from clusternb.alerting.frame import alerts_frame
+from clusternb import arguments
 from clusternb.alerting.runtime import AlertRuntime
 from clusternb.alerting.store import RedisAlertStore
 from clusternb.cache import Cache, build_cache
@@ -33,7 +32,7 @@ from clusternb.frames import SharedState
 from clusternb.kernel_usage.measure import KernelInfo
 from clusternb.kernel_usage.service import KernelService, board_for
 from clusternb.model import NodeSnapshot
-from clusternb.params import check_arguments
+from clusternb.query_builders import QueryBuilders
 from clusternb.redisio.errors import RedisFault
 from clusternb.redisio.link import RedisLink
 from clusternb.rejects import Rejections
@@ -72,7 +71,7 @@ class QueryResult:
     created: float
 
 
-class Client:
+class Client(QueryBuilders):
     """One connection to cluster state. Thread-safe; cheap to query, so keep one per process."""
 
     def __init__(
@@ -291,69 +290,6 @@ class Client:
             raise arguments.ArgumentError("query", f"unknown query {name!r}; known: {sorted(self._builders)}")
         return builder
 
-    # -- query builders: validate now, compute later ------------------------------------------------------------
-
-    def _build_workers(self, now: float) -> tuple[Any, Callable[[], pd.DataFrame]]:
-        return (), lambda: self._workers(time.time())
-
-    def _build_cluster(self, now: float) -> tuple[Any, Callable[[], pd.DataFrame]]:
-        def compute() -> pd.DataFrame:
-            at = time.time()
-            summary = self.dask_summary
-            dask = None
-            if summary is not None:
-                dask = {"workers": summary.workers, "tasks": summary.tasks, "tasks_per_s": summary.tasks_per_s}
-            services = [{"name": r.name, "up": r.up, "latency_ms": r.latency_ms} for r in self.probe_results]
-            workers, alerts = self._frame("workers"), self.alerts(active=True)
-            # Where the state came from, asked last: the reads above are what may have rejected records.
-            beyond = frames.Beyond(dask, services, self.shared_state())
-            return frames.status_frame(workers, at, alerts, beyond)
-
-        return (), compute
-
-    def _build_metrics(
-        self, now: float, since: Any = "15m", until: Any = None, node: Any = None, fields: Any = None
-    ) -> tuple[Any, Callable[[], pd.DataFrame]]:
-        checked = check_arguments("metrics", now, {"since": since, "until": until, "node": node, "fields": fields})
-        start, end = checked["since"], checked["until"]
-        if end is not None and end < start:
-            raise arguments.ArgumentError("until", f"{until!r} is before since ({since!r})")
-        chosen: tuple[str, ...] = checked["fields"] or frames.METRIC_FIELDS
-        nodes = self._check_nodes(checked["node"])
-        # The key holds the arguments as given ("15m" stays "15m"): relative windows share one entry per
-        # freshness bucket instead of one per microsecond.
-        key = (_plain(since), _plain(until), nodes, chosen)
-
-        def compute() -> pd.DataFrame:
-            at = time.time()
-            lo = arguments.parse_time(since, at, "since")
-            hi = None if until is None else arguments.parse_time(until, at, "until")
-            return frames.metrics_frame(self.store.history(lo, hi, nodes), chosen)
-
-        return key, compute
-
-    def _build_alerts(
-        self, now: float, active: bool = True, since: Any = None, severity: str | None = None, node: Any = None
-    ) -> tuple[Any, Callable[[], pd.DataFrame]]:
-        checked = check_arguments("alerts", now, {"active": active, "since": since, "severity": severity, "node": node})
-        start = checked["since"]
-
-        def compute() -> pd.DataFrame:
-            return alerts_frame(self.alerting.records(), active=active, since=start, severity=severity, node=node)
-
-        return (active, _plain(since), severity, node), compute
-
-    def _build_kernels(self, now: float, **params: Any) -> tuple[Any, Callable[[], pd.DataFrame]]:
-        return self.kernel_service.build(now, **params)
-
-    _builders: dict[str, Callable[..., tuple[Any, Callable[[], pd.DataFrame]]]] = {
-        "cluster": _build_cluster,
-        "workers": _build_workers,
-        "metrics": _build_metrics,
-        "alerts": _build_alerts,
-        "kernels": _build_kernels,
-    }
-
     def _cached(
         self, namespace: str, key_params: Any, compute: Callable[[], T], held: QueryResult | None = None
     ) -> QueryResult:
@@ -421,34 +357,9 @@ class Client:
 
     # -- helpers ------------------------------------------------------------------------------------------
 
-    def _workers(self, now: float) -> pd.DataFrame:
-        return frames.workers_frame(self.store.latest(), now, self.settings.thresholds, self.store.departed())
-
     def _ready(self) -> None:
         if self._closed:
             raise RuntimeError("this clusternb client is closed; call clusternb.connect() for a new one")
         for poller in (self.sampler, self.source_poller):
             if poller is not None and poller.samples == 0:
                 poller.wait_first(FIRST_SAMPLE_TIMEOUT)
-
-    def _check_nodes(self, node: Sequence[str] | None) -> list[str] | None:
-        """Names already checked by their declaration (:mod:`clusternb.params`), here checked against the store."""
-        if node is None:
-            return None
-        wanted = list(node)
-        known = {s.node for s in self.store.latest()}
-        unknown = [n for n in wanted if n not in known]
-        if unknown:
-            shown = sorted(known)[:20]
-            more = f" (and {len(known) - 20} more)" if len(known) > 20 else ""
-            raise arguments.ArgumentError("node", f"unknown node(s) {unknown[:20]}; known: {shown}{more}")
-        return wanted
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-able, process-independent form of a time argument for cache keys."""
-    if value is None or isinstance(value, str | int | float):
-        return value
-    if isinstance(value, pd.Timestamp | pd.Timedelta):
-        return value.isoformat()
-    return repr(value)
