@@ -53,7 +53,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     statusBar: IStatusBar | null,
     launcher: ILauncher | null,
     palette: ICommandPalette | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    labShell: ILabShell | null
   ) => {
     let settings: IClusterSettings = { ...DEFAULTS };
     let loaded: ISettingRegistry.ISettings | null = null;
@@ -69,7 +70,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const connection = new ClusterConnection();
     const tracker = new WidgetTracker<DashboardPanel>({ namespace: 'clusternb-dashboard' });
 
-    const openDashboard = (node?: string): DashboardPanel => {
+    const openDashboard = (node?: string): void => {
+      if (!labShell) {
+        // Notebook 7 and other single-document shells: the main area is the document, so the dashboard
+        // opens as its own browser tab (the page then uses its own WebSocket).
+        window.open(connection.dashboardUrl() + (node ? `#node=${encodeURIComponent(node)}` : ''), '_blank');
+        return;
+      }
       let panel = tracker.currentWidget;
       if (panel && !panel.isDisposed) {
         panel.showNode(node);
@@ -79,7 +86,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
         app.shell.add(panel, 'main');
       }
       app.shell.activateById(panel.id);
-      return panel;
     };
 
     app.commands.addCommand(OPEN_DASHBOARD, {

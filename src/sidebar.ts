@@ -2,8 +2,12 @@
  * The left sidebar: the nodes with their status (a click opens that node's charts in the dashboard tab) and
  * the active alerts, each with an Acknowledge button that calls the REST API. Every text from a node is set
  * with `textContent`; sections are rebuilt only when their topic's data changed, ages tick locally.
+ *
+ * The workers topic (the whole node table, resent on every change of any node) is followed only while the
+ * sidebar is shown: a tab with the sidebar closed receives only the status and alerts topics.
  */
 
+import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { ClusterConnection, IHandle, IMessage, ITopicBody } from './connection';
@@ -40,10 +44,20 @@ export class ClusterSidebar extends Widget {
 
     this._handles = [
       connection.want('status', m => this._on(m, b => this._renderStatus(b))),
-      connection.want('workers', m => this._on(m, b => this._renderNodes(b))),
       connection.want('alerts', m => this._on(m, b => this._renderAlerts(b)))
     ];
     this.configure(settings);
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this._workers ??= this._connection.want('workers', m => this._on(m, b => this._renderNodes(b)));
+  }
+
+  protected onAfterHide(msg: Message): void {
+    super.onAfterHide(msg);
+    this._workers?.dispose();
+    this._workers = null;
   }
 
   configure(settings: IClusterSettings): void {
@@ -54,6 +68,7 @@ export class ClusterSidebar extends Widget {
   dispose(): void {
     window.clearInterval(this._ticker);
     this._handles.forEach(h => h.dispose());
+    this._workers?.dispose();
     super.dispose();
   }
 
@@ -156,6 +171,7 @@ export class ClusterSidebar extends Widget {
   private _connection: ClusterConnection;
   private _openNode: (node?: string) => void;
   private _handles: IHandle[];
+  private _workers: IHandle | null = null;
   private _health: HTMLSpanElement;
   private _summary: HTMLSpanElement;
   private _alertsHead: HTMLHeadingElement;

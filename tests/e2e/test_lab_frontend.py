@@ -12,13 +12,9 @@ own load must not raise alerts) and ``node_offline`` as a warning, so a killed a
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,100 +27,19 @@ from clusternb.config import load_config
 from clusternb.queries import Client
 from clusternb.state.redis import RedisStateStore
 from tests.browser import ARGS, CHROMIUM
-from tests.helpers import free_port, make_snapshot, stop_process
+from tests.helpers import make_snapshot
+from tests.lab_process import Agents, Lab
 from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.redis]
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "artifacts"
-TOKEN = "clusternb-lab-e2e"
 INTERVAL = 0.5
 RULES = [{"name": r.name, "enabled": False} for r in DEFAULT_RULES if r.name != "node_offline"]
 RULES.append({"name": "node_offline", "severity": "warning"})
 XSS_NODE = "<img src=x onerror=window.__xss=1>"
 STATUS = ".clusternb-StatusItem"
-
-
-class Agents:
-    """Real ``clusternb agent`` subprocesses publishing to one Redis; kill and restart them by name."""
-
-    def __init__(self, redis_url: str, tmp: Path) -> None:
-        self.redis_url = redis_url
-        self.tmp = tmp
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.env = {**os.environ, "CLUSTERNB_ALERT_RULES": orjson.dumps(RULES).decode()}
-
-    def start(self, name: str) -> None:
-        cmd = [sys.executable, "-m", "clusternb.cli", "agent", "--redis", self.redis_url, "--name", name]
-        cmd += ["--interval", str(INTERVAL)]
-        log = (self.tmp / f"agent-{name}.log").open("ab")
-        self.procs[name] = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-
-    def kill(self, name: str) -> None:
-        self.procs.pop(name).kill()
-
-    def close(self) -> None:
-        for proc in self.procs.values():
-            stop_process(proc, timeout=5)
-
-
-class Lab:
-    """A temporary ``jupyter lab`` (own config, settings and workspace dirs) with clusternb reading Redis."""
-
-    def __init__(self, tmp: Path, redis_url: str, base_url: str = "/") -> None:
-        self.tmp = tmp
-        self.port = free_port()
-        self.base_url = base_url
-        root = tmp / "notebooks"
-        root.mkdir(exist_ok=True)
-        settings = tmp / "app-settings"
-        settings.mkdir(exist_ok=True)
-        overrides = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
-        (settings / "overrides.json").write_text(json.dumps(overrides))
-        config = tmp / "lab_config.py"
-        config.write_text(
-            "c = get_config()  # noqa\n"
-            "c.ServerApp.jpserver_extensions = {'clusternb': True}\n"
-            "c.ClusterNBApp.sample_host = False\n"
-            "c.ClusterNBApp.push_interval = 0.5\n"
-            f"c.ClusterNB.redis_url = {redis_url!r}\n"
-            f"c.ClusterNB.interval = {INTERVAL}\n"
-        )
-        jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
-        self.cmd = [
-            jupyter, "lab", "--no-browser", f"--port={self.port}", "--ip=127.0.0.1", f"--config={config}",
-            f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={root}", f"--ServerApp.base_url={base_url}",
-            f"--LabApp.app_settings_dir={settings}", "--allow-root", "--LabApp.expose_app_in_browser=True",
-        ]  # fmt: skip
-        self.env = {
-            **os.environ,
-            "JUPYTER_CONFIG_DIR": str(tmp / "config"),
-            "JUPYTERLAB_SETTINGS_DIR": str(tmp / "user-settings"),
-            "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"),
-            "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def url(self, path: str = "lab") -> str:
-        return f"http://127.0.0.1:{self.port}{self.base_url}{path}?token={TOKEN}"
-
-    def __enter__(self) -> Lab:
-        log = (self.tmp / "lab.log").open("wb")
-        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.tmp)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(self.url("api/status"), timeout=2):
-                    return self
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("jupyter lab did not start:\n" + (self.tmp / "lab.log").read_text()[-3000:])
-                time.sleep(0.3)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            stop_process(self.proc, timeout=15)
 
 
 @pytest.fixture
@@ -133,7 +48,7 @@ def cluster(redis_server: RedisServer, tmp_path: Path) -> Iterator[tuple[Agents,
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (never `playwright install`)")
     if not (REPO / "clusternb" / "labextension" / "package.json").exists():
         pytest.fail("the JupyterLab extension is not built: run `make labextension` (make test does)")
-    agents = Agents(redis_server.url, tmp_path)
+    agents = Agents(redis_server.url, tmp_path, INTERVAL, {"CLUSTERNB_ALERT_RULES": orjson.dumps(RULES).decode()})
     for name in ("alpha", "beta"):
         agents.start(name)
     try:
@@ -297,4 +212,23 @@ def test_under_a_jupyterhub_style_base_url(cluster: tuple[Agents, RedisServer], 
         frame = page.wait_for_selector(".clusternb-Dashboard iframe", timeout=30_000).content_frame()
         frame.wait_for_selector("#workers tbody tr[data-node='beta']", timeout=30_000)
         assert "/user/alice/clusternb/" in frame.url
+    context.close()
+
+
+def test_without_the_server_extension_one_line_and_no_loop(browser: Any, tmp_path: Path) -> None:
+    """The Lab extension installed, the server extension disabled: one console line, no WebSocket, no errors."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    with Lab(tmp_path, "redis://127.0.0.1:1/0", extension=False) as lab:
+        page = context.new_page()
+        console: list[str] = []
+        page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
+        sockets: list[str] = []
+        page.on("websocket", lambda ws: "clusternb" in ws.url and sockets.append(ws.url))
+        page.goto(lab.url())
+        page.wait_for_function("() => window.clusternb?.connection.state === 'disabled'", timeout=60_000)
+        time.sleep(3)  # a reconnect loop would show up here
+        mine = [line for line in console if "clusternb" in line]
+        assert len(mine) == 1 and "server extension is not enabled" in mine[0], mine
+        assert sockets == []
+        assert "not enabled" in page.locator(STATUS).get_attribute("title")
     context.close()
