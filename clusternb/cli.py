@@ -75,6 +75,16 @@ def _cmd_workers(client: Client, args: argparse.Namespace) -> str:
     return text.table(df, columns)
 
 
+def _cmd_kernels(client: Client, args: argparse.Namespace) -> str:
+    df = client.kernels(node=args.node or None, path=args.path, min_memory=args.min_memory, me=args.me)
+    if args.json:
+        return text.as_json(df)
+    if df.empty:
+        return "no kernels: none of the Jupyter servers with the clusternb extension runs one (or they match nothing)"
+    columns = {"kernel_id": None, **{f.name: text.format_of(f) for f in tables.kernels_table(schema.CLI)}}
+    return text.table(df, columns)
+
+
 def _cmd_metrics(client: Client, args: argparse.Namespace) -> str:
     fields = [f.strip() for f in args.fields.split(",") if f.strip()] if args.fields else None
     df = client.metrics(since=args.since, until=args.until, node=args.node or None, fields=fields)
@@ -172,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="include resolved alerts")
     p.add_argument("--severity", choices=vocab.SEVERITY_ORDER, help="only this severity")
     p.add_argument("--node", help="only alerts about this node")
+    p = add("kernels", "Jupyter kernels of every server with the extension: path, state, CPU, memory (with children).")
+    p.add_argument("--node", action="append", help="only kernels on this node (repeat for several)")
+    p.add_argument("--path", help="only notebooks whose path matches this pattern ('*' any text)")
+    p.add_argument("--min-memory", metavar="SIZE", help="only kernels using at least this much, e.g. 300MB or 1.5GiB")
+    p.add_argument("--me", action="store_true", help="only your own kernels (the Unix user running this)")
     add("config", "Every setting with its current value and environment variable.")
     _add_service_parsers(sub)
     return parser
@@ -289,6 +304,7 @@ COMMANDS: dict[str, Callable[[Client, argparse.Namespace], str]] = {
     "workers": _cmd_workers,
     "metrics": _cmd_metrics,
     "alerts": _cmd_alerts,
+    "kernels": _cmd_kernels,
 }
 
 

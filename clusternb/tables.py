@@ -39,9 +39,18 @@ def format_of(field: schema.Field) -> str:
 def workers_table(face: str) -> tuple[schema.Field, ...]:
     """The columns of ``face``'s workers table (one of :data:`schema.TABLES`), after the node name: the
     workers fields that name the face, in catalogue order, times ("when") after the values ("what")."""
+    return _table(schema.WORKERS, face)
+
+
+def kernels_table(face: str) -> tuple[schema.Field, ...]:
+    """The columns of ``face``'s kernels table, after the kernel id, chosen as :func:`workers_table` chooses."""
+    return _table(schema.KERNELS, face)
+
+
+def _table(fields: tuple[schema.Field, ...], face: str) -> tuple[schema.Field, ...]:
     if face not in schema.TABLES:
-        raise KeyError(f"no workers table on {face!r}; faces: {sorted(schema.TABLES)}")
-    chosen = [f for f in schema.WORKERS if face in f.table]
+        raise KeyError(f"no table on {face!r}; faces: {sorted(schema.TABLES)}")
+    chosen = [f for f in fields if face in f.table]
     return tuple(sorted(chosen, key=lambda f: f.dtype == schema.TIME))  # stable: catalogue order otherwise
 
 
@@ -50,11 +59,12 @@ def css_class(field: schema.Field) -> str:
     return re.sub(r"[^a-z0-9]+", "-", field.heading.lower()).strip("-")
 
 
-def dashboard_columns() -> list[dict[str, str]]:
-    """The dashboard's workers table, as its page receives it: name, heading, format and cell class."""
+def dashboard_columns(fields: tuple[schema.Field, ...] | None = None) -> list[dict[str, str]]:
+    """A dashboard table (the workers table by default), as its page receives it: name, heading, format and
+    cell class of each column."""
     return [
         {"name": f.name, "heading": f.heading, "format": format_of(f), "class": css_class(f)}
-        for f in workers_table(schema.DASHBOARD)
+        for f in (workers_table(schema.DASHBOARD) if fields is None else fields)
     ]
 
 

@@ -31,7 +31,14 @@ from clusternb.frames import check_fields
 from clusternb.queries import Client
 from clusternb.widgets import charts, views
 from clusternb.widgets.poller import Poller, Query, Results, check_interval, get_poller
-from clusternb.widgets.sections import AlertsSection, ChartSection, HeaderSection, Section, WorkersSection
+from clusternb.widgets.sections import (
+    AlertsSection,
+    ChartSection,
+    HeaderSection,
+    KernelsSection,
+    Section,
+    WorkersSection,
+)
 
 DEFAULT_INTERVAL = 3.0
 INTERVAL_CHOICES = (0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
@@ -285,6 +292,10 @@ def workers_sections() -> list[Section]:
     return [WorkersSection()]
 
 
+def kernels_sections() -> list[Section]:
+    return [KernelsSection()]
+
+
 def metrics_sections(since: Any, fields: Sequence[str] | None, top_k: int) -> list[Section]:
     """One chart per field; ``since`` and ``top_k`` are checked here, before any widget exists."""
     arguments.parse_time(since, time.time(), "since")
@@ -306,9 +317,11 @@ def panel(
     client: Client | None = None,
     top_k: int = charts.TOP_K,
 ) -> Panel:
-    """The whole picture: header, workers table, CPU/memory/network charts, active alerts. Live in JupyterLab."""
+    """The whole picture: header, workers table, CPU/memory/network charts, Jupyter kernels, active alerts. Live
+    in JupyterLab."""
     check_interval(interval)  # before any widget is made
-    sections = [*status_sections(), *workers_sections(), *metrics_sections(since, fields, top_k), *alerts_sections()]
+    charts_ = metrics_sections(since, fields, top_k)
+    sections = [*status_sections(), *workers_sections(), *charts_, *kernels_sections(), *alerts_sections()]
     return Panel(sections, interval=interval, client=client)
 
 

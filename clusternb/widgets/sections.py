@@ -127,6 +127,16 @@ class WorkersSection(HTMLSection):
         return views.section_title(self.title) + views.workers_html(values[0])
 
 
+class KernelsSection(HTMLSection):
+    """Jupyter kernels of every server, largest memory first: which notebook is using the machine."""
+
+    title = "Kernels"
+    queries = (Query.of("kernels"),)
+
+    def render(self, values: list[Any], client: Client) -> str:
+        return views.section_title(self.title) + views.kernels_html(values[0])
+
+
 class AlertsSection(HTMLSection):
     """Active alerts."""
 

@@ -94,7 +94,7 @@ _FORMATS: dict[str, Callable[[Any], str] | None] = {
     "seconds": seconds,
     "integer": lambda v: number(v, 0),
     "number": number,
-    "text": str,
+    "text": lambda v: DASH if missing(v) else str(v),
 }
 
 
@@ -138,6 +138,35 @@ def workers_html(workers: pd.DataFrame) -> str:
     return (
         f'<div style="{_BOX}max-height:320px;overflow:auto">'
         f'<table class="clusternb-workers" style="border-collapse:collapse;width:100%">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{tail}</div>"
+    )
+
+
+#: The kernels table's columns after the kernel id, from the catalogue as the workers table's.
+KERNEL_TABLE: tuple[tuple[str, str, Callable[[Any], str] | None], ...] = tuple(
+    (f.name, _heading(f), _FORMATS[tables.format_of(f)]) for f in tables.kernels_table(schema.PANEL)
+)
+
+
+def kernels_html(kernels: pd.DataFrame) -> str:
+    """One row per kernel, largest memory first (the frame's order); a hidden path (another user's) is a dash."""
+    if kernels.empty:
+        return f'<div style="{_BOX}color:#616161">no kernels reported (servers with the extension publish theirs)</div>'
+    head = f'<th style="{_TH}text-align:left">kernel</th>' + "".join(
+        f'<th style="{_TH}">{esc(h)}</th>' for _, h, _ in KERNEL_TABLE
+    )
+    rows = []
+    for kernel_id, row in kernels.head(MAX_ROWS).iterrows():
+        cells = [f'<td style="{_TD}text-align:left;font-family:monospace">{esc(str(kernel_id)[:8])}</td>']
+        cells += [
+            f'<td style="{_TD}">{esc(fmt(row[column]) if fmt else row[column])}</td>' for column, _, fmt in KERNEL_TABLE
+        ]
+        rows.append(f'<tr class="clusternb-kernel">{"".join(cells)}</tr>')
+    more = len(kernels) - MAX_ROWS
+    tail = f'<div style="color:#616161">… {more} more (see clusternb.kernels())</div>' if more > 0 else ""
+    return (
+        f'<div style="{_BOX}max-height:320px;overflow:auto">'
+        f'<table class="clusternb-kernels" style="border-collapse:collapse;width:100%">'
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{tail}</div>"
     )
 

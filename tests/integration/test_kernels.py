@@ -180,6 +180,12 @@ def test_kernels_of_two_servers_with_memory_children_and_shutdown(
     assert list(reader.kernels(path="work/*").index) == [heavy]
     assert list(reader.kernels(min_memory="350MiB").index) == [heavy]
 
+    # The CLI reads the same: `clusternb kernels --redis URL`, a table with the paths, the heavy kernel first.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLUSTERNB_")}
+    cli = [sys.executable, "-m", "clusternb.cli", "kernels", "--redis", reader.settings.redis_url]
+    table = subprocess.run(cli, capture_output=True, text=True, timeout=60, env=env, check=True).stdout
+    assert table.splitlines()[1].startswith(heavy) and "work/heavy.ipynb" in table and "c.ipynb" in table
+
     # Prometheus: one gauge per kernel, labelled by node, kernel id and kernel name, never by its path.
     exposition = one.text("clusternb/metrics")
     assert f'kernel_id="{heavy}"' in exposition

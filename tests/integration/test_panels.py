@@ -119,8 +119,8 @@ def test_two_panels_share_one_poller_and_close_stops_its_thread(client: Client) 
     reused = poller.reused
     report = poller.tick(force=True)
     assert report.subscribers == 2
-    # cluster, workers, metrics, alerts: "workers" runs once for both panels (metrics may come from the memo)
-    assert report.queries + poller.reused - reused == 4
+    # cluster, workers, metrics, kernels, alerts: "workers" runs once for both panels (metrics may be reused)
+    assert report.queries + poller.reused - reused == 5
     small.close()
     assert poller.thread is thread and thread.is_alive()
     big.close()

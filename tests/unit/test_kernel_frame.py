@@ -116,3 +116,12 @@ def test_a_report_round_trips() -> None:
     report = make_report()
     assert decode_report(encode_report(report)) == report
     assert isinstance(decode_report(encode_report(report)), KernelReport)
+
+
+def test_the_panel_shows_node_texts_as_text() -> None:
+    from clusternb.widgets.views import kernels_html
+
+    evil = "<img src=x onerror=alert(1)>"
+    report = make_report(evil, kernels=(make_kernel("k1", path=f"{evil}.ipynb", execution_state=evil),))
+    html = kernels_html(kernels_frame([report], NOW, {}, Viewer("me")))
+    assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;.ipynb" in html
