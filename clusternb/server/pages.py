@@ -17,7 +17,7 @@ from pathlib import Path
 from jupyter_server.base.handlers import JupyterHandler
 from tornado import web
 
-from clusternb import tables, units
+from clusternb import schema, tables, units
 from clusternb.server.payload import accepts_gzip, vary_on_encoding
 from clusternb.server.routes import AppHandler, Route
 
@@ -56,6 +56,10 @@ def load_assets() -> dict[str, Asset]:
     return assets
 
 
+#: The dashboard's kernels table, from the kernel record's declarations (as the workers table, from the snapshot's).
+KERNEL_COLUMNS_JSON = tables.script_json(tables.dashboard_columns(tables.kernels_table(schema.DASHBOARD)))
+
+
 class DashboardHandler(AppHandler, JupyterHandler):
     """``GET {base_url}clusternb/``: the page; unauthenticated browsers are redirected to the login page."""
 
@@ -64,6 +68,7 @@ class DashboardHandler(AppHandler, JupyterHandler):
         html = (STATIC / "dashboard.html").read_text()
         html = html.replace("{{base_url}}", self.base_url).replace("{{xsrf}}", self.xsrf_token.decode())
         html = html.replace("{{workers_columns}}", tables.dashboard_columns_json())  # the table, from the catalogue
+        html = html.replace("{{kernels_columns}}", KERNEL_COLUMNS_JSON)
         html = html.replace("{{units_convention}}", tables.script_json(units.convention()))  # for units.js
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.set_header("Cache-Control", "no-cache")

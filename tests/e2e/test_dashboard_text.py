@@ -22,11 +22,15 @@ import pytest
 
 from clusternb import units
 from clusternb.config import load_config
+from clusternb.kernel_usage.board import RedisBoard
+from clusternb.kernel_usage.measure import current_user
 from clusternb.queries import Client
+from clusternb.redisio.link import RedisLink
+from clusternb.rejects import Rejections
 from clusternb.state.redis import RedisStateStore
 from clusternb.widgets import panel as panels
 from tests.browser import chromium_page
-from tests.helpers import make_snapshot
+from tests.helpers import make_kernel, make_report, make_snapshot
 from tests.redis_server import RedisServer
 from tests.server_process import JupyterServer
 
@@ -69,9 +73,17 @@ def dashboard(url: str) -> JupyterServer:
 def test_a_node_named_like_a_link_is_text_in_every_legend_cell_and_attribute(redis: RedisServer) -> None:
     url = db_url(redis, 1)
     publish(url, {PHISHING: {"cpu_percent": 50.0}, "plain-node": {}})
+    # A kernel of the dashboard's own user (so its path is shown) on the hostile node, in a notebook named like it.
+    kernel = make_kernel("k-evil", user=current_user(), path=PHISHING, kernel_name=PHISHING)
+    board = RedisBoard(RedisLink(url), Rejections(), 3600.0)
+    board.put(make_report(PHISHING, time=time.time() + 30, kernels=(kernel,)))
     with dashboard(url) as server, chromium_page(1440, 1000) as (page, errors):
         page.goto(server.url("clusternb/", token=True))
         page.wait_for_selector("#workers tbody tr[data-node='plain-node']", timeout=30_000)
+        page.wait_for_function("document.querySelector('#kernels tbody').textContent.includes('Session expired')")
+        kernel_cells = page.evaluate("[...document.querySelectorAll('#kernels tbody td')].map(c => c.textContent)")
+        assert kernel_cells.count(PHISHING) >= 2  # node and path (and kernel name where the table shows it)
+        assert page.evaluate("document.querySelectorAll('#kernels a, #kernels img, #kernels [href]').length") == 0
         for chart in ("chart-cpu", "chart-mem"):
             page.wait_for_selector(f"#{chart} .legend .traces", timeout=30_000)
             legend = page.locator(f"#{chart} .legend").evaluate("el => el.textContent")

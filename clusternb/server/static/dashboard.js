@@ -6,7 +6,7 @@
   const base = document.body.dataset.baseUrl;
   const METRIC_FIELDS = ["cpu_percent", "mem_used_percent", "net_rx_bps", "net_tx_bps"];
   const MAX_LINES = 8, MAX_ROWS = 300;
-  const SUBSCRIPTION = ["status", "workers", "alerts", "cache", { topic: "metrics", since: "15m", fields: METRIC_FIELDS }];
+  const SUBSCRIPTION = ["status", "workers", "kernels", "alerts", "cache", { topic: "metrics", since: "15m", fields: METRIC_FIELDS }];
   const state = { received: {}, workers: null, metrics: null, filter: "" };
   const $ = (id) => document.getElementById(id);
   // Text into HTML (table cells, attributes): every text that came from a node goes through esc().
@@ -111,6 +111,24 @@
     $("workers-note").textContent = rows.length > MAX_ROWS ? `Showing ${MAX_ROWS} of ${U.count(rows.length, "node")}; filter to narrow.` : "";
   }
 
+  // The kernels table: its columns come with the page too, from the kernel record's declarations.
+  const KERNEL_COLUMNS = JSON.parse($("kernels-columns").textContent);
+  (function kernelsHead() {
+    const row = $("kernels").tHead.rows[0];
+    for (const c of KERNEL_COLUMNS) {
+      const th = document.createElement("th");
+      th.className = align(c).trim(); th.textContent = c.heading;
+      row.appendChild(th);
+    }
+  })();
+  const kernelCell = (c, r) => (r[c.name] === null && c.format === "text" ? `<td class="${esc(c.class)}">—</td>` : cell(c, r));
+  function renderKernels(body) {
+    $("kernels-count").textContent = `(${body.data.length})`;
+    const html = body.data.slice(0, MAX_ROWS).map((r) =>
+      `<tr><td class="mono" title="${esc(r.kernel_id)}">${esc(String(r.kernel_id).slice(0, 8))}</td>${KERNEL_COLUMNS.map((c) => kernelCell(c, r)).join("")}</tr>`).join("");
+    $("kernels").tBodies[0].innerHTML = html || `<tr><td colspan="${KERNEL_COLUMNS.length + 1}" class="empty">No kernels reported (servers with the extension publish theirs)</td></tr>`;
+  }
+
   function renderAlerts(body) {
     const html = body.data.map((a) => `<tr><td>${badge(a.severity)}</td><td>${badge(a.state)}</td><td>${esc(a.node)}</td>
       <td>${esc(a.message)}</td><td class="num" data-ago="${esc(a.started_at)}">${ago(a.started_at)}</td></tr>`).join("");
@@ -176,7 +194,7 @@
     ], rateLayout(top), config);
   }
 
-  const RENDER = { status: renderStatus, workers: renderWorkers, alerts: renderAlerts, cache: renderCache, metrics: renderMetrics };
+  const RENDER = { status: renderStatus, workers: renderWorkers, kernels: renderKernels, alerts: renderAlerts, cache: renderCache, metrics: renderMetrics };
 
   // -- ages tick locally; data arrives only on change ---------------------------------------------------
   function tickAges() {
