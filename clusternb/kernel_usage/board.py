@@ -11,14 +11,19 @@ counted under ``kernels`` in :class:`~clusternb.rejects.Rejections` and deleted 
 A report older than ``expire_after`` (its server stopped without saying so) is skipped and deleted too.
 
 :class:`MirroredBoard` is the cluster-mode board: it writes to Redis and to memory, reads Redis, and while
-Redis is unreachable answers with this server's own kernels and the last view it had of the others.
+Redis is unreachable answers with this server's own kernels and the last view it had of the others. In
+embedded mode a :class:`FileBoard` in Jupyter's runtime directory takes Redis's place, so a notebook's kernel
+sees the kernels of its own servers on this host.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 import threading
 import time
+from pathlib import Path
 from typing import Any, Protocol
 
 from clusternb.kernel_usage.record import KernelReport, decode_report, encode_report
@@ -30,6 +35,8 @@ from clusternb.rejects import Rejections, node_of
 from clusternb.state.redis_scripts import PRUNE_HASH_VALUES, TAG
 
 KEY = f"{TAG}:kernels"
+#: The largest report file read (1024 kernels of long paths fit in well under a megabyte).
+FILE_MAX_BYTES = 8 * 2**20
 #: How far ahead of this host's clock a report may be dated (a wrong clock would keep a stopped server listed).
 CLOCK_SKEW_MAX = 300.0
 
@@ -107,10 +114,65 @@ class RedisBoard:
         self.link.attempt(lambda r: self._prune.run_on(r, [KEY], [raw]))
 
 
+class FileBoard:
+    """Embedded mode: each server's report is a file in Jupyter's runtime directory, which that user's kernels
+    read, so ``kernels()`` in a notebook shows the kernels of the servers on this host without Redis.
+
+    The runtime directory is the user's own (mode 0700, where Jupyter keeps its connection files), so a user sees
+    only their servers' kernels here. A write is atomic (a temporary file, then a rename); reading validates as
+    from Redis, with the same skips, counts and deletions, and reads at most :data:`FILE_MAX_BYTES` of a file.
+    """
+
+    PATTERN = "clusternb-kernels-*.json"
+
+    def __init__(self, directory: Path, rejections: Rejections, expire_after: float) -> None:
+        self.directory = directory
+        self.rejections = rejections
+        self.expire_after = expire_after
+
+    def _path(self, publisher: str) -> Path:
+        digest = hashlib.sha256(publisher.encode()).hexdigest()[:16]
+        return self.directory / self.PATTERN.replace("*", digest)
+
+    def put(self, report: KernelReport) -> None:
+        path = self._path(report.publisher)
+        with contextlib.suppress(OSError):  # a read-only or missing runtime directory: memory only (MirroredBoard)
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            temporary = path.with_suffix(f".{os.getpid()}.tmp")
+            temporary.write_bytes(encode_report(report))
+            os.replace(temporary, path)
+
+    def remove(self, publisher: str) -> None:
+        with contextlib.suppress(OSError):
+            self._path(publisher).unlink()
+
+    def reports(self) -> list[KernelReport]:
+        now = time.time()
+        out = []
+        for path in sorted(self.directory.glob(self.PATTERN)):
+            try:
+                with path.open("rb") as file:
+                    raw = file.read(FILE_MAX_BYTES + 1)
+                if len(raw) > FILE_MAX_BYTES:
+                    raise SchemaError(f"report file larger than {FILE_MAX_BYTES} bytes")
+                report: KernelReport | None = decode_report(raw)
+            except OSError:  # removed meanwhile
+                continue
+            except SchemaError as exc:
+                self.rejections.add("kernels", node_of(raw[:4096]), str(exc))
+                report = None
+            if report is None or report.time < now - self.expire_after or report.time > now + CLOCK_SKEW_MAX:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                continue
+            out.append(report)
+        return out
+
+
 class MirroredBoard:
     """Redis for the cluster's view, memory for this server's own reports and for outages."""
 
-    def __init__(self, primary: RedisBoard, local: MemoryBoard) -> None:
+    def __init__(self, primary: RedisBoard | FileBoard, local: MemoryBoard) -> None:
         self.primary = primary
         self.local = local
         self._last: list[KernelReport] = []
@@ -126,9 +188,11 @@ class MirroredBoard:
             self.primary.remove(publisher)
 
     def reports(self) -> list[KernelReport]:
+        """The primary's reports, with this process's own where the primary lacks them (a write it refused);
+        while Redis is unreachable, the last view of the others."""
         try:
             self._last = self.primary.reports()
-        except Unavailable:  # the last view of the others, with this server's own reports as they are now
-            mine = {r.publisher: r for r in self.local.reports()}
-            return [*mine.values(), *(r for r in self._last if r.publisher not in mine)]
-        return self._last
+        except Unavailable:
+            pass
+        mine = {r.publisher: r for r in self.local.reports()}
+        return [*mine.values(), *(r for r in self._last if r.publisher not in mine)]

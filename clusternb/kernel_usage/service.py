@@ -13,13 +13,15 @@ import logging
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import psutil
+from jupyter_core.paths import jupyter_runtime_dir
 
 from clusternb.alerting.rules import kernel_subject
-from clusternb.kernel_usage.board import KernelBoard, MemoryBoard, MirroredBoard, RedisBoard
+from clusternb.kernel_usage.board import FileBoard, KernelBoard, MemoryBoard, MirroredBoard, RedisBoard
 from clusternb.kernel_usage.frame import KernelFilter, Viewer, kernels_frame, memory_of
 from clusternb.kernel_usage.measure import GpuByPid, KernelInfo, KernelMeter, current_user
 from clusternb.kernel_usage.record import KERNELS_MAX, KernelReport
@@ -40,11 +42,13 @@ Directory = Callable[[], tuple[KernelInfo, ...]]
 
 
 def board_for(settings: ClusterNB, link: RedisLink | None, rejections: Rejections) -> KernelBoard:
-    """Memory in embedded mode; Redis mirrored to memory in cluster mode. A report expires when its server has
-    not renewed it for as long as a node takes to be called offline (at least 30 s)."""
+    """Redis mirrored to memory in cluster mode; in embedded mode, files in Jupyter's runtime directory (where a
+    notebook's kernel finds its servers' reports) mirrored to memory. A report expires when its server has not
+    renewed it for as long as a node takes to be called offline (at least 30 s)."""
     expire = max(30.0, settings.thresholds(settings.interval)[1])
-    local = MemoryBoard(expire)
-    return local if link is None else MirroredBoard(RedisBoard(link, rejections, expire), local)
+    if link is not None:
+        return MirroredBoard(RedisBoard(link, rejections, expire), MemoryBoard(expire))
+    return MirroredBoard(FileBoard(Path(jupyter_runtime_dir()), rejections, expire), MemoryBoard(expire))
 
 
 class KernelService:

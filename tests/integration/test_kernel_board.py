@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import msgspec
 import pandas as pd
 import pytest
 
 from clusternb.config import ClusterNB
-from clusternb.kernel_usage.board import KEY, MemoryBoard, MirroredBoard, RedisBoard
+from clusternb.kernel_usage.board import FILE_MAX_BYTES, KEY, FileBoard, MemoryBoard, MirroredBoard, RedisBoard
 from clusternb.kernel_usage.record import encode_report
 from clusternb.queries import Client
 from clusternb.redisio.link import RedisLink
@@ -85,3 +86,20 @@ def test_an_outage_answers_with_this_servers_kernels_and_the_last_view(redis_ser
     mine = make_report("mine", time=time.time())
     board.put(mine)  # no error: the report is kept in memory
     assert sorted(r.node for r in board.reports()) == ["mine", "other"]
+
+
+def test_report_files_are_validated_like_redis_records(tmp_path: Path) -> None:
+    """Embedded mode's board: garbage, absurd and stale files are skipped (the bad ones counted) and deleted."""
+    rejections = Rejections()
+    board = FileBoard(tmp_path, rejections, expire_after=60.0)
+    good = make_report("good", time=time.time())
+    board.put(good)
+    (tmp_path / "clusternb-kernels-garbage.json").write_bytes(b"\x80\x04 not json")
+    (tmp_path / "clusternb-kernels-stale.json").write_bytes(encode_report(make_report("old", time=time.time() - 3600)))
+    (tmp_path / "clusternb-kernels-huge.json").write_bytes(b" " * (FILE_MAX_BYTES + 1))
+    (tmp_path / "unrelated.json").write_bytes(b"{}")
+    assert board.reports() == [good]
+    assert rejections.total == 2  # the garbage and the huge file (not read past the limit); a stale one is no error
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([board._path(good.publisher).name, "unrelated.json"])
+    board.remove(good.publisher)
+    assert board.reports() == []

@@ -47,15 +47,17 @@ while os.getppid() == parent:  # ends with its kernel
 
 
 class Server:
-    """A jupyter server with the extension, publishing its host and kernels to ``redis_url`` every second."""
+    """A jupyter server with the extension, publishing its host and kernels every second to ``redis_url`` (None:
+    embedded mode, to its runtime directory)."""
 
-    def __init__(self, root: Path, redis_url: str, **env_settings: str) -> None:
+    def __init__(self, root: Path, redis_url: str | None, **env_settings: str) -> None:
         self.port, self.token, self.root = free_port(), "kernels-test", root
         self.runtime = root / "runtime"
         cmd = [sys.executable, "-m", "jupyter", "server", "--no-browser", f"--port={self.port}"]
         cmd += ["--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={root}"]
         cmd += ["--ServerApp.port_retries=0", "--ServerApp.jpserver_extensions={'clusternb': True}"]
-        cmd += [f"--ClusterNB.redis_url={redis_url}", "--ClusterNB.interval=1"]
+        cmd += [f"--ClusterNB.redis_url={redis_url}"] if redis_url else []
+        cmd += ["--ClusterNB.interval=1"]
         cmd += ["--allow-root"] if os.geteuid() == 0 else []
         env = {k: v for k, v in os.environ.items() if not k.startswith("CLUSTERNB_")}
         env["JUPYTER_RUNTIME_DIR"] = str(self.runtime)
@@ -251,3 +253,29 @@ def psutil_memory() -> int:
 
 def _node(reader: Client) -> str:
     return str(reader.workers().index[0])
+
+
+IN_THE_NOTEBOOK = """
+import clusternb
+df = clusternb.kernels(me=True)
+assert "mine.ipynb" in set(df["path"].dropna()), df[["path"]]
+assert df.loc[df["path"] == "mine.ipynb", "pss_bytes"].iloc[0] > 0
+"""
+
+
+def test_a_notebook_sees_its_own_kernel_without_redis(tmp_path: Path) -> None:
+    """Embedded mode, as after `make lab`: the notebook's kernel asks kernels() and finds itself, by its path."""
+    server = Server(tmp_path, None)
+    try:
+        kernel = server.start_kernel("mine.ipynb")
+        deadline = time.monotonic() + 60
+        while True:  # the server publishes its first report within an interval of the kernel's start
+            try:
+                server.execute(kernel, IN_THE_NOTEBOOK)
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+    finally:
+        server.stop()
