@@ -190,9 +190,7 @@ class MirroredBoard:
     def reports(self) -> list[KernelReport]:
         """The primary's reports, with this process's own where the primary lacks them (a write it refused);
         while Redis is unreachable, the last view of the others."""
-        try:
+        with contextlib.suppress(Unavailable):
             self._last = self.primary.reports()
-        except Unavailable:
-            pass
         mine = {r.publisher: r for r in self.local.reports()}
         return [*mine.values(), *(r for r in self._last if r.publisher not in mine)]
