@@ -49,10 +49,16 @@ class Agents:
 
 
 class Lab:
-    """``with Lab(tmp, redis_url) as lab: page.goto(lab.url())``."""
+    """``with Lab(tmp, redis_url) as lab: page.goto(lab.url())``; ``app="notebook"`` runs Notebook 7 instead."""
 
     def __init__(
-        self, tmp: Path, redis_url: str, base_url: str = "/", interval: float = 0.5, extension: bool = True
+        self,
+        tmp: Path,
+        redis_url: str,
+        base_url: str = "/",
+        interval: float = 0.5,
+        extension: bool = True,
+        app: str = "lab",
     ) -> None:
         self.tmp = tmp
         self.port = free_port()
@@ -73,10 +79,12 @@ class Lab:
             f"c.ClusterNB.interval = {interval}\n"
         )
         jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
+        cls = "LabApp" if app == "lab" else "JupyterNotebookApp"
+        self.home = "lab" if app == "lab" else "tree"
         self.cmd = [
-            jupyter, "lab", "--no-browser", f"--port={self.port}", "--ip=127.0.0.1", f"--config={config}",
+            jupyter, app, "--no-browser", f"--port={self.port}", "--ip=127.0.0.1", f"--config={config}",
             f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={root}", f"--ServerApp.base_url={base_url}",
-            f"--LabApp.app_settings_dir={settings}", "--allow-root", "--LabApp.expose_app_in_browser=True",
+            f"--{cls}.app_settings_dir={settings}", "--allow-root", f"--{cls}.expose_app_in_browser=True",
         ]  # fmt: skip
         self.env = {
             **os.environ,
@@ -88,7 +96,8 @@ class Lab:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = tmp / "lab.log"
 
-    def url(self, path: str = "lab") -> str:
+    def url(self, path: str = "") -> str:
+        path = path or self.home
         return f"http://127.0.0.1:{self.port}{self.base_url}{path}?token={TOKEN}"
 
     def __enter__(self) -> Lab:
