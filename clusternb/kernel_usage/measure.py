@@ -91,7 +91,7 @@ class KernelMeter:
             execution_state=info.execution_state, last_activity=info.last_activity, connections=info.connections,
             pid=info.pid,
         )  # fmt: skip
-        if info.pid is None or (info.pid not in children and not psutil.pid_exists(info.pid)):
+        if info.pid is None:  # a kernel on a remote provisioner: listed, not measured
             return base
         pids = _tree(info.pid, children)
         tree, user = _Tree(), ""
