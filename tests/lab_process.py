@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -59,16 +60,19 @@ class Lab:
         interval: float = 0.5,
         extension: bool = True,
         app: str = "lab",
+        settings: Mapping[str, object] | None = None,
     ) -> None:
         self.tmp = tmp
         self.port = free_port()
         self.base_url = base_url
         root = tmp / "notebooks"
         root.mkdir(exist_ok=True)
-        settings = tmp / "app-settings"
-        settings.mkdir(exist_ok=True)
+        app_settings = tmp / "app-settings"
+        app_settings.mkdir(exist_ok=True)
         overrides = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
-        (settings / "overrides.json").write_text(json.dumps(overrides))
+        if settings:  # the clusternb extension's own settings (schema/plugin.json)
+            overrides["clusternb-labextension:plugin"] = dict(settings)
+        (app_settings / "overrides.json").write_text(json.dumps(overrides))
         config = tmp / "lab_config.py"
         config.write_text(
             "c = get_config()  # noqa\n"
@@ -84,7 +88,7 @@ class Lab:
         self.cmd = [
             jupyter, app, "--no-browser", f"--port={self.port}", "--ip=127.0.0.1", f"--config={config}",
             f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={root}", f"--ServerApp.base_url={base_url}",
-            f"--{cls}.app_settings_dir={settings}", "--allow-root", f"--{cls}.expose_app_in_browser=True",
+            f"--{cls}.app_settings_dir={app_settings}", "--allow-root", f"--{cls}.expose_app_in_browser=True",
         ]  # fmt: skip
         self.env = {
             **os.environ,

@@ -192,6 +192,9 @@ def test_dashboard_tab_from_the_palette_and_a_hostile_node_name(
         time.sleep(1)
         shot(page, "lab-dashboard-tab.png")
         assert len(page.clusternb_sockets) == 1  # the tab used the page's connection, not its own
+        assert frame.evaluate("() => document.documentElement.dataset.theme") == "light"
+        page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
+        frame.wait_for_function("() => document.documentElement.dataset.theme === 'dark'", timeout=30_000)
         assert page.evaluate("() => window.__xss") is None
         assert frame.evaluate("() => window.__xss") is None
 
@@ -223,7 +226,7 @@ def test_without_the_server_extension_one_line_and_no_loop(browser: Any, tmp_pat
         console: list[str] = []
         page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
         sockets: list[str] = []
-        page.on("websocket", lambda ws: "clusternb" in ws.url and sockets.append(ws.url))
+        page.on("websocket", lambda ws: sockets.append(ws.url) if "clusternb" in ws.url else None)
         page.goto(lab.url())
         page.wait_for_function("() => window.clusternb?.connection.state === 'disabled'", timeout=60_000)
         time.sleep(3)  # a reconnect loop would show up here
@@ -231,4 +234,22 @@ def test_without_the_server_extension_one_line_and_no_loop(browser: Any, tmp_pat
         assert len(mine) == 1 and "server extension is not enabled" in mine[0], mine
         assert sockets == []
         assert "not enabled" in page.locator(STATUS).get_attribute("title")
+    context.close()
+
+
+def test_settings_limit_notifications_to_critical_and_choose_the_status_fields(
+    cluster: tuple[Agents, RedisServer], browser: Any, tmp_path: Path
+) -> None:
+    agents, redis_server = cluster
+    settings = {"notifications": "critical", "statusBarFields": ["nodes", "alerts"]}
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    with Lab(tmp_path, redis_server.url, settings=settings) as lab:
+        page = open_lab(context, lab)
+        page.wait_for_function(f"() => document.querySelector('{STATUS}').innerText === '2 online of 2 · 0 alerts'")
+        open_sidebar(page)
+        agents.kill("beta")  # node_offline is a warning here: below the "critical" setting
+        page.wait_for_selector("#clusternb-sidebar .clusternb-alert >> text=beta", timeout=30_000)
+        page.wait_for_function(f"() => document.querySelector('{STATUS}').innerText === '1 online of 2 · 1 alerts'")
+        time.sleep(2)  # room for a wrong notification to show up
+        assert toasts_naming(page, "beta") == 0
     context.close()
