@@ -8,8 +8,9 @@ cost that grows with the number of kernels stays small:
   instead of ``Process.children(recursive=True)`` per kernel, which reads every process of the host each time;
 - ``psutil.Process`` objects are kept from one sample to the next (keyed by pid and start time, so a reused
   pid is a new process): ``cpu_percent()`` measures since the previous call on the same object;
-- memory from ``memory_full_info()``, which reads ``/proc/<pid>/smaps_rollup`` (the kernel sums it) for PSS and
-  USS; a process this user may not read gives RSS only;
+- RSS on every sample; PSS and USS from ``memory_full_info()`` (``/proc/<pid>/smaps_rollup``, the costly read)
+  only when RSS moved or every :data:`FULL_EVERY` samples (see there); a process this user may not read gives
+  RSS only;
 - one NVML call per GPU per sample for every process's GPU memory.
 
 Everything a kernel's processes report is summed: CPU as a percent of the whole node (the convention of the
@@ -22,6 +23,7 @@ import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 import psutil
 
@@ -60,7 +62,7 @@ class KernelMeter:
     """Measures every kernel of a server in one pass; keeps its ``psutil.Process`` objects between passes."""
 
     def __init__(self, gpu_by_pid: GpuByPid | None = None) -> None:
-        self._procs: dict[tuple[int, float], psutil.Process] = {}
+        self._procs: dict[tuple[int, float], _Kept] = {}
         self._gpu_by_pid = gpu_by_pid
         self._cpus = psutil.cpu_count() or 1
 
@@ -71,7 +73,7 @@ class KernelMeter:
             return ()
         children = _children_of()
         gpu = self._gpu_by_pid() if self._gpu_by_pid is not None else {}
-        seen: dict[tuple[int, float], psutil.Process] = {}
+        seen: dict[tuple[int, float], _Kept] = {}
         measured = (self._one(info, children, gpu, seen) for info in kernels)
         out = tuple(k for k in measured if k is not None)
         self._procs = seen  # processes no kernel has any more are forgotten
@@ -82,7 +84,7 @@ class KernelMeter:
         info: KernelInfo,
         children: Mapping[int, list[int]],
         gpu: Mapping[int, Mapping[int, int]],
-        seen: dict[tuple[int, float], psutil.Process],
+        seen: dict[tuple[int, float], _Kept],
     ) -> KernelStat | None:
         """The kernel measured; None when its process has exited (shut down since the server was last asked:
         the kernel is gone from this report, not listed without numbers until the next directory)."""
@@ -96,11 +98,11 @@ class KernelMeter:
         pids = _tree(info.pid, children)
         tree, user = _Tree(), ""
         for pid in pids:
-            proc = self._process(pid, seen)
-            if proc is None:
+            kept = self._process(pid, seen)
+            if kept is None:
                 continue
-            user = user or _user(proc)
-            _add(tree, proc)
+            user = user or _user(kept.proc)
+            _add(tree, kept)
         if not tree.processes:
             return None
         devices: dict[int, int] = defaultdict(int)
@@ -116,8 +118,8 @@ class KernelMeter:
             gpus=tuple(GPUUse(index=i, mem_used_bytes=b) for i, b in sorted(devices.items())),
         )  # fmt: skip
 
-    def _process(self, pid: int, seen: dict[tuple[int, float], psutil.Process]) -> psutil.Process | None:
-        """The kept process object for ``pid`` (a new one for a new process); None if it is gone."""
+    def _process(self, pid: int, seen: dict[tuple[int, float], _Kept]) -> _Kept | None:
+        """The kept process for ``pid`` (a new one for a new process); None if it is gone."""
         try:
             proc = psutil.Process(pid)
             key = (pid, proc.create_time())
@@ -125,23 +127,54 @@ class KernelMeter:
             return None
         kept = self._procs.get(key)
         if kept is None:
-            kept = proc
-            kept.cpu_percent(None)  # the first reading is the baseline; this sample counts it as 0
+            kept = _Kept(proc)
+            proc.cpu_percent(None)  # the first reading is the baseline; this sample counts it as 0
         seen[key] = kept
         return kept
 
 
-def _add(tree: _Tree, proc: psutil.Process) -> None:
+#: PSS and USS come from ``/proc/<pid>/smaps_rollup``, which costs the kernel a walk of the process's page
+#: tables (about 0.3 ms idle, over 1 ms on a loaded host, for a kernel of a few hundred MiB): most of what
+#: measuring a kernel costs. They are read again when RSS (one cheap read of ``/proc/<pid>/statm``) moved by
+#: more than :data:`RSS_MOVE` of itself, and every :data:`FULL_EVERY` samples in any case: an allocation or a
+#: release shows at once, and a slow drift (pages becoming shared) within that many samples.
+RSS_MOVE: Final = 0.02
+FULL_EVERY: Final = 10
+
+
+@dataclass(slots=True)
+class _Kept:
+    """A process kept between samples: its psutil object (CPU is measured since the previous call on it) and
+    its last PSS and USS with the RSS they were read at."""
+
+    proc: psutil.Process
+    pss: int | None = None
+    uss: int | None = None
+    rss_at: int = -1
+    age: int = 0
+
+    def memory(self, rss: int) -> tuple[int | None, int | None]:
+        """PSS and USS, read again only when due (see :data:`FULL_EVERY`)."""
+        self.age += 1
+        if self.rss_at < 0 or self.age >= FULL_EVERY or abs(rss - self.rss_at) > RSS_MOVE * self.rss_at:
+            try:
+                full = self.proc.memory_full_info()
+                self.pss, self.uss = getattr(full, "pss", None), full.uss
+            except psutil.AccessDenied:  # another user's process: RSS is public, PSS and USS are not
+                self.pss = self.uss = None
+            self.rss_at, self.age = rss, 0
+        return self.pss, self.uss
+
+
+def _add(tree: _Tree, kept: _Kept) -> None:
     """Add one process's CPU, memory and threads to its kernel's sums (a process that just exited adds none)."""
+    proc = kept.proc
     try:
         with proc.oneshot():
             cpu = proc.cpu_percent(None)
             threads = proc.num_threads()
-            try:
-                full = proc.memory_full_info()
-                rss, pss, uss = full.rss, getattr(full, "pss", None), full.uss
-            except psutil.AccessDenied:  # another user's process: RSS is public, PSS and USS are not
-                rss, pss, uss = proc.memory_info().rss, None, None
+            rss = proc.memory_info().rss
+            pss, uss = kept.memory(rss)
     except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
         return
     tree.processes += 1
