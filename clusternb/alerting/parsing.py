@@ -16,7 +16,8 @@ What a small text can do to a parser, and the limit that stops it while parsing:
   (``!!int ''``). A rules file needs no tag, so none is accepted.
 
 Both parsers are the libraries' own, extended through their hooks: a :class:`yaml.SafeLoader` subclass
-(``compose_node`` counts depth, ``flatten_mapping`` checks keys) and a :class:`json.JSONDecoder` whose
+(in :mod:`clusternb.alerting.yaml_rules`, imported on the first YAML text; ``compose_node`` counts depth,
+``flatten_mapping`` checks keys) and a :class:`json.JSONDecoder` whose
 ``parse_object``/``parse_array`` hooks do the same. Those two hooks are honoured only by Python's pure-Python
 scanner (the C one ignores them), which parses a rules file at the size limit in a few tens of milliseconds.
 
@@ -32,10 +33,6 @@ import json.scanner
 from collections.abc import Callable
 from typing import Any, Final
 
-import yaml
-from yaml.composer import ComposerError
-from yaml.constructor import ConstructorError
-
 from clusternb.alerting.rules import RuleError
 from clusternb.arguments import shown
 
@@ -50,20 +47,16 @@ NESTING_MAX: Final = 32
 #: The most keys one mapping may hold, merged keys included (a rule has ten).
 KEYS_MAX: Final = 100
 
-_MERGE = "tag:yaml.org,2002:merge"
-
 
 def parse_yaml(text: str) -> Any:
-    """The document in ``text``, read with ``yaml.safe_load``'s rules plus the limits above."""
-    loader = _RulesLoader(text)
-    try:
-        return loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        raise RuleError(f"not valid YAML: {_one_line(exc)}") from None
-    except (yaml.YAMLError, ValueError) as exc:  # a constructor's own ValueError: an int of 5,000 digits
-        raise RuleError(f"not valid YAML: {exc}") from None
-    finally:
-        loader.dispose()
+    """The document in ``text``, read with ``yaml.safe_load``'s rules plus the limits above.
+
+    PyYAML is imported on the first YAML text, not with this module: the agent imports the rules machinery
+    whether or not it reads a rules file, and PyYAML would add about 1 MiB to its RSS.
+    """
+    from clusternb.alerting.yaml_rules import parse_yaml_text
+
+    return parse_yaml_text(text)
 
 
 def parse_json(text: str) -> Any:
@@ -78,64 +71,13 @@ def parse_json(text: str) -> Any:
         raise RuleError(f"not valid JSON: {exc}") from None
 
 
-class _RulesLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that counts nesting while composing and checks each mapping's keys once."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
-        self._values = 0
-        self._checked: set[yaml.MappingNode] = set()
-
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
-        event = self.peek_event()  # type: ignore[no-untyped-call]
-        problem = _too_much(self._depth, self._values)
-        tag = getattr(event, "tag", None)
-        if not problem and tag not in (None, "!"):  # "!" is YAML's plain "not resolved": a string
-            written = tag.replace("tag:yaml.org,2002:", "!!", 1)
-            problem = f"the tag {shown(written)} is not accepted: a rules file needs no tags"
-        if problem:
-            raise ComposerError(None, None, problem, event.start_mark)
-        self._depth += 1
-        self._values += 1
-        try:
-            node = super().compose_node(parent, index)
-            assert node is not None  # the base class returns None only at the end of the stream
-            return node
-        finally:
-            self._depth -= 1
-
-    def flatten_mapping(self, node: yaml.MappingNode) -> None:
-        # Called before a mapping is built, and on each mapping merged into another before it is merged, so
-        # the first call sees the keys as written (later ones see merged keys, which may repeat legitimately).
-        if node not in self._checked:
-            self._checked.add(node)
-            seen: set[tuple[str, Any]] = set()
-            for key, _ in node.value:
-                if key.tag == _MERGE or not isinstance(key, yaml.ScalarNode):
-                    continue  # a merge key may repeat; a non-scalar key is refused by the constructor
-                if (key.tag, key.value) in seen:
-                    where = "while constructing a mapping"
-                    raise ConstructorError(where, node.start_mark, f"duplicate key {shown(key.value)}", key.start_mark)
-                seen.add((key.tag, key.value))
-        super().flatten_mapping(node)
-        if len(node.value) > KEYS_MAX:
-            raise ConstructorError(None, None, f"a mapping with more than {KEYS_MAX} keys", node.start_mark)
-
-
-def _too_much(depth: int, values: int) -> str | None:
+def too_much(depth: int, values: int) -> str | None:
+    """The limit a parser at ``depth`` that has read ``values`` values has reached; None while within them."""
     if depth >= NESTING_MAX:
         return f"nested deeper than {NESTING_MAX} levels"
     if values >= VALUES_MAX:
         return f"more than {VALUES_MAX} values (keys, items, scalars), the limit of a file (room for {RULES_MAX} rules)"
     return None
-
-
-def _one_line(exc: yaml.MarkedYAMLError) -> str:
-    # PyYAML's str() spans several lines and quotes the source; a log line or a 400 wants one.
-    mark = exc.problem_mark or exc.context_mark
-    problem = exc.problem or exc.context or "invalid YAML"
-    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
 
 
 _Scan = Callable[[str, int], tuple[Any, int]]
@@ -154,7 +96,7 @@ class _RulesDecoder(json.JSONDecoder):
         self.scan_once = json.scanner.py_make_scanner(self)  # type: ignore[attr-defined]
 
     def _enter(self, text: str, at: int) -> None:
-        problem = _too_much(self._depth, self._values)
+        problem = too_much(self._depth, self._values)
         if problem:
             raise json.JSONDecodeError(problem, text, at)
         self._depth += 1
@@ -164,7 +106,7 @@ class _RulesDecoder(json.JSONDecoder):
         def scan_value(text: str, at: int) -> tuple[Any, int]:
             self._values += 1
             if self._values > VALUES_MAX:
-                raise json.JSONDecodeError(_too_much(0, self._values) or "", text, at)
+                raise json.JSONDecodeError(too_much(0, self._values) or "", text, at)
             if starts is not None:
                 starts.append(at)
             return scan_once(text, at)

@@ -3,11 +3,16 @@
 NVML is initialised once per reader and device handles are kept, because ``nvmlInit`` and handle lookups
 cost milliseconds while the per-sample reads cost microseconds. Each field is read on its own: a card that
 cannot report power still reports memory and temperature.
+
+On Linux the driver's library is looked for before ``pynvml`` is imported: that module is 3,000 lines of
+constants and wrappers that cost a long-running process (the agent) over 1 MiB of RSS, and on a host without
+an NVIDIA driver its ``nvmlInit`` could only fail, since it loads the same library.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -15,6 +20,9 @@ from typing import Any
 from clusternb.model import GPUStat
 
 log = logging.getLogger(__name__)
+
+#: The library ``pynvml`` loads on Linux (``CDLL("libnvidia-ml.so.1")``); the NVIDIA driver installs it.
+NVML_LIBRARY = "libnvidia-ml.so.1"
 
 
 class NvmlReader:
@@ -27,6 +35,9 @@ class NvmlReader:
         self.reason = ""
         try:
             if self._nvml is None:
+                missing = nvml_driver_missing()
+                if missing:
+                    raise OSError(missing)  # recorded below, as any NVML that cannot start
                 import pynvml
 
                 self._nvml = pynvml
@@ -85,6 +96,23 @@ class NvmlReader:
         if self.available and self._nvml is not None:
             _try(self._nvml.nvmlShutdown)
             self.available = False
+
+
+def nvml_driver_missing() -> str | None:
+    """Why NVML cannot start on this Linux host (its driver library does not load); None when it may.
+
+    Loading the library is the same step ``nvmlInit`` takes first, so a host where this fails is a host where
+    NVML would fail, and ``pynvml`` is not imported for nothing. Elsewhere (Windows) pynvml finds its own DLL.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        ctypes.CDLL(NVML_LIBRARY)  # kept loaded by the loader: pynvml's own CDLL of it then costs nothing more
+    except OSError as exc:
+        return f"no NVIDIA driver library ({exc})"
+    return None
 
 
 def _try(call: Callable[..., Any], *args: Any) -> Any:
