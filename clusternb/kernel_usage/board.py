@@ -41,6 +41,15 @@ FILE_MAX_BYTES = 8 * 2**20
 CLOCK_SKEW_MAX = 300.0
 
 
+#: One report, in one step: a key of another type under our name (which would make every write fail) is
+#: deleted first. KEYS: the hash. ARGV: the publisher, the report.
+PUT_REPORT = """
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
+return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+"""
+
+
 class KernelBoard(Protocol):
     """What the queries read and the sampler writes."""
 
@@ -81,10 +90,10 @@ class RedisBoard:
         self.rejections = rejections
         self.expire_after = expire_after
         self._prune = LinkScript(link, PRUNE_HASH_VALUES)
+        self._put = LinkScript(link, PUT_REPORT)
 
     def put(self, report: KernelReport) -> None:
-        raw = encode_report(report)
-        self.link.call(lambda r: r.hset(KEY, report.publisher, raw))
+        self._put([KEY], [report.publisher, encode_report(report)])
 
     def remove(self, publisher: str) -> None:
         self.link.call(lambda r: r.hdel(KEY, publisher))

@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import orjson
 import pandas as pd
 import pytest
@@ -59,12 +60,16 @@ from clusternb.alerting.store import PREFIX as ALERTS_PREFIX
 from clusternb.alerting.store import RedisAlertStore
 from clusternb.cache.codec import FORMAT_VERSION, MAGIC, entry_from_bytes
 from clusternb.config import load_config
+from clusternb.kernel_usage.board import KEY as KERNELS_KEY
+from clusternb.kernel_usage.board import RedisBoard
+from clusternb.kernel_usage.record import encode_report
 from clusternb.model import BYTES_MAX, SCHEMA_VERSION, TIME_MAX
 from clusternb.queries import Client
 from clusternb.redisio.link import LinkOptions, RedisLink
+from clusternb.rejects import Rejections
 from clusternb.state.redis import PREFIX as STATE_PREFIX
 from clusternb.state.redis import RedisStateStore
-from tests.helpers import free_port, make_snapshot, stop_process
+from tests.helpers import free_port, make_report, make_snapshot, stop_process
 from tests.jupyter_fixtures import *  # noqa: F403
 from tests.jupyter_fixtures import extension, on_server_loop
 from tests.redis_server import RedisServer
@@ -83,6 +88,7 @@ CACHE_GLOB = "clusternb:cache:*"
 K_LATEST, K_SEEN, K_INTERVALS = STATE_PREFIX + "latest", STATE_PREFIX + "seen", STATE_PREFIX + "intervals"
 K_DEPARTED, K_GEN = STATE_PREFIX + "departed", STATE_PREFIX + "gen"
 K_ACTIVE, K_HISTORY, K_WATCHDOG = ALERTS_PREFIX + "active", ALERTS_PREFIX + "history", ALERTS_PREFIX + "watchdog"
+K_KERNELS = KERNELS_KEY
 
 
 def k_hist(node: str) -> str:
@@ -242,6 +248,7 @@ QUERIES: dict[str, Callable[[Client], Any]] = {
     'metrics("5m")': lambda c: c.metrics("5m"),
     "alerts()": lambda c: c.alerts(),
     "alerts(active=False)": lambda c: c.alerts(active=False),
+    "kernels()": lambda c: c.kernels(),
     "cache_status()": lambda c: c.cache_status(),
 }
 
@@ -320,6 +327,7 @@ ENDPOINTS: list[tuple[str, tuple[str, ...], dict[str, str] | None]] = [
     ("api/metrics/system?since=5m", ("api", "metrics", "system"), {"since": "5m"}),
     ("api/alerts", ("api", "alerts"), None),
     ("api/alerts?active=false", ("api", "alerts"), {"active": "false"}),
+    ("api/kernels", ("api", "kernels"), None),
     ("api/cache/status", ("api", "cache", "status"), None),
     ("api/openapi.json", ("api", "openapi.json"), None),
     ("metrics (prometheus)", ("metrics",), None),
@@ -401,7 +409,7 @@ async def ws_face(cells: Cells, phase: str, jp_ws_fetch: Any) -> dict[str, Any]:
 
 # -- the CLI face ---------------------------------------------------------------------------------------------
 
-CLI_COMMANDS: list[list[str]] = [["status"], ["workers"], ["alerts"], ["metrics", "--since", "5m"]]
+CLI_COMMANDS: list[list[str]] = [["status"], ["workers"], ["alerts"], ["metrics", "--since", "5m"], ["kernels"]]
 
 _DRIVER = r"""
 import atexit, json, os, runpy, sys, tempfile, traceback
@@ -887,6 +895,20 @@ class Planted:
     history: list[bytes]
     active: dict[str, bytes]
     alert_history: list[bytes]
+    kernels: dict[str, bytes]
+
+
+def bad_kernel_reports(now: float) -> dict[str, bytes]:
+    """Kernel reports a server never writes: garbage, a pickle, absurd memory, a date a day ahead, a foreign shape."""
+    absurd = msgspec.json.decode(encode_report(make_report(NODES[0], time=now)))
+    absurd["kernels"][0]["rss_bytes"] = 2**62
+    return {
+        "bad-garbage": b"\xff\xfe not json",
+        "bad-pickle": pickle.dumps({"node": NODES[0]}),
+        "bad-absurd": msgspec.json.encode(absurd),
+        "bad-future": encode_report(make_report(NODES[1], time=now + 86_400)),
+        "bad-shape": b'{"node": "<img src=x onerror=alert(1)>", "kernels": "all of them"}',
+    }
 
 
 def plant_bad_records(target: Target, gen_text: bool) -> Planted:
@@ -895,7 +917,9 @@ def plant_bad_records(target: Target, gen_text: bool) -> Planted:
     now = time.time()
     latest, history = bad_latest(now), bad_history(now)
     active, alert_history = bad_alerts(admin, now)
+    kernels = bad_kernel_reports(now)
     pipe = admin.pipeline(transaction=False)
+    pipe.hset(K_KERNELS, mapping=kernels)
     pipe.hset(K_LATEST, mapping=latest)
     pipe.zadd(k_hist(NODES[0]), {record: now - 1 for record in history})
     pipe.zadd(K_SEEN, {"ghost-seen-1e308": 1e308, "ghost-interval-text": now})
@@ -908,7 +932,7 @@ def plant_bad_records(target: Target, gen_text: bool) -> Planted:
     else:
         pipe.set(K_GEN, int(time.time() * 1e6))  # a writer's new generation: every reader reads again
     pipe.execute()
-    return Planted(latest, history, active, alert_history)
+    return Planted(latest, history, active, alert_history, kernels)
 
 
 def check_no_absurd_numbers(cells: Cells, phase: str, out: dict[str, Any]) -> None:
@@ -990,6 +1014,7 @@ def check_every_record_counted(cells: Cells, client: Client, planted: Planted) -
         "departed": 2,
         "generation": 1,
         "registry": 2,
+        "kernels": len(planted.kernels),
     }
     short = {k: (per_kind.get(k, 0), n) for k, n in expected.items() if per_kind.get(k, 0) < n}
     cells.check(not short, "rejections [every kind]", f"kind: (counted, planted) {short}; all counts {per_kind}")
@@ -1019,6 +1044,9 @@ def remaining_bad(target: Target, planted: Planted) -> dict[str, list[str]]:
     history = set(admin.lrange(K_HISTORY, 0, -1)) & set(planted.alert_history)
     if history:
         left["alerts history"] = [repr(r[:40]) for r in history]
+    kernels = [f for f, v in planted.kernels.items() if admin.hget(K_KERNELS, f) == v]
+    if kernels:
+        left["kernels"] = kernels
     return left
 
 
@@ -1199,6 +1227,7 @@ WRONG_STATE_KEYS: dict[str, str] = {
     K_ACTIVE: "string",
     K_HISTORY: "hash",
     K_WATCHDOG: "list",
+    K_KERNELS: "list",
 }
 RIGHT_TYPES = {
     K_LATEST: b"hash",
@@ -1209,6 +1238,7 @@ RIGHT_TYPES = {
     **{k_hist(n): b"zset" for n in NODES},
     K_ACTIVE: b"hash",
     K_HISTORY: b"list",
+    K_KERNELS: b"hash",
 }
 
 
@@ -1272,6 +1302,7 @@ async def test_fault_7_keys_of_the_wrong_type(target: Target, faces: Faces, capl
                 fired_at=time.time(),
             )
             await asyncio.to_thread(RedisAlertStore(link).apply, [Transition(alert, "fired")])
+            await asyncio.to_thread(RedisBoard(link, Rejections(), 60.0).put, make_report(NODES[0], time=time.time()))
         finally:
             link.close()
         admin = target.admin()
