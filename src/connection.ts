@@ -8,6 +8,10 @@
  * (with `retry_after` under the rate limit). The newest body of each topic is kept, so a widget that
  * arrives late renders at once without a frame on the wire.
  *
+ * The connection opts out of the server's `fresh` confirmations (`{"fresh": false}`), so unchanged data costs
+ * a tab nothing: while the socket is live, the server pushes every change, so what the widgets show is
+ * current. A dashboard tab, whose cards say "as of", asks for them back (`wantFresh`) while it is open.
+ *
  * Before the first connection a REST probe (`clusternb/api/cluster/status`) tells whether the server
  * extension is there: on 404 one console line says so and nothing else happens (no reconnect loop).
  * A dropped connection is retried with exponential backoff (1 s doubling to 30 s).
@@ -120,6 +124,27 @@ export class ClusterConnection {
     };
   }
 
+  /** Ask for the server's `fresh` confirmations of unchanged topics until the handle is disposed. */
+  wantFresh(): IHandle {
+    this._freshUsers += 1;
+    if (this._freshUsers === 1) {
+      this._send({ fresh: true });
+    }
+    let disposed = false;
+    return {
+      dispose: () => {
+        if (disposed) {
+          return;
+        }
+        disposed = true;
+        this._freshUsers -= 1;
+        if (this._freshUsers === 0) {
+          this._send({ fresh: false });
+        }
+      }
+    };
+  }
+
   /** A REST call under `{base_url}clusternb/api/`, with the server's token and XSRF handling. */
   async request(path: string, init: RequestInit = {}): Promise<Response> {
     const url = URLExt.join(this.settings.baseUrl, 'clusternb/api', path);
@@ -214,7 +239,7 @@ export class ClusterConnection {
       this._state = 'live';
       this._keys.clear();
       this._broadcast({ type: 'open' });
-      this._subscribe([...this._wants.keys()]);
+      this._subscribe([...this._wants.keys()], { fresh: this._freshUsers > 0 });
     };
     ws.onmessage = (event: MessageEvent) => {
       const text = typeof event.data === 'string' ? event.data : '';
@@ -281,7 +306,7 @@ export class ClusterConnection {
       // The subscription was refused (rate limit): ask again for whatever is still missing, when told.
       window.setTimeout(() => {
         const missing = [...this._wants.keys()].filter(name => !this._keys.has(name));
-        this._subscribe(missing);
+        this._subscribe(missing, { fresh: this._freshUsers > 0 }); // the refused message set nothing
       }, 1000 * message.retry_after);
     }
   }
@@ -317,10 +342,12 @@ export class ClusterConnection {
     }
   }
 
-  private _subscribe(names: string[]): void {
+  private _subscribe(names: string[], extra: Record<string, unknown> = {}): void {
     const specs = names.map(name => this._wants.get(name)?.spec).filter(s => s !== undefined);
     if (specs.length > 0) {
-      this._send({ subscribe: specs });
+      this._send({ ...extra, subscribe: specs });
+    } else if (Object.keys(extra).length > 0) {
+      this._send(extra);
     }
   }
 
@@ -342,4 +369,5 @@ export class ClusterConnection {
   private _delay = MIN_DELAY_MS;
   private _timer: number | undefined = undefined;
   private _lastError: string | undefined = undefined;
+  private _freshUsers = 0;
 }

@@ -9,7 +9,7 @@ export type NotificationLevel = 'off' | 'critical' | 'warning';
 export type StatusField = 'health' | 'nodes' | 'cpu' | 'memory' | 'alerts';
 
 export interface IClusterSettings {
-  /** Seconds between two re-renders of ages ("as of 12 s ago") and the least time between two redraws. */
+  /** Seconds between two local re-writes of the sidebar's ages ("last change 12 s ago"). */
   refreshInterval: number;
   /** Which alerts become Lab notifications. */
   notifications: NotificationLevel;

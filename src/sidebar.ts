@@ -164,8 +164,12 @@ export class ClusterSidebar extends Widget {
     for (const node of this.node.querySelectorAll<HTMLElement>('[data-ago]')) {
       node.textContent = ago(node.dataset.ago);
     }
-    const asOf = this._connection.asOf('workers');
-    this._age.textContent = asOf ? `as of ${ago(asOf)}` : '';
+    const asOf = this._connection.asOf('workers') ?? this._connection.asOf('status');
+    this._age.textContent = !asOf
+      ? ''
+      : this._connection.state === 'live'
+        ? `live · last change ${ago(asOf)}`
+        : `as of ${ago(asOf)} · reconnecting…`;
   }
 
   private _connection: ClusterConnection;

@@ -118,9 +118,12 @@ export class StatusItem extends Widget {
     }
     const asOf = this._connection.asOf('status');
     const row = this._connection.latest('status')?.data[0];
+    const live = this._connection.state === 'live';
     const lines = [
       `clusternb: ${text(row?.health ?? 'waiting for data')}`,
-      `data as of ${clock(asOf)} (${ago(asOf)})`,
+      // Live, the server pushes every change within its push interval: no news is current data.
+      live ? 'live: current (the server pushes each change)' : `as of ${clock(asOf)} (${ago(asOf)})`,
+      `last change ${clock(asOf)} (${ago(asOf)})`,
       row ? `newest sample ${ago(row.newest_sample)}` : '',
       this._stale ? 'connection lost: reconnecting…' : '',
       'Click to open the clusternb dashboard'

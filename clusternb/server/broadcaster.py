@@ -22,6 +22,8 @@ Unchanged data costs no bytes, with one bounded exception: a topic whose data ha
 can say "as of 5 s ago" truthfully instead of showing the age of the last change::
 
     {"type": "fresh", "topics": [{"topic": "alerts", "key": "alerts", "as_of": "2024-05-01T12:00:10.000000Z"}]}
+
+A connection that said ``{"fresh": false}`` (:attr:`Mailbox.fresh`) gets none: unchanged data costs it 0 bytes.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class Mailbox:
     event: asyncio.Event = field(default_factory=asyncio.Event)
     busy_since: float | None = None  # monotonic time the current write started, None when idle
     dropped: int = 0  # messages replaced before they were sent (coalesced)
+    fresh: bool = True  # wants "fresh" confirmations of unchanged topics
 
     def offer(self, key: str, data_hash: str, message: bytes, fanout: Fanout | None = None) -> bool:
         """Queue ``message`` unless this client already has that data; never blocks."""
@@ -287,6 +290,8 @@ class Broadcaster:
     def _confirm(self, confirmed: dict[str, dict[str, str]]) -> None:
         """One ``fresh`` frame per client, naming those of its topics that are unchanged but current."""
         for box in self.mailboxes:
+            if not box.fresh:
+                continue
             mine = [item for key, item in confirmed.items() if key in box.topics]
             if mine:
                 message = orjson.dumps({"type": "fresh", "topics": mine})

@@ -8,12 +8,17 @@ Protocol: text frames, each one JSON object; a client message is answered before
     <- {"type": "state", "key": "workers", "initial": false, ...}      each time that topic's data changes
     -> {"unsubscribe": ["alerts"]}                                     topic keys, as "subscribed" listed them
     <- {"type": "unsubscribed", "topics": ["alerts"]}
+    -> {"fresh": false}                                                no "fresh" confirmations (default true)
+    <- {"type": "options", "fresh": false}
     <- {"type": "error", "message": "subscribe[4].since: could not understand 'banana'; ..."}
 
 Topics and their parameters are the REST endpoints' (``metrics``: ``since``, ``until``, ``node``, ``fields``;
 ``alerts``: ``active``, ``severity``, ``since``, ``node``; lists as JSON lists or comma-separated strings).
-A message may carry both keys; ``unsubscribe`` is applied first. The ``state`` frames are the broadcaster's
-(:mod:`clusternb.server.broadcaster`).
+A message may carry several keys; ``fresh`` is applied first, then ``unsubscribe``, then ``subscribe``. The
+``state`` and ``fresh`` frames are the broadcaster's (:mod:`clusternb.server.broadcaster`). ``"fresh": false``
+turns off this connection's ``fresh`` frames (the small "still current" confirmations of unchanged topics), so
+unchanged data costs it nothing at all; a client that knows its socket is live (JupyterLab's status bar) can
+say "current" without them. ``"options"`` answers a message that only set ``fresh``.
 
 A message is validated whole before anything is done: its shape, every topic and its parameters (the queries
 check their own values when they compute the initial states), every key to unsubscribe (it must be subscribed)
@@ -81,7 +86,7 @@ TOPICS_MAX = 16
 USER_TOPICS_MAX = 32
 
 EXAMPLE = '{"subscribe": ["workers"]}'
-KEYS = ("subscribe", "unsubscribe")
+KEYS = ("subscribe", "unsubscribe", "fresh")
 SERVER_ERROR = "server error while serving this message (not a fault of the request); the server log has the details"
 
 
@@ -91,6 +96,7 @@ class Request:
 
     unsubscribe: list[str] | None  # None: the message had no "unsubscribe"
     subscribe: list[Topic] | None  # None: the message had no "subscribe"
+    fresh: bool | None = None  # None: the message had no "fresh"
 
     @property
     def cost(self) -> int:
@@ -113,9 +119,12 @@ def parse(message: str | bytes) -> Request:
         raise ArgumentTypeError("message", f"expected a JSON object like {EXAMPLE}, got {_show(request)}")
     unknown = [key for key in request if key not in KEYS]
     if unknown:
-        raise ArgumentError(_show(unknown[0]), 'unknown field; a message has "subscribe" and/or "unsubscribe"')
+        raise ArgumentError(_show(unknown[0]), 'unknown field; a message has "subscribe", "unsubscribe", "fresh"')
     if not request:
         raise ArgumentError("message", f'expected "subscribe" or "unsubscribe", like {EXAMPLE}')
+    fresh = request.get("fresh")
+    if "fresh" in request and not isinstance(fresh, bool):
+        raise ArgumentTypeError("fresh", f"expected true or false, got {_show(fresh)}")
     unsubscribe = _keys(request["unsubscribe"]) if "unsubscribe" in request else None
     subscribe = None
     if "subscribe" in request:
@@ -125,7 +134,7 @@ def parse(message: str | bytes) -> Request:
         if len(items) > TOPICS_MAX:  # refused before any item is looked at: the work stays bounded
             raise ArgumentError("subscribe", f"at most {TOPICS_MAX} topics per connection, got {len(items)}")
         subscribe = topics_of(items)
-    return Request(unsubscribe, subscribe)
+    return Request(unsubscribe, subscribe, fresh)
 
 
 def _keys(value: Any) -> list[str]:
@@ -216,6 +225,10 @@ class ClusterWebSocket(AppHandler, WebSocketMixin, WebSocketHandler, JupyterHand
             current[topic.key] = (topic, None if isinstance(result, BaseException) else result)
         if self.mailbox is not box:  # closed while the queries ran: nobody left to answer
             return
+        if request.fresh is not None:
+            box.fresh = request.fresh
+            if request.unsubscribe is None and request.subscribe is None:
+                self._send_now({"type": "options", "fresh": box.fresh})
         if request.unsubscribe is not None:
             self.app.broadcaster.unsubscribe(box, gone)
             self._send_now({"type": "unsubscribed", "topics": gone})

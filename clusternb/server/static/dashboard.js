@@ -259,6 +259,7 @@
       else onFrame(msg);
     };
     const handles = SUBSCRIPTION.map((spec) => connection.want(spec, listener));
+    handles.push(connection.wantFresh()); // the cards' "as of" needs the server's confirmations
     window.addEventListener("pagehide", () => handles.forEach((h) => h.dispose()));
     if (connection.state === "live") showConn(true);
   }
