@@ -144,7 +144,8 @@ export class AlertNotifier {
               if (id !== undefined) {
                 Notification.update({
                   id,
-                  message: `${notificationText(alert)}\n${ok ? 'acknowledged' : 'acknowledging failed'}`,
+                  // First: Lab cuts messages after 140 characters, and node names can be long.
+                  message: `${ok ? 'acknowledged' : 'acknowledging failed'} · ${notificationText(alert)}`,
                   autoClose: ok ? 5000 : false
                 });
               }

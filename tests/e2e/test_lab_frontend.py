@@ -203,6 +203,14 @@ def test_dashboard_tab_from_the_palette_and_a_hostile_node_name(
         assert page.evaluate("() => window.__xss") is None
         assert frame.evaluate("() => window.__xss") is None
 
+        # The notification's own Acknowledge action: the id (rule:node, with the hostile name) survives the URL.
+        toast = page.locator(".Toastify__toast", has_text=f"{XSS_NODE} · node_offline")
+        toast.get_by_role("button", name="Acknowledge").click()
+        page.wait_for_selector(".jp-toast-message >> text=acknowledged", timeout=30_000)
+        with Client(load_config(redis_url=redis_server.url, interval=INTERVAL), sample_local=False) as client:
+            alerts = client.alerts()
+            assert bool(alerts[alerts["node"] == XSS_NODE]["acknowledged"].all()), alerts.to_dict("records")
+
         # A node's link opens its charts: the dashboard's filter is that node.
         page.locator("#clusternb-sidebar button.clusternb-link", has_text="beta").click()
         frame.wait_for_function("() => document.getElementById('filter').value === 'beta'", timeout=30_000)
