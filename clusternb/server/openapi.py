@@ -98,6 +98,44 @@ _ERRORS = {
 _SINCE = "duration before now ('15m', '2h', seconds) or ISO-8601 time"
 
 
+#: The one path that is not a query (``handlers.AcknowledgeHandler``): the Lab sidebar's and notifications' button.
+ACKNOWLEDGE_PATH = "/alerts/{alert_id}/acknowledge"
+
+
+def _acknowledge() -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": "Acknowledge an active alert (recorded with the user's name until it resolves)",
+            "parameters": [
+                {
+                    "name": "alert_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                    "description": "the alert's id, 'rule:node', as alerts() lists it",
+                },
+            ],
+            "responses": {
+                "200": {
+                    "description": "acknowledged",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"alert_id": {"type": "string"}, "acknowledged": {"type": "boolean"}},
+                            }
+                        }
+                    },
+                },
+                "400": {"description": "Malformed alert id; body {'message': ...}"},
+                "403": {"description": "Not authenticated, or no XSRF token with a cookie"},
+                "404": {"description": "No such active alert"},
+                "429": {"description": "Rate limit exceeded; see Retry-After"},
+            },
+        }
+    }
+
+
 def openapi(base_url: str, version: str) -> dict[str, Any]:
     """The whole document; paths are relative to ``{base_url}clusternb/api``."""
     metric_cols = (Column("time", frames.TIME_DTYPE, "sample time (UTC)"), Column("node", "string", "node name"))
@@ -138,6 +176,7 @@ def openapi(base_url: str, version: str) -> dict[str, Any]:
                 },
             }
         }
+    paths[ACKNOWLEDGE_PATH] = _acknowledge()
     return {
         "openapi": "3.1.0",
         "info": {"title": "clusternb", "version": version},

@@ -19,7 +19,7 @@ from clusternb.cache.redis import RedisBackend
 from clusternb.params import QUERY_PARAMS, Kind, Param, check_arguments, declared
 from clusternb.queries import Client
 from clusternb.server.handlers import default_handlers
-from clusternb.server.openapi import openapi, parameter
+from clusternb.server.openapi import ACKNOWLEDGE_PATH, openapi, parameter
 from clusternb.server.service import QUERY_OF, make_topic, params_of, topic_from_arguments, topics_of
 from clusternb.state.fallback import MirroredStore
 from clusternb.state.memory import MemoryStateStore
@@ -44,7 +44,10 @@ def test_every_rest_route_has_a_topic_and_every_query_a_declaration() -> None:
 
 def test_openapi_parameters_of_each_path_are_the_declaration() -> None:
     paths = openapi("/", "0")["paths"]
-    assert set(paths) == set(_path_topics())
+    assert set(paths) == {*_path_topics(), ACKNOWLEDGE_PATH}  # every query route, and the one POST
+    ack_route = next(r[0] for r in default_handlers if r[0].endswith("/acknowledge"))
+    assert ack_route.removeprefix("/clusternb/api").replace("([^/]+)", "{alert_id}") == ACKNOWLEDGE_PATH
+    assert set(paths[ACKNOWLEDGE_PATH]) == {"post"}
     for path, topic in _path_topics().items():
         documented = paths[path]["get"]["parameters"]
         params = params_of(topic)
