@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
@@ -30,7 +30,7 @@ KIND_JSON: Final = b"j"
 KIND_FRAME: Final = b"f"
 KIND_SERIES: Final = b"s"
 _IMMUTABLE = (type(None), bool, int, float, str)
-#: Marks an entry whose value is rebuilt from the payload for each caller.
+#: Marks an entry that keeps no decoded value (read from Redis: decoded for its first caller only).
 UNSET: Final[Any] = type("Unset", (), {"__repr__": lambda self: "UNSET"})()
 
 
@@ -46,9 +46,9 @@ class EncodeError(TypeError):
 class Entry:
     """One cached result: the value, its encoded payload and the hash consumers use to detect change.
 
-    ``value`` is kept for values that are safe to hand out directly (immutable scalars) or cheap to copy
-    (pandas objects); other values are rebuilt from ``payload`` for each caller so nobody can mutate what
-    the next caller gets.
+    ``value`` is the entry's own decoded value, never handed to a caller except one that asked to share it;
+    each other caller gets its own copy (see :meth:`value_for_caller`). ``fresh`` holds a value just decoded
+    from the payload (an entry read from Redis) that nobody holds yet: the first caller takes it as is.
     """
 
     kind: bytes
@@ -56,14 +56,24 @@ class Entry:
     content_hash: str
     created: float
     value: Any = UNSET
+    fresh: list[Any] = field(default_factory=list, compare=False, repr=False)
 
-    def value_for_caller(self) -> Any:
-        """A value the caller may mutate freely without changing the cache."""
-        if self.value is UNSET:  # mutable JSON, or a frame fetched from Redis: a fresh decode per caller
+    def value_for_caller(self, share: bool = False) -> Any:
+        """A value the caller may mutate freely without changing the cache; with ``share``, the entry's own
+        value (one object for every sharing caller, which none of them may mutate)."""
+        if self.fresh:
+            try:
+                return self.fresh.pop()  # atomic under the GIL: one caller gets it
+            except IndexError:  # another thread took it first
+                pass
+        value = self.value
+        if value is UNSET:  # a value read from Redis, which its first caller took: a fresh decode
             return _decode_payload(self.kind, self.payload)
+        if share or type(value) in _IMMUTABLE:
+            return value
         if self.kind == KIND_JSON:
-            return self.value  # immutable scalars only
-        return self.value.copy(deep=True)
+            return orjson.loads(self.payload)
+        return value.copy(deep=not copy_on_write())
 
     def to_bytes(self) -> bytes:
         digest = bytes.fromhex(self.content_hash)
@@ -86,7 +96,8 @@ def make_entry(value: Any, created: float) -> Entry:
             payload = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
         except TypeError as exc:
             raise EncodeError(f"cannot cache a {type(value).__name__}: {exc}") from None
-        kind, keep = KIND_JSON, value if isinstance(value, _IMMUTABLE) else UNSET
+        # The entry's own value is the decoded payload, equal to what every caller gets (a tuple came back a list).
+        kind, keep = KIND_JSON, value if type(value) in _IMMUTABLE else orjson.loads(payload)
     digest = hashlib.blake2b(payload, digest_size=16).hexdigest()
     return Entry(kind, payload, digest, created, keep)
 
@@ -108,11 +119,28 @@ def entry_from_bytes(data: bytes | str, decode: bool = False) -> Entry:
     if hashlib.blake2b(payload, digest_size=16).digest() != digest:
         raise DecodeError("cache entry payload does not match its hash (truncated or corrupted)")
     value: Any = UNSET
+    fresh = []
     if decode or kind == KIND_JSON:
-        value = _decode_payload(kind, payload)  # validates the payload now, not in the caller's hands
-        if kind == KIND_JSON and not isinstance(value, _IMMUTABLE):
-            value = UNSET  # rebuilt per caller from the payload
-    return Entry(kind, payload, digest.hex(), created, value)
+        decoded = _decode_payload(kind, payload)  # validates the payload now, not in the caller's hands
+        if type(decoded) in _IMMUTABLE:
+            value = decoded
+        else:  # nobody holds it yet: its first caller takes it, and saves a second decode
+            fresh.append(decoded)
+    return Entry(kind, payload, digest.hex(), created, value, fresh)
+
+
+def copy_on_write() -> bool:
+    """Whether pandas copies on write, so a shallow copy of a frame is a copy no caller can change through the
+    pandas API: always from pandas 3 on; on pandas 2 only where ``mode.copy_on_write`` is set to True."""
+    return _PANDAS_3 or _cow_option()
+
+
+_PANDAS_3: Final = int(pd.__version__.split(".", 1)[0]) >= 3
+
+
+def _cow_option() -> bool:
+    """pandas 2's switch (read per call: it may be set at any time; pandas 3 warns that it is gone)."""
+    return pd.options.mode.copy_on_write is True
 
 
 def _decode_payload(kind: bytes, payload: bytes) -> Any:

@@ -91,7 +91,9 @@ class Cache:
             entry = None
         return stats.record(entry, time.perf_counter_ns() - start)
 
-    def compute(self, stats: NamespaceStats, key: str, ttl: float, fn: Callable[[], T]) -> tuple[T, Entry | None]:
+    def compute(
+        self, stats: NamespaceStats, key: str, ttl: float, fn: Callable[[], T], share: bool = False
+    ) -> tuple[T, Entry | None]:
         """Run ``fn`` once per key across this process's threads (and, with Redis, across processes)."""
         with self._lock:
             future = self._inflight.get(key)
@@ -100,15 +102,15 @@ class Cache:
                 future = self._inflight[key] = concurrent.futures.Future()
         if not leader:
             entry, value = future.result()
-            found = self.use(stats, entry)
+            found = self.use(stats, entry, share)
             return (value if found is UNUSABLE else found), entry
         try:
             entry = self.peek(key)  # another thread may have stored it just before we became leader
-            found = self.use(stats, entry)
+            found = self.use(stats, entry, share)
             if found is not UNUSABLE:
                 future.set_result((entry, None))
                 return found, entry
-            value, entry = self._load(stats, key, ttl, fn)
+            value, entry = self._load(stats, key, ttl, fn, share)
             future.set_result((entry, value))
             return value, entry
         except BaseException as exc:
@@ -119,7 +121,7 @@ class Cache:
                 self._inflight.pop(key, None)
 
     async def acompute(
-        self, stats: NamespaceStats, key: str, ttl: float, fn: Callable[[], Awaitable[T]]
+        self, stats: NamespaceStats, key: str, ttl: float, fn: Callable[[], Awaitable[T]], share: bool = False
     ) -> tuple[T, Entry | None]:
         """The asyncio twin of :meth:`compute`: one run per key and event loop."""
         loop = asyncio.get_running_loop()
@@ -127,12 +129,12 @@ class Cache:
         future = self._ainflight.get(slot)
         if future is not None:
             entry, value = await asyncio.shield(future)
-            found = self.use(stats, entry)
+            found = self.use(stats, entry, share)
             return (value if found is UNUSABLE else found), entry
         future = self._ainflight[slot] = loop.create_future()
         try:
             entry = await self._apeek(key)
-            found = self.use(stats, entry)
+            found = self.use(stats, entry, share)
             if found is not UNUSABLE:
                 future.set_result((entry, None))
                 return found, entry
@@ -181,24 +183,28 @@ class Cache:
     # -- direct use -------------------------------------------------------------------------------------------
 
     def get_or_compute(
-        self, namespace: str, key: str, fn: Callable[[], T], ttl: float | None = None
+        self, namespace: str, key: str, fn: Callable[[], T], ttl: float | None = None, share: bool = False
     ) -> tuple[T, Entry | None]:
-        """``(value, entry)`` for a full key under ``namespace``; ``entry`` is None if the value is uncacheable."""
+        """``(value, entry)`` for a full key under ``namespace``; ``entry`` is None if the value is uncacheable.
+
+        Each caller gets its own value to mutate as it likes. ``share=True`` skips that copy: callers of an
+        in-process entry then get one shared object, which none of them may mutate (see ``@cached``).
+        """
         stats = self.stats_for(namespace)
         entry = self.lookup(stats, key)
-        found = self.use(stats, entry)
+        found = self.use(stats, entry, share)
         if found is not UNUSABLE:
             return found, entry
-        return self.compute(stats, key, self.ttl(namespace) if ttl is None else ttl, fn)
+        return self.compute(stats, key, self.ttl(namespace) if ttl is None else ttl, fn, share)
 
-    def use(self, stats: NamespaceStats, entry: Entry | None) -> Any:
-        """The caller's copy of an entry's value; :data:`UNUSABLE` for no entry, and for one whose payload does not
-        decode (counted as an error): a forged or corrupted entry whose header and hash were fine is a miss,
-        recomputed and overwritten."""
+    def use(self, stats: NamespaceStats, entry: Entry | None, share: bool = False) -> Any:
+        """The caller's copy of an entry's value (with ``share``, the entry's own value); :data:`UNUSABLE` for no
+        entry, and for one whose payload does not decode (counted as an error): a forged or corrupted entry whose
+        header and hash were fine is a miss, recomputed and overwritten."""
         if entry is None:
             return UNUSABLE
         try:
-            return entry.value_for_caller()
+            return entry.value_for_caller(share)
         except DecodeError as exc:
             self.count_error(stats, "decode", exc)
             return UNUSABLE
@@ -287,7 +293,9 @@ class Cache:
         except (DecodeError, BackendUnavailable):
             return None
 
-    def _load(self, stats: NamespaceStats, key: str, ttl: float, fn: Callable[[], T]) -> tuple[T, Entry | None]:
+    def _load(
+        self, stats: NamespaceStats, key: str, ttl: float, fn: Callable[[], T], share: bool = False
+    ) -> tuple[T, Entry | None]:
         leases = self.backend.leases
         token = None
         if leases is not None:
@@ -295,7 +303,7 @@ class Cache:
                 token = leases.acquire_lease(key, self.lease_seconds)
                 if token is None:  # another process is computing it: wait for its result a little while
                     entry = self._wait_for_other_process(leases, key)
-                    found = self.use(stats, entry)
+                    found = self.use(stats, entry, share)
                     if found is not UNUSABLE:
                         return found, entry
             except Exception as exc:  # unreachable, or refusing writes (OOM): compute without a lease

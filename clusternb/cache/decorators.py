@@ -74,12 +74,18 @@ def cached(
     ttl: float | None = None,
     cache: Cache | CacheProvider | None = None,
     token: Callable[[], object] | None = None,
+    share: bool = False,
 ) -> Callable[[F], F]:
     """Cache a function's results in ``namespace`` for ``ttl`` seconds (default: the namespace's TTL).
 
     ``cache``: a :class:`Cache` or a callable returning one (default: clusternb's default client's cache).
     ``token``: a callable whose value joins the key, so a new token means a new entry; clusternb's queries
     pass the state store's generation so a cached result is never older than the newest sample.
+    ``share``: hand every hit the cache's own value instead of a copy of it. By default each caller gets a value
+    it may mutate (nested lists and dicts, frame columns) without changing what the next caller gets, which
+    costs a copy per hit (a decode of a JSON value; a shallow, copy-on-write copy of a pandas object). With
+    ``share=True`` a memory hit costs no copy, and callers must **not mutate** what they get: a change would
+    reach every later caller in this process until the entry expires. (A Redis hit decodes its own value.)
     Results must be JSON data or pandas objects; anything else is returned uncached and counted as an error.
     Bad arguments raise :class:`~clusternb.arguments.ArgumentError` here, where the function is decorated.
     """
@@ -87,6 +93,8 @@ def cached(
     if ttl is not None:
         ttl = arguments.number("ttl", ttl, 0, TTL_MAX)
     get_cache = _provider(cache)
+    if not isinstance(share, bool):
+        raise arguments.ArgumentTypeError("share", f"expected True or False, got {share!r}")
     if token is not None and not callable(token):
         raise arguments.ArgumentTypeError("token", f"expected a callable, got {token!r}")
 
@@ -97,8 +105,8 @@ def cached(
             return c.ttl(namespace) if ttl is None else ttl
 
         if inspect.iscoroutinefunction(fn):
-            return _async_cached(fn, resolve, ttl_in)
-        return _sync_cached(fn, resolve, ttl_in)
+            return _async_cached(fn, resolve, ttl_in, share)
+        return _sync_cached(fn, resolve, ttl_in, share)
 
     return decorate
 
@@ -143,16 +151,16 @@ def _resolver(namespace: str, name: str, get_cache: CacheProvider, token: Callab
     return resolve
 
 
-def _sync_cached(fn: F, resolve: Resolver, ttl_in: Callable[[Cache], float]) -> F:
+def _sync_cached(fn: F, resolve: Resolver, ttl_in: Callable[[Cache], float], share: bool) -> F:
     """The wrapper of a plain function, and its ``with_entry``."""
 
     def with_entry(*args: Any, **kwargs: Any) -> tuple[Any, Entry | None]:
         c, stats, key = resolve(args, kwargs)
         entry = c.lookup(stats, key)
-        found = c.use(stats, entry)
+        found = c.use(stats, entry, share)
         if found is not UNUSABLE:
             return found, entry
-        return c.compute(stats, key, ttl_in(c), lambda: fn(*args, **kwargs))
+        return c.compute(stats, key, ttl_in(c), lambda: fn(*args, **kwargs), share)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -160,25 +168,25 @@ def _sync_cached(fn: F, resolve: Resolver, ttl_in: Callable[[Cache], float]) -> 
         entry = c.lookup(stats, key)
         if entry is not None:
             try:
-                return entry.value_for_caller()
+                return entry.value_for_caller(share)
             except DecodeError as exc:  # a forged payload behind a good header: a miss (inline: the hot path)
                 c.count_error(stats, "decode", exc)
-        return c.compute(stats, key, ttl_in(c), lambda: fn(*args, **kwargs))[0]
+        return c.compute(stats, key, ttl_in(c), lambda: fn(*args, **kwargs), share)[0]
 
     wrapper.with_entry = with_entry  # type: ignore[attr-defined]
     return cast(F, wrapper)
 
 
-def _async_cached(fn: F, resolve: Resolver, ttl_in: Callable[[Cache], float]) -> F:
+def _async_cached(fn: F, resolve: Resolver, ttl_in: Callable[[Cache], float], share: bool) -> F:
     """The wrapper of a coroutine function, and its ``with_entry``."""
 
     async def awith_entry(*args: Any, **kwargs: Any) -> tuple[Any, Entry | None]:
         c, stats, key = resolve(args, kwargs)
         entry = await c.alookup(stats, key)
-        found = c.use(stats, entry)
+        found = c.use(stats, entry, share)
         if found is not UNUSABLE:
             return found, entry
-        return await c.acompute(stats, key, ttl_in(c), lambda: fn(*args, **kwargs))
+        return await c.acompute(stats, key, ttl_in(c), lambda: fn(*args, **kwargs), share)
 
     @functools.wraps(fn)
     async def awrapper(*args: Any, **kwargs: Any) -> Any:

@@ -1,7 +1,7 @@
 """In-process cache backend: a dict in LRU order with per-entry expiry and a bound on the number of entries.
 
-Entries are kept as :class:`Entry` objects (decoded values included), so a hit costs a dict lookup and, for
-pandas objects, one copy; no decoding. Expired entries are dropped when touched and evicted first by LRU.
+Entries are kept as :class:`Entry` objects (decoded values included), so a hit costs a dict lookup and the
+caller's copy (none with ``share=True``). Expired entries are dropped when touched and evicted first by LRU.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -92,6 +93,64 @@ def test_frames_round_trip_and_callers_cannot_corrupt_the_cache(cache: Cache) ->
 
     nested()["a"].append(2)
     assert nested() == {"a": [1]}
+
+
+def _records() -> dict[str, Any]:
+    return {"workers": [{"node": f"n{i}", "cpu": {"load": [0.5, 0.4]}, "labels": {"rack": "r1"}} for i in range(3)]}
+
+
+def test_a_caller_mutating_nested_values_or_frame_columns_never_changes_the_next_callers(cache: Cache) -> None:
+    @cached("records", cache=cache)
+    def records() -> dict[str, Any]:
+        return _records()
+
+    for _ in range(3):  # the miss's value, then hits (in Redis: the first reader's fresh decode, then the others)
+        mine = records()
+        mine["workers"][0]["cpu"]["load"].append(9.9)
+        mine["workers"][1]["labels"]["rack"] = "changed"
+        mine["workers"].pop()
+        assert records() == _records()
+
+    @cached("frames", cache=cache)
+    def workers() -> pd.DataFrame:
+        return _frame()
+
+    for _ in range(3):
+        frame = workers()
+        frame.loc["a", "cpu_percent"] = -1.0
+        frame.loc["a", "cpu_count"] = 99  # an Int64 (masked extension) column
+        frame["host"] = "changed"
+        frame.index.name = "changed"
+        pd.testing.assert_frame_equal(workers(), _frame())
+
+
+def test_share_true_hands_every_memory_hit_one_object(cache: Cache) -> None:
+    calls = []
+
+    @cached("shared", cache=cache, share=True)
+    def records() -> dict[str, Any]:
+        calls.append(1)
+        return _records()
+
+    @cached("shared-frame", cache=cache, share=True)
+    def workers() -> pd.DataFrame:
+        return _frame()
+
+    records()  # the miss: the function's own value
+    first, second = records(), records()
+    assert first == second == _records() and len(calls) == 1
+    assert (first is second) is (cache.backend.active.name == "memory")  # a Redis hit decodes its own value
+    pd.testing.assert_frame_equal(workers(), _frame())
+    assert (workers() is workers()) is (cache.backend.active.name == "memory")
+    cache.get_or_compute("shared", "k", _records, share=True)  # the miss
+    value, _ = cache.get_or_compute("shared", "k", _records, share=True)
+    again, _ = cache.get_or_compute("shared", "k", _records, share=True)
+    assert value == again == _records() and (value is again) is (cache.backend.active.name == "memory")
+
+
+def test_share_must_be_a_bool(cache: Cache) -> None:
+    with pytest.raises(TypeError):
+        cached("ns", cache=cache, share="yes")  # type: ignore[arg-type]
 
 
 def test_ttl_expires(cache: Cache) -> None:

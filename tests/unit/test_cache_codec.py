@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from clusternb import frames
+from clusternb.cache import codec
 from clusternb.cache.codec import COMPRESS_ABOVE, DecodeError, EncodeError, entry_from_bytes, make_entry
 from tests.helpers import make_snapshot
 
@@ -63,6 +64,35 @@ def test_each_caller_gets_its_own_copy() -> None:
     mine = df_entry.value_for_caller()
     mine.loc["a", "cpu_percent"] = -1
     assert df_entry.value_for_caller().loc["a", "cpu_percent"] == 12.5
+
+
+def test_an_entry_read_from_redis_hands_its_decode_to_one_caller_and_copies_to_the_others() -> None:
+    entry = entry_from_bytes(make_entry({"a": [1]}, 0).to_bytes())
+    first = entry.value_for_caller()
+    first["a"].append(2)
+    second = entry.value_for_caller()
+    assert second == {"a": [1]} and second is not first
+    second["a"].append(3)
+    assert entry.value_for_caller() == {"a": [1]}
+
+
+def test_share_hands_out_the_entrys_own_value() -> None:
+    entry = make_entry({"a": [1]}, 0)
+    assert entry.value_for_caller(share=True) is entry.value_for_caller(share=True)
+    assert entry.value_for_caller() is not entry.value_for_caller(share=True)
+    frame_entry = make_entry(_frame(), 0)
+    assert frame_entry.value_for_caller(share=True) is frame_entry.value
+
+
+def test_frames_are_copied_deeply_where_pandas_does_not_copy_on_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = make_entry(_frame(), 0)
+    own = entry.value["cpu_percent"].to_numpy()
+    assert codec.copy_on_write()  # pandas 3: a shallow copy, whose first write copies
+    assert np.shares_memory(entry.value_for_caller()["cpu_percent"].to_numpy(), own)
+    monkeypatch.setattr(codec, "_PANDAS_3", False)  # pandas 2 without mode.copy_on_write: a deep copy
+    monkeypatch.setattr(codec, "_cow_option", lambda: False)
+    assert not codec.copy_on_write()
+    assert not np.shares_memory(entry.value_for_caller()["cpu_percent"].to_numpy(), own)
 
 
 def test_content_hash_follows_content() -> None:
