@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from clusternb.config import ClusterNB
+from clusternb.queries import Client
 from tests.redis_server import RedisServer
 
 
@@ -18,3 +20,13 @@ def redis_server() -> Iterator[RedisServer]:
         pytest.fail(str(exc))
     yield server
     server.stop()
+
+
+@pytest.fixture
+def reader(redis_server: RedisServer) -> Iterator[Client]:
+    """A notebook elsewhere: a client that reads the cluster from ``redis_server``, samples nothing, caches nothing."""
+    client = Client(ClusterNB(redis_url=redis_server.url, interval=1.0, cache_enabled=False), sample_local=False)
+    try:
+        yield client
+    finally:
+        client.close()

@@ -111,39 +111,49 @@ _TH = "text-align:right;padding:3px 10px;border-bottom:2px solid #bdbdbd;positio
 _TD = "text-align:right;padding:2px 10px;border-bottom:1px solid #eeeeee;font-variant-numeric:tabular-nums;"
 
 
-def workers_html(workers: pd.DataFrame) -> str:
-    """One row per node; status coloured. Long tables scroll inside a fixed height."""
-    if workers.empty:
-        return f'<div style="{_BOX}color:#616161">no workers reported yet</div>'
-    head = f'<th style="{_TH}text-align:left">node</th>' + "".join(
-        f'<th style="{_TH}">{esc(h)}</th>' for _, h, _ in WORKER_TABLE
+Columns = tuple[tuple[str, str, Callable[[Any], str] | None], ...]
+
+
+def _cell(value: Any, fmt: Callable[[Any], str] | None) -> str:
+    """One cell, formatted and escaped; a category (``fmt`` None, the status) in its colour."""
+    if fmt is not None:
+        return f'<td style="{_TD}">{esc(fmt(value))}</td>'
+    text = str(value)
+    return f'<td style="{_TD}color:{STATUS_COLOURS.get(text, "#000")}">● {esc(text)}</td>'
+
+
+def _table(frame: pd.DataFrame, kind: str, first: tuple[str, str, Callable[[Any], str]], columns: Columns) -> str:
+    """A table of one row per frame row (at most :data:`MAX_ROWS`), scrolling inside a fixed height: the index
+    as the ``first`` column (heading, cell style, how it is written), then ``columns``. ``kind``: what a row is
+    (``worker``: the CSS classes and the query named when rows are cut), the rows counted by the first heading."""
+    heading, style, write = first
+    head = f'<th style="{_TH}text-align:left">{esc(heading)}</th>' + "".join(
+        f'<th style="{_TH}">{esc(h)}</th>' for _, h, _ in columns
     )
     rows = []
-    for node, row in workers.head(MAX_ROWS).iterrows():
-        cells = [f'<td style="{_TD}text-align:left;font-weight:600">{esc(node)}</td>']
-        for column, _, fmt in WORKER_TABLE:
-            value = row[column]
-            if fmt is None:  # the status
-                text = str(value)
-                cells.append(f'<td style="{_TD}color:{STATUS_COLOURS.get(text, "#000")}">● {esc(text)}</td>')
-            else:
-                cells.append(f'<td style="{_TD}">{esc(fmt(value))}</td>')
-        rows.append(f'<tr class="clusternb-worker">{"".join(cells)}</tr>')
-    more = len(workers) - MAX_ROWS
-    tail = (
-        f'<div style="color:#616161">… {more} more {noun(more, "node")} (see clusternb.workers())</div>'
-        if more > 0
-        else ""
-    )
+    for key, row in frame.head(MAX_ROWS).iterrows():
+        cells = [f'<td style="{_TD}{style}">{esc(write(key))}</td>']
+        cells += [_cell(row[column], fmt) for column, _, fmt in columns]
+        rows.append(f'<tr class="clusternb-{kind}">{"".join(cells)}</tr>')
+    more = len(frame) - MAX_ROWS
+    cut = f"… {more} more {noun(more, heading)} (see clusternb.{kind}s())"
+    tail = f'<div style="color:#616161">{cut}</div>' if more > 0 else ""
     return (
         f'<div style="{_BOX}max-height:320px;overflow:auto">'
-        f'<table class="clusternb-workers" style="border-collapse:collapse;width:100%">'
+        f'<table class="clusternb-{kind}s" style="border-collapse:collapse;width:100%">'
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{tail}</div>"
     )
 
 
+def workers_html(workers: pd.DataFrame) -> str:
+    """One row per node; status coloured. Long tables scroll inside a fixed height."""
+    if workers.empty:
+        return f'<div style="{_BOX}color:#616161">no workers reported yet</div>'
+    return _table(workers, "worker", ("node", "text-align:left;font-weight:600", str), WORKER_TABLE)
+
+
 #: The kernels table's columns after the kernel id, from the catalogue as the workers table's.
-KERNEL_TABLE: tuple[tuple[str, str, Callable[[Any], str] | None], ...] = tuple(
+KERNEL_TABLE: Columns = tuple(
     (f.name, _heading(f), _FORMATS[tables.format_of(f)]) for f in tables.kernels_table(schema.PANEL)
 )
 
@@ -152,23 +162,8 @@ def kernels_html(kernels: pd.DataFrame) -> str:
     """One row per kernel, largest memory first (the frame's order); a hidden path (another user's) is a dash."""
     if kernels.empty:
         return f'<div style="{_BOX}color:#616161">no kernels reported (servers with the extension publish theirs)</div>'
-    head = f'<th style="{_TH}text-align:left">kernel</th>' + "".join(
-        f'<th style="{_TH}">{esc(h)}</th>' for _, h, _ in KERNEL_TABLE
-    )
-    rows = []
-    for kernel_id, row in kernels.head(MAX_ROWS).iterrows():
-        cells = [f'<td style="{_TD}text-align:left;font-family:monospace">{esc(str(kernel_id)[:8])}</td>']
-        cells += [
-            f'<td style="{_TD}">{esc(fmt(row[column]) if fmt else row[column])}</td>' for column, _, fmt in KERNEL_TABLE
-        ]
-        rows.append(f'<tr class="clusternb-kernel">{"".join(cells)}</tr>')
-    more = len(kernels) - MAX_ROWS
-    tail = f'<div style="color:#616161">… {more} more (see clusternb.kernels())</div>' if more > 0 else ""
-    return (
-        f'<div style="{_BOX}max-height:320px;overflow:auto">'
-        f'<table class="clusternb-kernels" style="border-collapse:collapse;width:100%">'
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{tail}</div>"
-    )
+    short_id: Callable[[Any], str] = lambda kernel_id: str(kernel_id)[:8]  # noqa: E731 - as Jupyter shows ids
+    return _table(kernels, "kernel", ("kernel", "text-align:left;font-family:monospace", short_id), KERNEL_TABLE)
 
 
 def alerts_html(alerts: pd.DataFrame) -> str:

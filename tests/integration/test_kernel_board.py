@@ -4,14 +4,12 @@ another user's kernel arrives without its path."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 import pandas as pd
 import pytest
 
-from clusternb.config import ClusterNB
 from clusternb.kernel_usage.board import FILE_MAX_BYTES, KEY, FileBoard, MemoryBoard, MirroredBoard, RedisBoard
 from clusternb.kernel_usage.record import encode_report
 from clusternb.queries import Client
@@ -21,15 +19,6 @@ from tests.helpers import make_kernel, make_report
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def reader(redis_server: RedisServer) -> Iterator[Client]:
-    client = Client(ClusterNB(redis_url=redis_server.url, interval=1.0, cache_enabled=False), sample_local=False)
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 def _board(redis_server: RedisServer) -> RedisBoard:

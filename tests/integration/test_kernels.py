@@ -23,7 +23,6 @@ import pandas as pd
 import pytest
 from jupyter_client import BlockingKernelClient
 
-from clusternb.config import ClusterNB
 from clusternb.queries import Client
 from tests.helpers import free_port, stop_process
 from tests.redis_server import RedisServer
@@ -135,16 +134,6 @@ def servers(tmp_path: Path, redis_server: RedisServer) -> Iterator[tuple[Server,
     finally:
         first.stop()
         second.stop()
-
-
-@pytest.fixture
-def reader(redis_server: RedisServer) -> Iterator[Client]:
-    """A notebook elsewhere: reads the cluster from Redis, samples nothing, caches nothing."""
-    client = Client(ClusterNB(redis_url=redis_server.url, interval=1.0, cache_enabled=False), sample_local=False)
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 def _rows(reader: Client) -> pd.DataFrame:
