@@ -8,7 +8,8 @@ paint (the initial states) for a fixed window, in these scenarios:
 
 - **unchanged**: nothing is published during the window;
 - **one node changing each second**: node-0000's CPU moves every second (a new snapshot in Redis);
-- the same with the sidebar open (it adds the workers topic), then also with a dashboard tab (metrics).
+- the same with the sidebar open (it adds the workers and kernels topics; no kernel runs here), then also with a
+  dashboard tab (metrics).
 
 Also counted: how often the status bar item rewrote its DOM. Bounded: fixed windows, stops by itself.
 ``--seconds`` sets the window (default 60), ``--nodes`` the cluster size (default 12).

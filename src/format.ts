@@ -15,6 +15,27 @@ export function percent(value: unknown, decimals = 0): string {
   return missing(value) ? DASH : `${(value as number).toFixed(decimals)} %`;
 }
 
+/** IEC bytes as clusternb.units.human_bytes writes them: "1023 B", "1.0 KiB", "23.5 GiB". */
+export function bytes(value: unknown): string {
+  if (missing(value)) {
+    return DASH;
+  }
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = value as number;
+  let i = 0;
+  while (Math.abs(v) >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  let shown = v.toFixed(i === 0 ? 0 : 1);
+  if (Math.abs(Number(shown)) >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+    shown = v.toFixed(1);
+  }
+  return `${shown} ${units[i]}`;
+}
+
 /** Seconds since an ISO time, as a person says it, floored: "12 s ago", "3 min ago", "2 h ago". */
 export function ago(iso: string | undefined, now = Date.now()): string {
   const ms = iso ? Date.parse(iso) : NaN;

@@ -1,9 +1,10 @@
 /**
- * The left sidebar: the nodes with their status (a click opens that node's charts in the dashboard tab) and
- * the active alerts, each with an Acknowledge button that calls the REST API. Every text from a node is set
- * with `textContent`; sections are rebuilt only when their topic's data changed, ages tick locally.
+ * The left sidebar: the nodes with their status (a click opens that node's charts in the dashboard tab), the
+ * active alerts, each with an Acknowledge button that calls the REST API, and the Jupyter kernels of the
+ * cluster (path, node, state, memory, CPU; largest memory first, as the server sends them). Every text from a
+ * node is set with `textContent`; sections are rebuilt only when their topic's data changed, ages tick locally.
  *
- * The workers topic (the whole node table, resent on every change of any node) is followed only while the
+ * The workers and kernels topics (whole tables, resent on every change of any row) are followed only while the
  * sidebar is shown: a tab with the sidebar closed receives only the status and alerts topics.
  */
 
@@ -12,11 +13,13 @@ import { Widget } from '@lumino/widgets';
 
 import { ClusterConnection, IHandle, IMessage, ITopicBody } from './connection';
 import { acknowledge } from './notifications';
-import { DASH, ago, el, percent, text } from './format';
+import { DASH, ago, bytes, el, percent, text } from './format';
 import { IClusterSettings } from './settings';
 
 /** Rows drawn at most: a sidebar of 5,000 nodes shows nothing; the dashboard's filter finds the rest. */
 const MAX_NODES = 200;
+/** Kernels drawn at most (the largest by memory come first); "… N more" says how many the dashboard adds. */
+const MAX_KERNELS = 20;
 
 export class ClusterSidebar extends Widget {
   constructor(connection: ClusterConnection, openNode: (node?: string) => void, settings: IClusterSettings) {
@@ -39,8 +42,22 @@ export class ClusterSidebar extends Widget {
     this._nodesHead = el('h3', 'clusternb-Sidebar-section', 'Nodes');
     this._nodes = el('table', 'clusternb-nodes');
     this._note = el('div', 'clusternb-note');
+    this._kernelsHead = el('h3', 'clusternb-Sidebar-section', 'Kernels');
+    this._kernels = el('table', 'clusternb-nodes clusternb-kernels');
+    this._kernelsNote = el('div', 'clusternb-note');
     this._age = el('div', 'clusternb-age');
-    this.node.append(head, this._alertsHead, this._alerts, this._nodesHead, this._nodes, this._note, this._age);
+    this.node.append(
+      head,
+      this._alertsHead,
+      this._alerts,
+      this._nodesHead,
+      this._nodes,
+      this._note,
+      this._kernelsHead,
+      this._kernels,
+      this._kernelsNote,
+      this._age
+    );
 
     this._handles = [
       connection.want('status', m => this._on(m, b => this._renderStatus(b))),
@@ -52,12 +69,15 @@ export class ClusterSidebar extends Widget {
   protected onAfterShow(msg: Message): void {
     super.onAfterShow(msg);
     this._workers ??= this._connection.want('workers', m => this._on(m, b => this._renderNodes(b)));
+    this._kernelsWant ??= this._connection.want('kernels', m => this._on(m, b => this._renderKernels(b)));
   }
 
   protected onAfterHide(msg: Message): void {
     super.onAfterHide(msg);
     this._workers?.dispose();
     this._workers = null;
+    this._kernelsWant?.dispose();
+    this._kernelsWant = null;
   }
 
   configure(settings: IClusterSettings): void {
@@ -69,6 +89,7 @@ export class ClusterSidebar extends Widget {
     window.clearInterval(this._ticker);
     this._handles.forEach(h => h.dispose());
     this._workers?.dispose();
+    this._kernelsWant?.dispose();
     super.dispose();
   }
 
@@ -120,6 +141,38 @@ export class ClusterSidebar extends Widget {
     }
     this._note.textContent =
       rows.length > MAX_NODES ? `Showing ${MAX_NODES} of ${rows.length} nodes; the dashboard lists all.` : '';
+  }
+
+  private _renderKernels(body: ITopicBody): void {
+    const rows = body.data;
+    this._kernelsHead.textContent = `Kernels (${rows.length})`;
+    const table = this._kernels;
+    table.replaceChildren();
+    if (rows.length === 0) {
+      this._kernelsNote.textContent = 'No kernels reported (servers with the extension publish theirs)';
+      return;
+    }
+    const head = table.createTHead().insertRow();
+    for (const label of ['Notebook', 'Node', 'State', 'Mem', 'CPU']) {
+      head.append(el('th', '', label));
+    }
+    const tbody = table.createTBody();
+    for (const row of rows.slice(0, MAX_KERNELS)) {
+      const tr = tbody.insertRow();
+      tr.className = 'clusternb-kernel';
+      tr.dataset.kernelId = text(row.kernel_id);
+      const hidden = row.path === null || row.path === undefined;
+      const shown = hidden ? (row.own === false ? "another user's" : DASH) : text(row.path);
+      const path = el('span', 'clusternb-kernel-path', shown);
+      path.title = hidden ? `kernel ${text(row.kernel_id)}` : `${text(row.path)} (kernel ${text(row.kernel_id)})`;
+      tr.insertCell().append(path);
+      tr.insertCell().textContent = text(row.node);
+      tr.insertCell().textContent = text(row.execution_state);
+      tr.insertCell().textContent = bytes(row.pss_bytes);
+      tr.insertCell().textContent = percent(row.cpu_percent);
+    }
+    this._kernelsNote.textContent =
+      rows.length > MAX_KERNELS ? `… ${rows.length - MAX_KERNELS} more; the dashboard lists all.` : '';
   }
 
   private _renderAlerts(body: ITopicBody): void {
@@ -176,6 +229,7 @@ export class ClusterSidebar extends Widget {
   private _openNode: (node?: string) => void;
   private _handles: IHandle[];
   private _workers: IHandle | null = null;
+  private _kernelsWant: IHandle | null = null;
   private _health: HTMLSpanElement;
   private _summary: HTMLSpanElement;
   private _alertsHead: HTMLHeadingElement;
@@ -183,6 +237,9 @@ export class ClusterSidebar extends Widget {
   private _nodesHead: HTMLHeadingElement;
   private _nodes: HTMLTableElement;
   private _note: HTMLDivElement;
+  private _kernelsHead: HTMLHeadingElement;
+  private _kernels: HTMLTableElement;
+  private _kernelsNote: HTMLDivElement;
   private _age: HTMLDivElement;
   private _ticker = 0;
 }

@@ -13,8 +13,10 @@ own load must not raise alerts) and ``node_offline`` as a warning, so a killed a
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ from clusternb.queries import Client
 from clusternb.state.redis import RedisStateStore
 from tests.browser import ARGS, CHROMIUM
 from tests.helpers import make_snapshot
-from tests.lab_process import Agents, Lab
+from tests.lab_process import TOKEN, Agents, Lab
 from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.redis]
@@ -99,6 +101,15 @@ def shot(target: Any, name: str) -> None:
 def open_sidebar(page: Any) -> None:
     page.evaluate("() => window.jupyterapp.shell.activateById('clusternb-sidebar')")
     page.wait_for_selector("#clusternb-sidebar .clusternb-node", timeout=30_000)
+
+
+def start_session(lab: Lab, path: str) -> None:
+    """A notebook session with a python3 kernel, through Jupyter's REST API (what opening a notebook does)."""
+    body = orjson.dumps({"path": path, "type": "notebook", "name": "", "kernel": {"name": "python3"}})
+    url = f"http://127.0.0.1:{lab.port}{lab.base_url}api/sessions"
+    headers = {"Authorization": f"token {TOKEN}", "Content-Type": "application/json"}
+    with urllib.request.urlopen(urllib.request.Request(url, body, headers, method="POST"), timeout=60) as response:
+        assert response.status == 201
 
 
 def test_status_notifications_acknowledge_and_recovery(
@@ -182,6 +193,20 @@ def test_dashboard_tab_from_the_palette_and_a_hostile_node_name(
         assert XSS_NODE in names, names
         page.wait_for_selector(f".jp-toast-message >> text={XSS_NODE} · node_offline", timeout=30_000)
         assert XSS_NODE in page.locator("#clusternb-sidebar .clusternb-alert-node").all_inner_texts()
+
+        # The sidebar's kernels: this server's, by notebook path; a hostile path is text too.
+        for path in ("k.ipynb", f"{XSS_NODE}.ipynb"):
+            start_session(lab, path)
+        page.wait_for_function(
+            "() => document.querySelectorAll('#clusternb-sidebar .clusternb-kernel').length === 2", timeout=30_000
+        )
+        paths = page.locator("#clusternb-sidebar .clusternb-kernel-path").all_inner_texts()
+        assert sorted(paths) == sorted(["k.ipynb", f"{XSS_NODE}.ipynb"]), paths
+        assert page.locator("#clusternb-sidebar .clusternb-kernels img").count() == 0
+        row = page.locator("#clusternb-sidebar .clusternb-kernel", has_text="k.ipynb")
+        _path, node, state, mem, cpu = row.locator("td").all_inner_texts()
+        assert node and state in {"starting", "idle", "busy"}, (node, state)
+        assert re.fullmatch(r"\d+(\.\d)? (B|KiB|MiB|GiB)", mem) and cpu.endswith(" %"), (mem, cpu)  # IEC
 
         # The command palette, as a person uses it (opened by its command: a key press can land before Lab
         # has focus on a loaded machine).
