@@ -4,7 +4,7 @@
  */
 
 /** The dash the rest of clusternb writes for a missing value (clusternb/units.py). */
-export const DASH = '–';
+export const DASH = '—'; // clusternb.units.DASH: the one dash of every HTML face
 
 export function missing(value: unknown): boolean {
   return typeof value !== 'number' || !Number.isFinite(value);
