@@ -4,6 +4,7 @@
       └─ Backend ─ MemoryBackend (memory.py)
                  ├ RedisBackend  (redis.py)
                  └ FallbackBackend(RedisBackend, MemoryBackend)  (fallback.py)
+    Entry ─ encoding (codec.py); each caller's copy of a JSON value, made as it is reached (lazycopy.py)
 
 Exceptions: ``BackendUnavailable`` (a backend's server is unreachable: fall back), ``DecodeError`` (bytes
 that are not our entry: a miss and an error count), ``EncodeError`` (a value that cannot be cached safely).

@@ -21,6 +21,7 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
+from clusternb.cache.lazycopy import freeze, thaw
 from clusternb.model import TIME_MAX
 
 MAGIC: Final = b"CNB"
@@ -72,7 +73,7 @@ class Entry:
         if share or type(value) in _IMMUTABLE:
             return value
         if self.kind == KIND_JSON:
-            return orjson.loads(self.payload)
+            return thaw(value)  # one level now, the rest as the caller reaches it
         return value.copy(deep=not copy_on_write())
 
     def to_bytes(self) -> bytes:
@@ -96,8 +97,9 @@ def make_entry(value: Any, created: float) -> Entry:
             payload = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
         except TypeError as exc:
             raise EncodeError(f"cannot cache a {type(value).__name__}: {exc}") from None
-        # The entry's own value is the decoded payload, equal to what every caller gets (a tuple came back a list).
-        kind, keep = KIND_JSON, value if type(value) in _IMMUTABLE else orjson.loads(payload)
+        # The entry's own value is the decoded payload, equal to what every caller gets (a tuple comes back a
+        # list), frozen: callers get copies of it as they reach its parts (see lazycopy), or share it read-only.
+        kind, keep = KIND_JSON, value if type(value) in _IMMUTABLE else freeze(orjson.loads(payload))
     digest = hashlib.blake2b(payload, digest_size=16).hexdigest()
     return Entry(kind, payload, digest, created, keep)
 

@@ -1,9 +1,9 @@
 """``@cached``: the decorator for sync and async functions, with the hit path kept as short as possible.
 
 The hit path is: build the key (memoised per argument tuple), one backend get, a stats bump, and a copy
-for the caller where the value is mutable. Everything else (encoding, single-flight, leases, fallback)
-happens only on a miss. ``fn.with_entry(...)`` returns ``(value, entry)`` for consumers that need the
-content hash (REST ETags, the WebSocket, panels).
+for the caller where the value is mutable (none with ``share=True``). Everything else (encoding,
+single-flight, leases, fallback) happens only on a miss. ``fn.with_entry(...)`` returns ``(value, entry)``
+for consumers that need the content hash (REST ETags, the WebSocket, panels).
 """
 
 from __future__ import annotations
@@ -82,10 +82,12 @@ def cached(
     ``token``: a callable whose value joins the key, so a new token means a new entry; clusternb's queries
     pass the state store's generation so a cached result is never older than the newest sample.
     ``share``: hand every hit the cache's own value instead of a copy of it. By default each caller gets a value
-    it may mutate (nested lists and dicts, frame columns) without changing what the next caller gets, which
-    costs a copy per hit (a decode of a JSON value; a shallow, copy-on-write copy of a pandas object). With
-    ``share=True`` a memory hit costs no copy, and callers must **not mutate** what they get: a change would
-    reach every later caller in this process until the entry expires. (A Redis hit decodes its own value.)
+    it may mutate (nested lists and dicts, frame columns) without changing what the next caller gets: a JSON
+    value is copied level by level as the caller reaches it (see :mod:`clusternb.cache.lazycopy`), a pandas
+    object shallowly where pandas copies on write (deeply on pandas 2 without copy-on-write). With
+    ``share=True`` a memory hit costs no copy at all, and callers must **not mutate** what they get: a shared
+    JSON value refuses changes (``TypeError``); a change to a shared frame would reach every later caller in
+    this process until the entry expires. (A Redis hit decodes a value of its own either way.)
     Results must be JSON data or pandas objects; anything else is returned uncached and counted as an error.
     Bad arguments raise :class:`~clusternb.arguments.ArgumentError` here, where the function is decorated.
     """

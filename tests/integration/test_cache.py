@@ -146,6 +146,10 @@ def test_share_true_hands_every_memory_hit_one_object(cache: Cache) -> None:
     value, _ = cache.get_or_compute("shared", "k", _records, share=True)
     again, _ = cache.get_or_compute("shared", "k", _records, share=True)
     assert value == again == _records() and (value is again) is (cache.backend.active.name == "memory")
+    if cache.backend.active.name == "memory":  # the one shared JSON value refuses changes
+        with pytest.raises(TypeError):
+            first["workers"][0]["labels"]["rack"] = "changed"
+        assert records() == _records()
 
 
 def test_share_must_be_a_bool(cache: Cache) -> None:

@@ -1,0 +1,260 @@
+"""Copy-on-access JSON values: a cache hit copies one level of the value; the rest is copied as it is reached.
+
+A memory entry keeps its decoded JSON value as a *frozen* tree: :class:`FrozenDict` and :class:`FrozenList`,
+dict and list subclasses whose mutating methods raise ``TypeError``. A caller gets :func:`thaw` of it: a
+:class:`LazyDict` or :class:`LazyList`, a shallow copy of the top level whose container children are still the
+frozen, shared ones. Reaching a child through the Python API (``v[k]``, ``.get``, ``.pop``, ``.setdefault``,
+``.values()``, ``.items()``, iteration of a list, slicing, ``copy``, ``dict(v)``, ``{**v}``) first replaces it
+by the caller's own copy, made the same way. So a caller may change whatever it reaches, and what it changes is
+its own; the next caller gets the cached value unchanged. Containers without container children thaw to plain
+``dict`` and ``list``, so the leaves of a value cost nothing more to read than before.
+
+A few C paths read children without a Python call: the JSON encoders, ``==``, ``repr``, ``in``,
+``dict.values(v)`` called on the class. They only read. A change made through one of them reaches a frozen
+container and raises ``TypeError``: the cache itself can never be changed. ``copy.deepcopy`` and pickling give
+plain ``dict`` and ``list`` objects.
+
+Why: a 98-record JSON value (23 KB) cost a full decode per hit, ~60-90 µs, more than aiocache's whole hit; a
+hit now costs one shallow copy of the top level (~1 µs), and a caller pays per level only for what it reaches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NoReturn, SupportsIndex
+
+
+def _refuse(self: object, *args: object, **kwargs: object) -> NoReturn:
+    raise TypeError(
+        "this cached value is shared by every caller and cannot be changed; "
+        "reach it through the value the cache returned (each caller's own copy) or use copy.deepcopy()"
+    )
+
+
+class FrozenDict(dict[Any, Any]):
+    """A shared, read-only dict of a cached value (the entry's own copy)."""
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse
+    __init__ = _refuse  # dict.__init__ again would add keys
+
+    def copy(self) -> Any:
+        return thaw(self)
+
+    __copy__ = copy
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return plain(self)
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
+        return dict, (plain(self),)
+
+
+class FrozenList(list[Any]):
+    """A shared, read-only list of a cached value (the entry's own copy)."""
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = append = extend = insert = pop = remove = reverse = sort = clear = _refuse
+    __iadd__ = __imul__ = __init__ = _refuse
+
+    def copy(self) -> Any:
+        return thaw(self)
+
+    __copy__ = copy
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return plain(self)
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
+        return list, (plain(self),)
+
+
+class _FrozenLeafDict(FrozenDict):
+    """A frozen dict without container children: it thaws to a plain dict."""
+
+    __slots__ = ()
+
+
+class _FrozenLeafList(FrozenList):
+    """A frozen list without container children: it thaws to a plain list."""
+
+    __slots__ = ()
+
+
+class LazyDict(dict[Any, Any]):
+    """A caller's dict whose container children are copied from the shared ones when first reached."""
+
+    __slots__ = ("_thawed",)
+    _thawed: bool
+
+    def __getitem__(self, key: Any) -> Any:
+        value = dict.__getitem__(self, key)
+        make = _THAW.get(type(value))
+        if make is None:
+            return value
+        value = make(value)
+        dict.__setitem__(self, key, value)
+        return value
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self[key] if key in self else default  # noqa: SIM401 - self[key] thaws; dict.get would not
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        return self[key] if key in self else dict.setdefault(self, key, default)
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        return _own(dict.pop(self, key, *default))
+
+    def popitem(self) -> tuple[Any, Any]:
+        key, value = dict.popitem(self)
+        return key, _own(value)
+
+    def values(self) -> Any:
+        self._thaw_all()
+        return dict.values(self)
+
+    def items(self) -> Any:
+        self._thaw_all()
+        return dict.items(self)
+
+    def __iter__(self) -> Any:
+        # Overriding it (even unchanged) makes dict(v), {**v}, v | w and update(v) read through __getitem__.
+        return dict.__iter__(self)
+
+    def copy(self) -> LazyDict:
+        return LazyDict(dict.copy(self))  # children still frozen stay so in both: each thaws its own
+
+    __copy__ = copy
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return plain(self)
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
+        return dict, (dict.copy(self),)
+
+    def _thaw_all(self) -> None:
+        try:
+            if self._thawed:
+                return
+        except AttributeError:
+            pass
+        for key, value in dict.items(self):
+            make = _THAW.get(type(value))
+            if make is not None:
+                dict.__setitem__(self, key, make(value))
+        self._thawed = True
+
+
+class LazyList(list[Any]):
+    """A caller's list whose container children are copied from the shared ones when first reached."""
+
+    __slots__ = ("_thawed",)
+    _thawed: bool
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            self._thaw_all()
+            return list.__getitem__(self, index)
+        value = list.__getitem__(self, index)
+        make = _THAW.get(type(value))
+        if make is None:
+            return value
+        value = make(value)
+        list.__setitem__(self, index, value)
+        return value
+
+    def __iter__(self) -> Any:
+        self._thaw_all()
+        return list.__iter__(self)
+
+    def __reversed__(self) -> Any:
+        self._thaw_all()
+        return list.__reversed__(self)
+
+    def pop(self, index: SupportsIndex = -1) -> Any:
+        return _own(list.pop(self, index))
+
+    def __add__(self, other: Any) -> Any:
+        self._thaw_all()
+        return list.__add__(self, other)
+
+    def __radd__(self, other: Any) -> Any:
+        if not isinstance(other, list):
+            return NotImplemented
+        self._thaw_all()
+        return list.__add__(list(other), list.copy(self))
+
+    def __mul__(self, count: SupportsIndex) -> Any:
+        self._thaw_all()
+        return list.__mul__(self, count)
+
+    __rmul__ = __mul__
+
+    def copy(self) -> LazyList:
+        return LazyList(list.copy(self))  # children still frozen stay so in both: each thaws its own
+
+    __copy__ = copy
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return plain(self)
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
+        return list, (list.copy(self),)
+
+    def _thaw_all(self) -> None:
+        try:
+            if self._thawed:
+                return
+        except AttributeError:
+            pass
+        for index, value in enumerate(list.__iter__(self)):
+            make = _THAW.get(type(value))
+            if make is not None:
+                list.__setitem__(self, index, make(value))
+        self._thawed = True
+
+
+def _own(value: Any) -> Any:
+    make = _THAW.get(type(value))
+    return value if make is None else make(value)
+
+
+#: How each frozen type becomes a caller's own copy: one level, C-speed for the leaves.
+_THAW: dict[type, Callable[[Any], Any]] = {
+    FrozenDict: LazyDict,
+    FrozenList: LazyList,
+    _FrozenLeafDict: dict,
+    _FrozenLeafList: list,
+}
+_CONTAINERS = (dict, list, FrozenDict, FrozenList, _FrozenLeafDict, _FrozenLeafList, LazyDict, LazyList)
+
+
+def freeze(value: Any) -> Any:
+    """The shared, frozen tree of a decoded JSON value (dicts and lists; anything else is kept as is)."""
+    if isinstance(value, dict):
+        items = {key: freeze(child) for key, child in value.items()}
+        nested = any(type(child) in _CONTAINERS for child in items.values())
+        frozen: Any = dict.__new__(FrozenDict if nested else _FrozenLeafDict)
+        dict.update(frozen, items)
+        return frozen
+    if isinstance(value, list):
+        children = [freeze(child) for child in value]
+        nested = any(type(child) in _CONTAINERS for child in children)
+        frozen = list.__new__(FrozenList if nested else _FrozenLeafList)
+        list.extend(frozen, children)
+        return frozen
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """A caller's own copy of a frozen value: one level now, the rest on access (scalars as they are)."""
+    return _own(value)
+
+
+def plain(value: Any) -> Any:
+    """A deep copy made only of plain dicts and lists."""
+    if isinstance(value, dict):
+        return {key: plain(child) for key, child in dict.items(value)}
+    if isinstance(value, list):
+        return [plain(child) for child in list.__iter__(value)]
+    return value  # JSON scalars are immutable
