@@ -11,8 +11,17 @@ from typing import Any
 import orjson
 import pytest
 
+from clusternb.cache import lazycopy
 from clusternb.cache.codec import make_entry
 from clusternb.cache.lazycopy import FrozenDict, FrozenList, LazyDict, LazyList, freeze, plain, thaw
+
+
+@pytest.fixture(autouse=True, params=[1, 8, 1000], ids=["all-lazy", "records-whole", "all-whole"])
+def small(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Every test runs with each part copied level by level, with each record copied whole, and with the whole
+    value copied whole when reached."""
+    monkeypatch.setattr(lazycopy, "SMALL", request.param)
+    return int(request.param)
 
 
 def _value() -> dict[str, Any]:
@@ -96,15 +105,16 @@ def _mutations() -> list[Callable[[Any], object]]:
 def test_a_callers_change_never_reaches_the_next_caller(mutate: Callable[[Any], object]) -> None:
     entry = make_entry(_value(), 0)
     mine = entry.value_for_caller()
-    assert isinstance(mine, LazyDict) and mine == _value()
+    assert isinstance(mine, dict) and mine == _value()
     mutate(mine)
     assert entry.value_for_caller() == _value()
     assert entry.value == _value() and plain(entry.value) == _value()
 
 
-def test_values_look_and_serialize_like_plain_json() -> None:
+def test_values_look_and_serialize_like_plain_json(small: int) -> None:
     mine = thaw(freeze(_value()))
-    assert isinstance(mine, dict) and isinstance(mine["workers"], list)
+    assert type(mine) is LazyDict and type(mine["workers"]) is (list if small == 1000 else LazyList)
+    assert type(mine["workers"][0]) is (LazyDict if small == 1 else dict)  # a record: at most 8 dicts and lists
     assert repr(mine) == repr(_value())
     assert json.loads(json.dumps(mine)) == _value() and orjson.loads(orjson.dumps(mine)) == _value()
     assert type(mine["tags"]) is list and type(mine["workers"][0]["labels"]) is dict  # leaves are plain
@@ -129,13 +139,14 @@ def test_the_shared_value_refuses_every_change() -> None:
         with pytest.raises(TypeError):
             change()
     assert shared == _value()
-    assert shared.copy() == _value() and type(shared.copy()) is LazyDict and type(shared["tags"].copy()) is list
+    assert shared.copy() == _value() and isinstance(shared.copy(), dict) and type(shared["tags"].copy()) is list
 
 
-def test_a_list_at_the_top_and_scalars() -> None:
+def test_a_list_at_the_top_and_scalars(small: int) -> None:
     entry = make_entry([{"a": [1]}, {"a": [2]}], 0)
     mine = entry.value_for_caller()
-    assert isinstance(mine, LazyList)
+    assert type(mine) is LazyList
+    assert type(mine[0]) is (LazyDict if small == 1 else dict)
     for item in mine:
         item["a"].append(0)
     assert entry.value_for_caller() == [{"a": [1]}, {"a": [2]}]
