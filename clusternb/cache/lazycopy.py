@@ -15,8 +15,9 @@ A few C paths read children without a Python call: the JSON encoders, ``==``, ``
 container and raises ``TypeError``: the cache itself can never be changed. ``copy.deepcopy`` and pickling give
 plain ``dict`` and ``list`` objects.
 
-Why: a 98-record JSON value (23 KB) cost a full decode per hit, ~60-90 µs, more than aiocache's whole hit; a
-hit now costs one shallow copy of the top level (~1 µs), and a caller pays per level only for what it reaches.
+Why (benchmarks/bench_cache.py, 98 worker records, 23 KB of JSON): a hit decoded the whole value, ~90 µs, more
+than aiocache's whole hit (~17 µs); it now costs ~1.8 µs. A caller that then reads every field pays ~285 µs in
+all, against ~260 µs with the full decode: iterating a list of small records copies them all at once.
 """
 
 from __future__ import annotations
@@ -150,8 +151,9 @@ class LazyDict(dict[Any, Any]):
 class LazyList(list[Any]):
     """A caller's list whose container children are copied from the shared ones when first reached."""
 
-    __slots__ = ("_thawed",)
+    __slots__ = ("_source", "_thawed")
     _thawed: bool
+    _source: _FrozenPackedList
 
     def __getitem__(self, index: Any) -> Any:
         if isinstance(index, slice):
@@ -209,10 +211,22 @@ class LazyList(list[Any]):
                 return
         except AttributeError:
             pass
-        for index, value in enumerate(list.__iter__(self)):
-            make = _THAW.get(type(value))
-            if make is not None:
-                list.__setitem__(self, index, make(value))
+        try:
+            source: Any = self._source
+        except AttributeError:
+            source = None
+        whole = None
+        for index, item in enumerate(list.__iter__(self)):
+            make = _THAW.get(type(item))
+            if make is None:
+                continue
+            if source is not None and index < len(source) and list.__getitem__(source, index) is item:
+                if whole is None:  # every record at once: one C call instead of one per record
+                    whole = marshal.loads(source.packed)
+                own = whole[index]  # a copy of this very item (the caller may have reordered the list)
+            else:
+                own = make(item)
+            list.__setitem__(self, index, own)
         self._thawed = True
 
 
@@ -235,6 +249,20 @@ class _FrozenSmallList(FrozenList):
     packed: bytes
 
 
+class _FrozenPackedList(FrozenList):
+    """A frozen list above :data:`SMALL` whose items are all small: it thaws lazily, but a caller's iteration
+    copies all its items from ``packed`` at once."""
+
+    __slots__ = ("packed",)
+    packed: bytes
+
+
+def _lazy_packed(value: _FrozenPackedList) -> LazyList:
+    out = LazyList(value)
+    out._source = value
+    return out
+
+
 def _unpack(value: Any) -> Any:
     return marshal.loads(value.packed)  # bytes this process made from a decoded JSON value, never from outside
 
@@ -248,6 +276,7 @@ SMALL = 32
 _THAW: dict[type, Callable[[Any], Any]] = {
     FrozenDict: LazyDict,
     FrozenList: LazyList,
+    _FrozenPackedList: _lazy_packed,
     _FrozenSmallDict: _unpack,
     _FrozenSmallList: _unpack,
     _FrozenLeafDict: dict,
@@ -282,11 +311,14 @@ def _freeze(value: Any) -> tuple[Any, int]:
     elif isinstance(value, list):
         children = [_freeze(child) for child in value]
         count = 1 + sum(n for _, n in children)
-        frozen = list.__new__(_frozen_type(count, _FrozenLeafList, _FrozenSmallList, FrozenList))
+        kind = _frozen_type(count, _FrozenLeafList, _FrozenSmallList, FrozenList)
+        if kind is FrozenList and all(n <= SMALL for _, n in children):
+            kind = _FrozenPackedList
+        frozen = list.__new__(kind)
         list.extend(frozen, [child for child, _ in children])
     else:
         return value, 0
-    if count > 1 and count <= SMALL:
+    if count > 1 and (count <= SMALL or type(frozen) is _FrozenPackedList):
         frozen.packed = marshal.dumps(value)
     return frozen, count
 

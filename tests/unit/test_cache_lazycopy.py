@@ -111,6 +111,20 @@ def test_a_callers_change_never_reaches_the_next_caller(mutate: Callable[[Any], 
     assert entry.value == _value() and plain(entry.value) == _value()
 
 
+def test_a_list_changed_before_it_is_iterated_still_holds_the_right_items() -> None:
+    entry = make_entry(_value(), 0)
+    expected = _value()["workers"]
+    mine = entry.value_for_caller()["workers"]
+    mine[1]["node"] = "mine"  # one item copied on its own first
+    mine.reverse()
+    mine.insert(1, {"node": "new"})
+    expected[1]["node"] = "mine"
+    assert list(mine) == [expected[2], {"node": "new"}, expected[1], expected[0]]
+    for item in mine:
+        item["node"] = "changed"
+    assert entry.value_for_caller() == _value()
+
+
 def test_values_look_and_serialize_like_plain_json(small: int) -> None:
     mine = thaw(freeze(_value()))
     assert type(mine) is LazyDict and type(mine["workers"]) is (list if small == 1000 else LazyList)
