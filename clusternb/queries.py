@@ -51,6 +51,9 @@ from clusternb.state.redis import RedisStateStore
 #: far edge, where samples leave a 15-minute chart a few seconds late at worst. Any new sample moves the
 #: generation, and with it every key, at once.
 STANDS_WHILE_UNCHANGED: dict[str, float] = {"metrics": 30.0}
+#: Queries whose key carries the state they were computed from (``kernels``: each server report's time), so
+#: they take neither the store's generation nor a clock bucket: recomputed when their own state changes, only.
+OWN_FRESHNESS: frozenset[str] = frozenset({"kernels"})
 #: Seconds between two refreshes of the last view of the shared state kept for outages (see Client.query).
 VIEW_REFRESH_S = 10.0
 #: How long the first query of a fresh process waits for the sampler's first sample.
@@ -317,6 +320,8 @@ class Client(QueryBuilders):
         """Changes with every write to the store and at every boundary of the query's freshness bucket: the
         sampling interval, or :data:`STANDS_WHILE_UNCHANGED` for a query whose result depends on the clock only
         a little (see the module docstring). The one freshness policy of every face."""
+        if namespace in OWN_FRESHNESS:
+            return "own"
         bucket = max(self.settings.interval, STANDS_WHILE_UNCHANGED.get(namespace, 0.0))
         return f"{self.store.generation()}.{int(time.time() // bucket)}"
 

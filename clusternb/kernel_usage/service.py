@@ -134,13 +134,20 @@ class KernelService:
     def build(
         self, now: float, node: Any = None, path: Any = None, min_memory: Any = None, me: bool = False
     ) -> tuple[Any, Callable[[], pd.DataFrame]]:
-        """The query: checked arguments (the cache key) and how to compute the frame."""
+        """The query: checked arguments and the reports' stamps (the cache key), and how to compute the frame.
+
+        The reports are read here, on every call, and each one's publisher and time are part of the key: a
+        result is computed again when a server publishes (every sampling interval while it runs kernels) or a
+        report expires, and only then (the client gives this query no clock bucket: see ``OWN_FRESHNESS``).
+        """
         checked = check_arguments("kernels", now, {"node": node, "path": path, "min_memory": min_memory, "me": me})
         chosen = KernelFilter(checked["node"], checked["path"], checked["min_memory"], checked["me"])
+        reports = self.board.reports()
+        stamps = tuple(sorted((r.publisher, r.time) for r in reports))
 
         def compute() -> pd.DataFrame:
             memory = {s.node: s.mem_limit_bytes or s.mem_total_bytes for s in self.store.latest()}
-            return kernels_frame(self.board.reports(), time.time(), memory, self.viewer, chosen)
+            return kernels_frame(reports, time.time(), memory, self.viewer, chosen)
 
         viewer = (self.viewer.user, self.viewer.sees_all_paths)  # one user's view is never another's cache entry
-        return (chosen.node, chosen.path, chosen.min_memory, chosen.me, viewer), compute
+        return (chosen.node, chosen.path, chosen.min_memory, chosen.me, viewer, stamps), compute
