@@ -119,9 +119,10 @@ class ClusterNB(Configurable):
 
     kernel_paths_of_others = Bool(
         False,
-        help="Show the notebook paths of kernels owned by other Unix users in kernels() (an administrator's "
-        "setting for shared nodes; by default another user's kernel counts, but its path reads <NA>).",
-    ).tag(config=True)
+        help="Show the notebook paths of kernels owned by other users in kernels() (an administrator's setting for "
+        "shared nodes, read from config files only, never from the environment; by default another user's kernel "
+        "counts, but its path reads <NA>).",
+    ).tag(config=True, env=False)
 
     # -- alerts ---------------------------------------------------------------------------------------------
     alert_defaults = Bool(
@@ -208,6 +209,8 @@ class ClusterNB(Configurable):
     def _apply_env(self, explicit: set[str]) -> None:
         """Fill every setting not given explicitly from its ``CLUSTERNB_*`` environment variable."""
         for name, trait in self.traits(config=True).items():
+            if trait.metadata.get("env") is False:  # an administrator's setting: not one a user's shell may flip
+                continue
             env = ENV_PREFIX + name.upper()
             raw = os.environ.get(env)
             if raw is None or name in explicit:

@@ -104,7 +104,7 @@ class Client(QueryBuilders):
         self.cache: Cache = build_cache(s, self.link)
         self.alerting = AlertRuntime(s, store=alert_store)
         #: This server's kernels (published once a server watches them) and the kernels() query.
-        self.kernel_service = KernelService(s, board_for(s, self.link, self.rejections), self.store)
+        self.kernel_service = KernelService(s, board_for(s, self.link, self.rejections), self.store, self.rejections)
         self.kernel_service.on_shares = self.alerting.on_kernels
         if sample_local is None:
             sample_local = not s.redis_url or s.publish_host

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from clusternb.kernel_usage.record import KernelReport, decode_report, encode_report
+from clusternb.kernel_usage.record import KernelReport, OtherVersion, decode_report, encode_report
 from clusternb.model import SchemaError
 from clusternb.redisio.errors import Unavailable
 from clusternb.redisio.link import RedisLink
@@ -35,10 +35,17 @@ from clusternb.rejects import Rejections, node_of
 from clusternb.state.redis_scripts import PRUNE_HASH_VALUES, TAG
 
 KEY = f"{TAG}:kernels"
-#: The largest report file read (1024 kernels of long paths fit in well under a megabyte).
-FILE_MAX_BYTES = 8 * 2**20
+#: The largest report file read: above what the record's bounds allow (1,024 kernels with 4,096-character
+#: paths of 2-byte characters encode to about 9.2 MB), so no valid report is refused.
+FILE_MAX_BYTES = 24 * 2**20
 #: How far ahead of this host's clock a report may be dated (a wrong clock would keep a stopped server listed).
 CLOCK_SKEW_MAX = 300.0
+
+
+def expired(report: KernelReport, now: float, expire_after: float) -> bool:
+    """Not renewed for ``expire_after`` seconds, or three of its server's own intervals if that is longer (a
+    server sampling every minute is not dropped between two of its reports)."""
+    return report.time < now - max(expire_after, 3.0 * report.interval_s)
 
 
 #: One report, in one step: a key of another type under our name (which would make every write fail) is
@@ -77,9 +84,9 @@ class MemoryBoard:
             self._reports.pop(publisher, None)
 
     def reports(self) -> list[KernelReport]:
-        oldest = time.time() - self.expire_after
+        now = time.time()
         with self._lock:
-            return [r for r in self._reports.values() if r.time >= oldest]
+            return [r for r in self._reports.values() if not expired(r, now, self.expire_after)]
 
 
 class RedisBoard:
@@ -105,6 +112,9 @@ class RedisBoard:
         for raw in found.values():
             try:
                 report = decode_report(raw)
+            except OtherVersion as exc:  # a rolling upgrade: its writer is alive and right by its own version
+                self.rejections.add("kernels", node_of(raw), str(exc))
+                continue
             except SchemaError as exc:
                 self.rejections.add("kernels", node_of(raw), str(exc))
                 self._drop(raw)
@@ -112,7 +122,7 @@ class RedisBoard:
             if report.time > now + CLOCK_SKEW_MAX:
                 self.rejections.add("kernels", report.node, "report dated ahead of this host's clock")
                 self._drop(raw)
-            elif report.time < now - self.expire_after:  # its server stopped without removing it
+            elif expired(report, now, self.expire_after):  # its server stopped without removing it
                 self._drop(raw)
             else:
                 out.append(report)
@@ -167,10 +177,13 @@ class FileBoard:
                 report: KernelReport | None = decode_report(raw)
             except OSError:  # removed meanwhile
                 continue
+            except OtherVersion as exc:
+                self.rejections.add("kernels", node_of(raw[:4096]), str(exc))
+                continue
             except SchemaError as exc:
                 self.rejections.add("kernels", node_of(raw[:4096]), str(exc))
                 report = None
-            if report is None or report.time < now - self.expire_after or report.time > now + CLOCK_SKEW_MAX:
+            if report is None or expired(report, now, self.expire_after) or report.time > now + CLOCK_SKEW_MAX:
                 with contextlib.suppress(OSError):
                     path.unlink()
                 continue
@@ -201,5 +214,7 @@ class MirroredBoard:
         while Redis is unreachable, the last view of the others."""
         with contextlib.suppress(Unavailable):
             self._last = self.primary.reports()
+        now = time.time()
+        self._last = [r for r in self._last if not expired(r, now, self.local.expire_after)]  # an outage ages it
         mine = {r.publisher: r for r in self.local.reports()}
         return [*mine.values(), *(r for r in self._last if r.publisher not in mine)]

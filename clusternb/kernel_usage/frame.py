@@ -71,8 +71,12 @@ def kernels_frame(
     """
     chosen = chosen or KernelFilter()
     rows: list[tuple[KernelReport, KernelStat, str | None, bool]] = []
-    for report in reports:
+    seen: set[str] = set()
+    for report in sorted(reports, key=lambda r: -r.time):  # a kernel id twice (a forged report): the newest
         for kernel in report.kernels:
+            if kernel.kernel_id in seen:
+                continue
+            seen.add(kernel.kernel_id)
             own = viewer.owns(kernel)
             path = kernel.path if own or viewer.sees_all_paths else None
             if chosen.keeps(report.node, kernel, path, own):
@@ -107,4 +111,6 @@ def _columns(
 
 
 def _share(used: int | None, total: int | None) -> float:
-    return round(100.0 * used / total, 2) if used is not None and total else float("nan")
+    """``used`` as a percent of ``total``, at most 100 (a kernel may hold more than a container's limit for a
+    moment, before the OOM killer acts; it never holds more than all of it)."""
+    return min(round(100.0 * used / total, 2), 100.0) if used is not None and total else float("nan")

@@ -61,7 +61,9 @@ class _Tree:
 class KernelMeter:
     """Measures every kernel of a server in one pass; keeps its ``psutil.Process`` objects between passes."""
 
-    def __init__(self, gpu_by_pid: GpuByPid | None = None) -> None:
+    def __init__(self, gpu_by_pid: GpuByPid | None = None, owner: str | None = None) -> None:
+        """``owner``: who this server's own processes belong to (:func:`current_user`, read once)."""
+        self._owner = current_user() if owner is None else owner
         self._procs: dict[tuple[int, float], _Kept] = {}
         self._gpu_by_pid = gpu_by_pid
         self._cpus = psutil.cpu_count() or 1
@@ -101,7 +103,7 @@ class KernelMeter:
             kept = self._process(pid, seen)
             if kept is None:
                 continue
-            user = user or _user(kept.proc)
+            user = user or _user(kept.proc, self._owner)
             _add(tree, kept)
         if not tree.processes:
             return None
@@ -185,8 +187,11 @@ def _add(tree: _Tree, kept: _Kept) -> None:
     tree.threads += threads
 
 
-def _user(proc: psutil.Process) -> str:
+def _user(proc: psutil.Process, owner: str) -> str:
+    """``owner`` for a process of this server's own Unix user; otherwise the process's user."""
     try:
+        if proc.uids().real == os.getuid():
+            return owner
         return proc.username()
     except (psutil.Error, KeyError):  # a uid without a name
         try:
@@ -219,7 +224,11 @@ def _tree(root: int, children: Mapping[int, Iterable[int]]) -> list[int]:
 
 
 def current_user() -> str:
-    """The Unix user running this process, as kernel records name their owners."""
+    """Who runs this process, as kernel records name their owners: the JupyterHub user where a hub started it
+    (on Kubernetes every user's pod runs as the same Unix user, ``jovyan``), else the Unix user."""
+    hub = os.environ.get("JUPYTERHUB_USER", "").strip()
+    if hub:
+        return f"hub:{hub}"[:256]
     try:
         return psutil.Process(os.getpid()).username()
     except (psutil.Error, KeyError):

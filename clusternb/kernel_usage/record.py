@@ -105,12 +105,37 @@ def encode_report(report: KernelReport) -> bytes:
     return _ENCODE.encode(report)
 
 
+class OtherVersion(SchemaError):
+    """A report another schema version wrote (a rolling upgrade): skipped and counted, never deleted, since its
+    writer is alive and right by its own version."""
+
+
+_VERSION_ONLY: Final = msgspec.json.Decoder(dict[str, object])
+
+
 def decode_report(raw: bytes | str) -> KernelReport:
-    """Parse, check and build a report; :class:`SchemaError` on anything this version did not write."""
+    """Parse, check and build a report; :class:`OtherVersion` for another schema version's, and
+    :class:`SchemaError` for anything else this version did not write."""
     try:
-        report = _DECODE.decode(raw)
+        return _checked(_DECODE.decode(raw))
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        version = _version_of(raw)
+        if version is not None and version != KERNEL_SCHEMA_VERSION:
+            raise OtherVersion(f"kernel report schema {version!r} is not {KERNEL_SCHEMA_VERSION}") from None
         raise SchemaError(str(exc)) from None
+
+
+def _checked(report: KernelReport) -> KernelReport:
     if report.schema != KERNEL_SCHEMA_VERSION:
-        raise SchemaError(f"kernel report schema {report.schema!r} is not {KERNEL_SCHEMA_VERSION}")
+        raise OtherVersion(f"kernel report schema {report.schema!r} is not {KERNEL_SCHEMA_VERSION}")
+    ids = [k.kernel_id for k in report.kernels]
+    if len(set(ids)) != len(ids):
+        raise SchemaError("a kernel id appears twice in one report")
     return report
+
+
+def _version_of(raw: bytes | str) -> object:
+    try:
+        return _VERSION_ONLY.decode(raw).get("schema")
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None

@@ -27,14 +27,15 @@ from clusternb.kernel_usage.measure import GpuByPid, KernelInfo, KernelMeter, cu
 from clusternb.kernel_usage.record import KERNELS_MAX, KernelReport
 from clusternb.params import check_arguments
 from clusternb.redisio.errors import RedisFault
+from clusternb.rejects import Rejections
 from clusternb.sampler import Sampler
+from clusternb.sources.cgroups import LimitsReader
 from clusternb.sources.gpu import NvmlReader
 
 if TYPE_CHECKING:
     from clusternb.config import ClusterNB
     from clusternb.model import NodeSnapshot
     from clusternb.redisio.link import RedisLink
-    from clusternb.rejects import Rejections
     from clusternb.state.base import StateStore
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,11 @@ def board_for(settings: ClusterNB, link: RedisLink | None, rejections: Rejection
 class KernelService:
     """Publishes this server's kernels (once :meth:`watch` was called) and answers ``kernels()``."""
 
-    def __init__(self, settings: ClusterNB, board: KernelBoard, store: StateStore) -> None:
+    def __init__(
+        self, settings: ClusterNB, board: KernelBoard, store: StateStore, rejections: Rejections | None = None
+    ) -> None:
         self.settings = settings
+        self.rejections = rejections if rejections is not None else Rejections()
         self.board = board
         self.store = store
         self.viewer = Viewer(current_user(), settings.kernel_paths_of_others)
@@ -83,9 +87,11 @@ class KernelService:
         self._directory = directory
         if own_thread:
             node, interval = self.settings.node_name or socket.gethostname(), self.settings.interval
+            total = psutil.virtual_memory().total
+            limits = LimitsReader(psutil.cpu_count() or 1, total)  # a pod's limit, as the host sampler reads it
 
             def publish() -> None:
-                self.publish(node, interval, psutil.virtual_memory().total)
+                self.publish(node, interval, limits.read().mem_limit_bytes or total)
 
             self._thread = Sampler(publish, [], interval, name="clusternb-kernels").start()
 
@@ -117,14 +123,31 @@ class KernelService:
         self._subjects = {s for s, v in shares.items() if v is not None}
         return shares
 
+    def _plausible(self, reports: list[KernelReport], capacity: dict[str, int]) -> list[KernelReport]:
+        """The reports whose kernels fit their node: one claiming more memory than its node has (``capacity``:
+        the host's memory, where the node is known) is no measurement; it is skipped and counted, like a record
+        out of bounds."""
+        out = []
+        for report in reports:
+            most = capacity.get(report.node, 0)
+            if most and any(max(k.rss_bytes or 0, k.pss_bytes or 0) > most for k in report.kernels):
+                self.rejections.add("kernels", report.node, "a kernel holds more memory than its node has")
+                continue
+            out.append(report)
+        return out
+
     def after_sample(self, snapshot: NodeSnapshot) -> None:
         """Sampler sink: the kernels of the node just sampled."""
         self.publish(snapshot.node, snapshot.interval_s, snapshot.mem_limit_bytes or snapshot.mem_total_bytes)
 
     def close(self) -> None:
-        """Stop publishing and remove this server's report: its kernels are gone at once, not when it expires."""
+        """Stop publishing, end this server's kernel alerts (nobody else judges its kernels) and remove its report:
+        its kernels are gone at once, not when the report expires."""
         if self._thread is not None:
             self._thread.stop()
+        if self.on_shares is not None and self._subjects:
+            self.on_shares(dict.fromkeys(self._subjects), time.time())
+            self._subjects = set()
         if self._gpu is not None:
             self._gpu.close()
         if self._published is not None:
@@ -146,8 +169,10 @@ class KernelService:
         stamps = tuple(sorted((r.publisher, r.time) for r in reports))
 
         def compute() -> pd.DataFrame:
-            memory = {s.node: s.mem_limit_bytes or s.mem_total_bytes for s in self.store.latest()}
-            return kernels_frame(reports, time.time(), memory, self.viewer, chosen)
+            latest = self.store.latest()
+            memory = {s.node: s.mem_limit_bytes or s.mem_total_bytes for s in latest}
+            capacity = {s.node: max(s.mem_total_bytes, s.mem_limit_bytes or 0) for s in latest}
+            return kernels_frame(self._plausible(reports, capacity), time.time(), memory, self.viewer, chosen)
 
         viewer = (self.viewer.user, self.viewer.sees_all_paths)  # one user's view is never another's cache entry
         return (chosen.node, chosen.path, chosen.min_memory, chosen.me, viewer, stamps), compute

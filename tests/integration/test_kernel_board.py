@@ -92,3 +92,22 @@ def test_report_files_are_validated_like_redis_records(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([board._path(good.publisher).name, "unrelated.json"])
     board.remove(good.publisher)
     assert board.reports() == []
+
+
+def test_more_memory_than_the_node_has_is_skipped_and_another_version_is_kept(
+    redis_server: RedisServer, reader: Client
+) -> None:
+    """Within the record's bounds but not within its node: an absurd number never reaches the screen. A report
+    of another schema version (a rolling upgrade) is skipped and counted, and left for its own readers."""
+    from tests.helpers import make_snapshot
+
+    reader.store.put(make_snapshot("small", time=time.time()))  # a 16 GiB node
+    board = _board(redis_server)
+    board.put(make_report("small", time=time.time(), kernels=(make_kernel("huge", pss_bytes=2**60),)))
+    raw = msgspec.json.decode(encode_report(make_report("next", time=time.time())))
+    raw["schema"], raw["field_of_version_2"] = 2, 1
+    redis_server.client().hset(KEY, "next-version", msgspec.json.encode(raw))
+    df = reader.kernels()
+    assert "huge" not in df.index and df.empty
+    assert reader.rejections.total == 2
+    assert redis_server.client().hexists(KEY, "next-version")  # not ours to delete

@@ -48,3 +48,21 @@ def test_a_kernel_that_is_gone_ends_its_alert_and_only_this_servers_kernels_are_
     assert gone == {kernel_subject("n1", "big"): None, kernel_subject("n1", "small"): 1.0}
     service.on_shares(gone, T0 + 1)
     assert [t.kind for t in fired] == ["fired", "resolved"]
+
+
+def test_a_server_that_stops_ends_its_kernel_alerts() -> None:
+    ended: list[Any] = []
+    service = KernelService(ClusterNB(), MemoryBoard(60.0), MemoryStateStore())
+    service.on_shares = lambda shares, now: ended.append(shares)
+    service._shares(make_report("n1", kernels=(make_kernel("big", pss_bytes=600),)), memory=1000)
+    service.close()
+    assert ended == [{kernel_subject("n1", "big"): None}]
+
+
+def test_a_report_lives_three_of_its_own_intervals() -> None:
+    board = MemoryBoard(expire_after=30.0)
+    import time as clock
+
+    slow = make_report("slow", time=clock.time() - 45, interval_s=60.0)  # every minute: 45 s is not late
+    board.put(slow)
+    assert board.reports() == [slow]

@@ -125,3 +125,49 @@ def test_the_panel_shows_node_texts_as_text() -> None:
     report = make_report(evil, kernels=(make_kernel("k1", path=f"{evil}.ipynb", execution_state=evil),))
     html = kernels_html(kernels_frame([report], NOW, {}, Viewer("me")))
     assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;.ipynb" in html
+
+
+def test_a_kernel_id_in_two_reports_is_listed_once_from_the_newest() -> None:
+    older = make_report("a", time=NOW - 5, kernels=(make_kernel("dup", path="old.ipynb"),))
+    newer = make_report("b", time=NOW - 1, kernels=(make_kernel("dup", path="new.ipynb"),))
+    df = kernels_frame([older, newer], NOW, {}, Viewer("me"))
+    assert list(df.index) == ["dup"] and df.loc["dup", "path"] == "new.ipynb"
+
+
+def test_a_kernel_id_twice_in_one_report_is_refused() -> None:
+    raw = msgspec.json.decode(encode_report(make_report(kernels=(make_kernel("x"), make_kernel("y")))))
+    raw["kernels"][1]["kernel_id"] = "x"
+    with pytest.raises(SchemaError, match="twice"):
+        decode_report(msgspec.json.encode(raw))
+
+
+def test_another_versions_report_is_told_apart_from_garbage() -> None:
+    from clusternb.kernel_usage.record import OtherVersion
+
+    raw = msgspec.json.decode(encode_report(make_report()))
+    raw["schema"], raw["a_field_of_version_2"] = 2, 1
+    with pytest.raises(OtherVersion):
+        decode_report(msgspec.json.encode(raw))
+
+
+def test_the_share_of_the_node_is_at_most_100() -> None:
+    df = kernels_frame([make_report(kernels=(make_kernel("k", pss_bytes=3 * GiB),))], NOW, {"a": GiB}, Viewer("me"))
+    assert df.loc["k", "mem_share_percent"] == 100.0
+
+
+def test_who_owns_a_kernel_is_the_hub_user_where_a_hub_runs_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On Kubernetes every user's pod runs as jovyan: the Unix user cannot tell alice's kernels from bob's."""
+    from clusternb.kernel_usage.measure import current_user
+
+    monkeypatch.setenv("JUPYTERHUB_USER", "alice")
+    assert current_user() == "hub:alice"
+    alice, bob = make_kernel("a", user="hub:alice"), make_kernel("b", user="hub:bob", path="bob.ipynb")
+    df = kernels_frame([make_report(kernels=(alice, bob))], NOW, {}, Viewer(current_user()))
+    assert pd.isna(df.loc["b", "path"]) and df.loc["a", "path"] == "a.ipynb"
+
+
+def test_a_user_cannot_show_others_paths_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from clusternb.config import load_config
+
+    monkeypatch.setenv("CLUSTERNB_KERNEL_PATHS_OF_OTHERS", "1")
+    assert load_config().kernel_paths_of_others is False  # an administrator's setting: config files only
