@@ -27,7 +27,8 @@ from clusternb.model import Bytes, Count, Name, Path, Percent, SchemaError, Text
 
 #: Bumped whenever a field is added, removed or changes meaning. Readers skip reports of other versions.
 KERNEL_SCHEMA_VERSION: Final = 1
-#: Kernels one report may carry: a server with more is cut to the first ones by memory (and says so).
+#: Kernels one report may carry: a server with more publishes the first ones its kernel manager lists (a server
+#: with over a thousand kernels is past what one notebook server runs; the cut keeps the report bounded).
 KERNELS_MAX: Final = 1024
 
 KernelId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
