@@ -316,6 +316,13 @@ class Client(QueryBuilders):
         fresh = self._freshness(namespace)
         return f"{self.cache.namespace_prefix(namespace)}q:{argument_digest(key_params, {})}:{fresh}"
 
+    def peeks_in_process(self, name: str) -> bool:
+        """Whether :meth:`peek` of query ``name`` touches only this process's memory, so a server may call it on
+        its event loop: the cache and the store for every query, and the kernel board for a query of
+        :data:`OWN_FRESHNESS`, whose key is made from its reports."""
+        local = self.cache.backend.in_process and self.store.in_process
+        return local and (name not in OWN_FRESHNESS or self.kernel_service.board.in_process)
+
     def _freshness(self, namespace: str) -> str:
         """Changes with every write to the store and at every boundary of the query's freshness bucket: the
         sampling interval, or :data:`STANDS_WHILE_UNCHANGED` for a query whose result depends on the clock only

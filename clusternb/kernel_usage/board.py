@@ -58,7 +58,10 @@ return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 
 
 class KernelBoard(Protocol):
-    """What the queries read and the sampler writes."""
+    """What the queries read and the sampler writes. ``in_process``: reading touches only this process's memory
+    (no Redis, no file), so a server may read it on its event loop."""
+
+    in_process: bool
 
     def put(self, report: KernelReport) -> None: ...
 
@@ -69,6 +72,8 @@ class KernelBoard(Protocol):
 
 class MemoryBoard:
     """This process's reports (embedded mode, and the local half of :class:`MirroredBoard`)."""
+
+    in_process = True
 
     def __init__(self, expire_after: float) -> None:
         self.expire_after = expire_after
@@ -91,6 +96,8 @@ class MemoryBoard:
 
 class RedisBoard:
     """The cluster's reports, one hash field per server."""
+
+    in_process = False
 
     def __init__(self, link: RedisLink, rejections: Rejections, expire_after: float) -> None:
         self.link = link
@@ -141,6 +148,8 @@ class FileBoard:
     only their servers' kernels here. A write is atomic (a temporary file, then a rename); reading validates as
     from Redis, with the same skips, counts and deletions, and reads at most :data:`FILE_MAX_BYTES` of a file.
     """
+
+    in_process = False
 
     PATTERN = "clusternb-kernels-*.json"
 
@@ -193,6 +202,8 @@ class FileBoard:
 
 class MirroredBoard:
     """Redis for the cluster's view, memory for this server's own reports and for outages."""
+
+    in_process = False
 
     def __init__(self, primary: RedisBoard | FileBoard, local: MemoryBoard) -> None:
         self.primary = primary

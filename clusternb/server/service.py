@@ -180,18 +180,16 @@ class DataService:
         self._lock = threading.Lock()
         self._encode_locks: dict[str, tuple[threading.Lock, int]] = {}
         self._pending: dict[str, asyncio.Future[Encoded]] = {}  # event-loop side only
-        # Fixed for the client's life: the cache's backend object and the store never change after creation
-        # (a Redis fallback backend or mirrored store is not in-process, so never on the loop).
-        self._local = client.cache.backend.in_process and client.store.in_process
 
     def ready(self, topic: Topic) -> Encoded | None:
         """The encoded current result if it is already at hand, found without blocking; else None.
 
-        Only answers with the in-memory cache and store (see the module docstring); ``cache`` is always
+        Only answers where peeking stays in this process's memory (``Client.peeks_in_process``: never Redis, nor
+        the kernel report files of embedded mode); ``cache`` is always
         computed, since its body is the cache's live counters. ``ArgumentError`` for bad parameters, as ``get``.
         """
         call = topic.call
-        if not self._local or call is None:
+        if call is None or not self.client.peeks_in_process(call.name):
             return None
         start = time.perf_counter_ns()
         peeked = call.peek(self.client)

@@ -109,3 +109,14 @@ def test_every_route_hands_its_handler_the_app() -> None:
             assert options["app"] is app
             inspect.signature(handler.initialize).bind(None, **options)  # the handler takes exactly these
         assert 'settings["clusternb"]' not in Path(module.__file__ or "").read_text()
+
+
+def test_the_servers_fast_path_never_reads_files_or_redis_on_its_loop() -> None:
+    """Embedded mode: the store and cache are memory, but kernels() keys on report files (Jupyter's runtime dir)."""
+    from clusternb.config import ClusterNB
+    from clusternb.queries import Client
+    from clusternb.state.memory import MemoryStateStore
+
+    with Client(ClusterNB(), store=MemoryStateStore(), sample_local=False) as client:
+        assert client.peeks_in_process("workers") and client.peeks_in_process("metrics")
+        assert not client.peeks_in_process("kernels")
