@@ -34,7 +34,16 @@ def _refuse(self: object, *args: object, **kwargs: object) -> NoReturn:
     )
 
 
-class FrozenDict(dict[Any, Any]):
+class _Plain:
+    """Mixin of every container here: ``copy.deepcopy`` gives plain ``dict`` and ``list`` objects."""
+
+    __slots__ = ()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return plain(self)
+
+
+class FrozenDict(_Plain, dict[Any, Any]):
     """A shared, read-only dict of a cached value (the entry's own copy)."""
 
     __slots__ = ()
@@ -46,14 +55,11 @@ class FrozenDict(dict[Any, Any]):
 
     __copy__ = copy
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
-        return plain(self)
-
     def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
         return dict, (plain(self),)
 
 
-class FrozenList(list[Any]):
+class FrozenList(_Plain, list[Any]):
     """A shared, read-only list of a cached value (the entry's own copy)."""
 
     __slots__ = ()
@@ -64,9 +70,6 @@ class FrozenList(list[Any]):
         return thaw(self)
 
     __copy__ = copy
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
-        return plain(self)
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
         return list, (plain(self),)
@@ -84,7 +87,7 @@ class _FrozenLeafList(FrozenList):
     __slots__ = ()
 
 
-class LazyDict(dict[Any, Any]):
+class LazyDict(_Plain, dict[Any, Any]):
     """A caller's dict whose container children are copied from the shared ones when first reached."""
 
     __slots__ = ("_thawed",)
@@ -129,9 +132,6 @@ class LazyDict(dict[Any, Any]):
 
     __copy__ = copy
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
-        return plain(self)
-
     def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
         return dict, (dict.copy(self),)
 
@@ -148,7 +148,7 @@ class LazyDict(dict[Any, Any]):
         self._thawed = True
 
 
-class LazyList(list[Any]):
+class LazyList(_Plain, list[Any]):
     """A caller's list whose container children are copied from the shared ones when first reached."""
 
     __slots__ = ("_source", "_thawed")
@@ -198,9 +198,6 @@ class LazyList(list[Any]):
         return LazyList(list.copy(self))  # children still frozen stay so in both: each thaws its own
 
     __copy__ = copy
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
-        return plain(self)
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
         return list, (list.copy(self),)
