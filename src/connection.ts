@@ -50,6 +50,19 @@ export interface IHandle {
   dispose(): void;
 }
 
+/** A handle whose `dispose` runs `release` once, however often it is called. */
+function handle(release: () => void): IHandle {
+  let disposed = false;
+  return {
+    dispose: () => {
+      if (!disposed) {
+        disposed = true;
+        release();
+      }
+    }
+  };
+}
+
 /** Where the connection stands, for widgets that show it. */
 export type ConnectionState = 'probing' | 'connecting' | 'live' | 'reconnecting' | 'disabled';
 
@@ -112,16 +125,7 @@ export class ClusterConnection {
     if (this._state === 'live') {
       this._call(listener, { type: 'open' });
     }
-    let disposed = false;
-    return {
-      dispose: () => {
-        if (disposed) {
-          return;
-        }
-        disposed = true;
-        this._release(name, listener);
-      }
-    };
+    return handle(() => this._release(name, listener));
   }
 
   /** Ask for the server's `fresh` confirmations of unchanged topics until the handle is disposed. */
@@ -130,19 +134,12 @@ export class ClusterConnection {
     if (this._freshUsers === 1) {
       this._send({ fresh: true });
     }
-    let disposed = false;
-    return {
-      dispose: () => {
-        if (disposed) {
-          return;
-        }
-        disposed = true;
-        this._freshUsers -= 1;
-        if (this._freshUsers === 0) {
-          this._send({ fresh: false });
-        }
+    return handle(() => {
+      this._freshUsers -= 1;
+      if (this._freshUsers === 0) {
+        this._send({ fresh: false });
       }
-    };
+    });
   }
 
   /** A REST call under `{base_url}clusternb/api/`, with the server's token and XSRF handling. */

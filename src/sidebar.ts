@@ -120,11 +120,7 @@ export class ClusterSidebar extends Widget {
     this._nodesHead.textContent = `Nodes (${rows.length})`;
     const table = this._nodes;
     table.replaceChildren();
-    const head = table.createTHead().insertRow();
-    for (const label of ['Node', 'Status', 'CPU', 'Mem']) {
-      head.append(el('th', '', label));
-    }
-    const tbody = table.createTBody();
+    const tbody = headed(table, ['Node', 'Status', 'CPU', 'Mem']);
     for (const row of rows.slice(0, MAX_NODES)) {
       const tr = tbody.insertRow();
       tr.className = 'clusternb-node';
@@ -152,11 +148,7 @@ export class ClusterSidebar extends Widget {
       this._kernelsNote.textContent = 'No kernels reported (servers with the extension publish theirs)';
       return;
     }
-    const head = table.createTHead().insertRow();
-    for (const label of ['Notebook', 'Node', 'State', 'Mem', 'CPU']) {
-      head.append(el('th', '', label));
-    }
-    const tbody = table.createTBody();
+    const tbody = headed(table, ['Notebook', 'Node', 'State', 'Mem', 'CPU']);
     for (const row of rows.slice(0, MAX_KERNELS)) {
       const tr = tbody.insertRow();
       tr.className = 'clusternb-kernel';
@@ -242,4 +234,13 @@ export class ClusterSidebar extends Widget {
   private _kernelsNote: HTMLDivElement;
   private _age: HTMLDivElement;
   private _ticker = 0;
+}
+
+/** `table`'s header row of `labels`, and its (new, empty) body. */
+function headed(table: HTMLTableElement, labels: string[]): HTMLTableSectionElement {
+  const head = table.createTHead().insertRow();
+  for (const label of labels) {
+    head.append(el('th', '', label));
+  }
+  return table.createTBody();
 }
