@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from clusternb.alerting.rules import DEFAULT_RULES
 from clusternb.config import load_config
@@ -210,10 +211,21 @@ def test_dashboard_tab_from_the_palette_and_a_hostile_node_name(
 
         # The command palette, as a person uses it (opened by its command: a key press can land before Lab
         # has focus on a loaded machine).
-        page.evaluate("() => window.jupyterapp.commands.execute('apputils:activate-command-palette')")
-        page.wait_for_selector(".lm-CommandPalette-input", timeout=30_000)
-        page.locator(".lm-CommandPalette-input").fill("clusternb: Open dashboard")
-        page.locator(".lm-CommandPalette-item", has_text="clusternb: Open dashboard").first.click()
+        # The modal palette closes when it loses focus, and its command toggles it: open it only while it is
+        # hidden, and try again (a few times) when a loaded machine closed it before the command was chosen.
+        palette = page.locator(".lm-CommandPalette-input")
+        active = page.locator(".lm-CommandPalette-item.lm-mod-active", has_text="clusternb: Open dashboard")
+        for attempt in range(5):
+            if not palette.is_visible():
+                page.evaluate("() => window.jupyterapp.commands.execute('apputils:activate-command-palette')")
+            try:
+                palette.fill("clusternb: Open dashboard", timeout=8_000)
+                active.wait_for(timeout=8_000)
+                palette.press("Enter", timeout=8_000)
+                break
+            except PlaywrightTimeout:
+                if attempt == 4:
+                    raise
         frame_element = page.wait_for_selector(".clusternb-Dashboard iframe", timeout=30_000)
         frame = frame_element.content_frame()
         frame.wait_for_selector("#workers tbody tr[data-node='alpha']", timeout=30_000)

@@ -150,12 +150,14 @@ def test_kernels_of_two_servers_with_memory_children_and_shutdown(
     one.execute(heavy, ALLOCATE)
 
     def heavy_measured() -> pd.DataFrame | None:
+        # The child appears before it has touched its 100 MiB: wait for a sample taken after it did (the
+        # assertions below fail with the last frame if that never comes).
         df = _rows(reader)
         if {light, heavy, other} <= set(df.index) and df.loc[heavy, "processes"] >= 2:
-            return df
+            return df if df.loc[heavy, "pss_bytes"] >= 380 * MiB else None
         return None
 
-    df = until(heavy_measured, "three kernels, the heavy one with its child")
+    df = until(heavy_measured, "three kernels, the heavy one with its child and their 400 MiB")
     assert df.loc[light, "path"] == "a.ipynb"
     assert df.loc[heavy, "path"] == "work/heavy.ipynb"
     assert df.loc[other, "path"] == "c.ipynb"
