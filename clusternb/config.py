@@ -163,6 +163,14 @@ class ClusterNB(Configurable):
     cache_max_entries = BoundedInt(
         2048, 1, 10_000_000, help="Entries the in-memory cache holds before evicting (LRU)."
     ).tag(config=True)
+    near_cache_bytes = BoundedInt(
+        64 * 1024 * 1024,
+        0,
+        2**40,
+        help="With redis_url: bytes (encoded) of Redis cache entries each process keeps decoded in its own "
+        "memory, dropped when any process changes them (Redis CLIENT TRACKING, standalone Redis 6+). "
+        "0 turns the near cache off.",
+    ).tag(config=True)
 
     @validate("redis_url")
     def _check_redis_url(self, proposal: Any) -> str:

@@ -315,7 +315,7 @@ def cache_status_frame(status: Mapping[str, Any]) -> pd.DataFrame:
     total["p99_get_us"] = max((ns["p99_get_us"] for ns in spaces.values()), default=0.0)
     total["ttl_s"] = math.nan
     rows = {"(all)": total, **spaces}
-    shared = {k: status[k] for k in ("backend", "configured", "redis_state", "fallbacks", "uptime_s")}
+    shared = {k: status[k] for k in ("backend", "configured", "redis_state", "near_cache", "fallbacks", "uptime_s")}
     data: dict[str, list[Any]] = {c.name: [] for c in CACHE_COLUMNS}
     for row in rows.values():
         merged = {**row, **shared}

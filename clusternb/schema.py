@@ -247,6 +247,8 @@ CACHE: Final = (
     Field("configured", "string", "", "backend asked for: redis (with memory fallback) or memory"),
     Field("redis_state", "string", "", "connected / unreachable / never reached (<NA> without Redis)",
           prometheus="redis_up"),
+    Field("near_cache", "string", "", "this process's near cache of Redis entries: on, off, starting, reconnecting, "
+          "cluster (not used on a Redis Cluster) or refused: why (<NA> without Redis)"),
     Field("hits", "int64", "", "lookups that found an entry (a cached None or empty frame counts)",
           prometheus="hits", counter=True),
     Field("misses", "int64", "", "lookups that found none", prometheus="misses", counter=True),

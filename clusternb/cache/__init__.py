@@ -2,7 +2,7 @@
 
     Cache ─ namespacing, TTLs, encoding, stats, single-flight (core.py)
       └─ Backend ─ MemoryBackend (memory.py)
-                 ├ RedisBackend  (redis.py)
+                 ├ RedisBackend  (redis.py), with a NearCache of decoded entries (near.py)
                  └ FallbackBackend(RedisBackend, MemoryBackend)  (fallback.py)
     Entry ─ encoding (codec.py); each caller's copy of a JSON value, made as it is reached (lazycopy.py)
 
@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from clusternb.cache.base import Backend, BackendUnavailable
 from clusternb.cache.codec import DecodeError, EncodeError, Entry
-from clusternb.cache.core import Cache
+from clusternb.cache.core import Cache, key_prefix
 from clusternb.cache.decorators import cached
 from clusternb.cache.fallback import FallbackBackend
 from clusternb.cache.memory import MemoryBackend
+from clusternb.cache.near import NearCache
 from clusternb.cache.redis import RedisBackend
 from clusternb.config import DEFAULT_TTLS, ClusterNB
 from clusternb.redisio.link import RedisLink
@@ -32,6 +33,7 @@ __all__ = [
     "Entry",
     "FallbackBackend",
     "MemoryBackend",
+    "NearCache",
     "RedisBackend",
     "build_cache",
     "cached",
@@ -49,5 +51,7 @@ def build_cache(settings: ClusterNB, link: RedisLink | None = None) -> Cache:
             socket_timeout=settings.redis_socket_timeout,
             connect_timeout=settings.redis_connect_timeout,
         )
+        if settings.near_cache_bytes:
+            redis.near = NearCache(redis.link, key_prefix(), settings.near_cache_bytes)
         backend = FallbackBackend(redis, memory)
     return Cache(backend, ttls={**DEFAULT_TTLS, **settings.cache_ttls})

@@ -131,6 +131,17 @@ def entry_from_bytes(data: bytes | str, decode: bool = False) -> Entry:
     return Entry(kind, payload, digest.hex(), created, value, fresh)
 
 
+def kept_entry_from_bytes(data: bytes | str) -> Entry:
+    """An entry read from Redis that keeps its decoded value, as an entry made in this process does (the near
+    cache's copy): each caller then gets its own copy of it, made as cheaply as from a memory entry."""
+    entry = entry_from_bytes(data, decode=True)
+    if entry.value is not UNSET:  # an immutable JSON value
+        return entry
+    decoded = entry.fresh.pop()
+    keep = freeze(decoded) if entry.kind == KIND_JSON else decoded
+    return Entry(entry.kind, entry.payload, entry.content_hash, entry.created, keep)
+
+
 def copy_on_write() -> bool:
     """Whether pandas copies on write, so a shallow copy of a frame is a copy no caller can change through the
     pandas API: always from pandas 3 on; on pandas 2 only where ``mode.copy_on_write`` is set to True."""

@@ -39,6 +39,11 @@ LEASE_SECONDS = 5.0
 _LEASE_POLL = 0.02
 
 
+def key_prefix(prefix: str = "clusternb") -> str:
+    """What every key of a cache starts with: one prefix per entry format and clusternb version."""
+    return f"{prefix}:cache:v{FORMAT_VERSION}:{__version__}:"
+
+
 class Cache:
     """A cache over one backend (memory, Redis, or Redis with memory fallback)."""
 
@@ -53,7 +58,7 @@ class Cache:
         self.backend = backend
         self.ttls = dict(ttls or {})
         self.default_ttl = default_ttl
-        self.key_prefix = f"{prefix}:cache:v{FORMAT_VERSION}:{__version__}:"
+        self.key_prefix = key_prefix(prefix)
         self.lease_seconds = lease_seconds
         self.stats: dict[str, NamespaceStats] = {}
         # Errors of no one namespace (clear()): counted in the "(all)" row, never as a namespace of that name.
@@ -268,6 +273,7 @@ class Cache:
             "configured": "redis" if redis_url else backend.name,
             "redis_url": redis_url,
             "redis_state": health.get("redis_state"),
+            "near_cache": health.get("near_cache"),
             "last_failure": health.get("last_failure"),
             "last_failure_reason": health.get("last_failure_reason"),
             "last_recovery": health.get("last_recovery"),

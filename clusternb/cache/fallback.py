@@ -56,6 +56,7 @@ class FallbackBackend(Backend):
             "last_recovery": h.last_recovery,
             "fallbacks": h.outages,
             "down_since": h.since,
+            "near_cache": "off" if self.primary.near is None else self.primary.near.state,
         }
 
     def get(self, key: str) -> Entry | None:

@@ -21,7 +21,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from clusternb.cache.base import Backend, Leases
-from clusternb.cache.codec import DecodeError, Entry, entry_from_bytes
+from clusternb.cache.codec import DecodeError, Entry, entry_from_bytes, kept_entry_from_bytes
+from clusternb.cache.near import NearCache
 from clusternb.redisio.errors import Refused
 from clusternb.redisio.link import LinkOptions, RedisLink
 from clusternb.redisio.scripts import LinkScript
@@ -34,12 +35,19 @@ class RedisBackend(Backend):
     """Entries as ``SET key <encoded entry> PX ttl``; leases as ``SET lease:key token NX PX``.
 
     ``link``: the process's :class:`RedisLink`, or a URL to build one from (``socket_timeout`` and
-    ``connect_timeout`` then apply).
+    ``connect_timeout`` then apply). ``near``: decoded copies of entries kept in this process while Redis says
+    they are unchanged (:mod:`clusternb.cache.near`); None reads Redis at every lookup.
     """
 
     name = "redis"
 
-    def __init__(self, link: RedisLink | str, socket_timeout: float = 0.25, connect_timeout: float = 0.5) -> None:
+    def __init__(
+        self,
+        link: RedisLink | str,
+        socket_timeout: float = 0.25,
+        connect_timeout: float = 0.5,
+        near: NearCache | None = None,
+    ) -> None:
         self._owns_link = isinstance(link, str)
         if isinstance(link, str):
             link = RedisLink(link, LinkOptions(socket_timeout=socket_timeout, connect_timeout=connect_timeout))
@@ -47,6 +55,7 @@ class RedisBackend(Backend):
         self.url = link.url
         self.safe_url = link.safe_url
         self._release = LinkScript(link, _RELEASE)
+        self.near = near
         self._aoptions: dict[str, Any] = {
             "socket_timeout": link.options.socket_timeout,
             "socket_connect_timeout": link.options.connect_timeout,
@@ -59,19 +68,48 @@ class RedisBackend(Backend):
     # -- sync -----------------------------------------------------------------------------------------------
 
     def get(self, key: str) -> Entry | None:
+        near = self.near
+        if near is not None:
+            entry = near.get(key)
+            if entry is not None:
+                return entry
+            token = near.begin(key)
+            if token is not None:
+                return self._get_for_near(near, key, token)
         try:
             raw = self.link.call(lambda c: c.get(key))
         except Refused as exc:  # e.g. WRONGTYPE: another program's key under our name
             raise DecodeError(f"redis refused the read: {exc.reason}") from None
         return None if raw is None else entry_from_bytes(raw)
 
+    def _get_for_near(self, near: NearCache, key: str, token: object) -> Entry | None:
+        """GET and PTTL in one round trip; the decoded entry is kept near for the key's remaining TTL."""
+        try:
+            raw, pttl = self.link.call(lambda c: c.pipeline(transaction=False).get(key).pttl(key).execute())
+            entry = None if raw is None else kept_entry_from_bytes(raw)
+        except Refused as exc:
+            near.cancel(key, token)
+            raise DecodeError(f"redis refused the read: {exc.reason}") from None
+        except BaseException:
+            near.cancel(key, token)
+            raise
+        near.fill(key, token, entry, pttl)
+        return entry
+
     def set(self, key: str, entry: Entry, ttl: float) -> None:
+        if self.near is not None:
+            self.near.drop(key)
         self.link.call(lambda c: c.set(key, entry.to_bytes(), px=max(int(ttl * 1000), 1)))
 
     def delete(self, key: str) -> bool:
+        if self.near is not None:
+            self.near.drop(key)
         return bool(self.link.call(lambda c: c.delete(key)))
 
     def clear(self, prefix: str) -> int:
+        if self.near is not None:
+            self.near.flush()  # Redis invalidates each key it deletes too; this is at once
+
         def run(client: Any) -> int:
             deleted = 0
             batch: list[bytes] = []
@@ -137,14 +175,40 @@ class RedisBackend(Backend):
             await asyncio.to_thread(self.link.call, _connected)
 
     async def aget(self, key: str) -> Entry | None:
+        near = self.near
+        if near is not None:
+            entry = near.get(key)
+            if entry is not None:
+                return entry
         await self._detected()
+        token = None if near is None else near.begin(key)
+        if near is not None and token is not None:
+            return await self._aget_for_near(near, key, token)
         try:
             raw = await self.link.acall(lambda: self._aconn().call("GET", key))
         except Refused as exc:
             raise DecodeError(f"redis refused the read: {exc.reason}") from None
         return None if raw is None else entry_from_bytes(raw)
 
+    async def _aget_for_near(self, near: NearCache, key: str, token: object) -> Entry | None:
+        """The asyncio twin of :meth:`_get_for_near` (a standalone server: the near cache is off on a cluster)."""
+        try:
+            conn = self._aconn()
+            assert isinstance(conn, _LoopConnection)
+            raw, pttl = await self.link.acall(lambda: conn.pipeline(("GET", key), ("PTTL", key)))
+            entry = None if raw is None else kept_entry_from_bytes(raw)
+        except Refused as exc:
+            near.cancel(key, token)
+            raise DecodeError(f"redis refused the read: {exc.reason}") from None
+        except BaseException:
+            near.cancel(key, token)
+            raise
+        near.fill(key, token, entry, pttl)
+        return entry
+
     async def aset(self, key: str, entry: Entry, ttl: float) -> None:
+        if self.near is not None:
+            self.near.drop(key)
         await self._detected()
         await self.link.acall(lambda: self._aconn().call("SET", key, entry.to_bytes(), "PX", max(int(ttl * 1000), 1)))
 
@@ -155,6 +219,8 @@ class RedisBackend(Backend):
             await conn.aclose()
 
     def close(self) -> None:
+        if self.near is not None:
+            self.near.close()
         self._release.close()
         self._async.clear()  # their connections close with their event loops
         if self._owns_link:
@@ -185,23 +251,52 @@ class _LoopConnection:
 
     async def call(self, *args: Any) -> Any:
         async with self._lock:
-            if self._closed:  # a call that waited for the lock while aclose() ran: do not reopen the pool
-                raise RedisConnectionError("the cache's connection for this event loop is closed")
-            if self._conn is None:
-                self._conn = await self._pool.get_connection()  # type: ignore[no-untyped-call]
-            conn = self._conn
+            conn = await self._checkout()
             try:
                 await conn.send_command(*args)
                 return await conn.read_response()
             except ResponseError:
                 raise  # a complete error reply: the connection is still in step
             except BaseException:
-                self._conn = None
-                try:
-                    await conn.disconnect()
-                finally:
-                    await self._pool.release(conn)
+                await self._drop(conn)
                 raise
+
+    async def pipeline(self, *commands: tuple[Any, ...]) -> list[Any]:
+        """Several commands in one round trip. Every reply is read, error replies too, before the first error
+        is raised, so the connection stays in step."""
+        async with self._lock:
+            conn = await self._checkout()
+            replies: list[Any] = []
+            try:
+                await conn.send_packed_command(conn.pack_commands(commands))
+                for _ in commands:
+                    try:
+                        replies.append(await conn.read_response())
+                    except ResponseError as exc:
+                        replies.append(exc)
+            except BaseException:
+                await self._drop(conn)
+                raise
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                raise reply
+        return replies
+
+    async def _checkout(self) -> Any:
+        """The held connection (under the lock), connected on first use."""
+        if self._closed:  # a call that waited for the lock while aclose() ran: do not reopen the pool
+            raise RedisConnectionError("the cache's connection for this event loop is closed")
+        if self._conn is None:
+            self._conn = await self._pool.get_connection()  # type: ignore[no-untyped-call]
+        return self._conn
+
+    async def _drop(self, conn: Any) -> None:
+        """Disconnect after a failure or cancellation between sending and reading (under the lock)."""
+        self._conn = None
+        try:
+            await conn.disconnect()
+        finally:
+            await self._pool.release(conn)
 
     async def aclose(self) -> None:
         async with self._lock:

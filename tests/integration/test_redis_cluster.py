@@ -384,6 +384,7 @@ def test_query_client_on_a_cluster(cluster: LocalRedisCluster, link: RedisLink) 
 
         cache = c.cache_status()
         assert set(cache["redis_state"]) == {"connected"} and set(cache["backend"]) == {"redis"}
+        assert set(cache["near_cache"]) == {"cluster"}  # tracking is per shard: every read goes to its shard
         assert cache["entries"]["workers"] >= 1
         assert int(cache["errors"].sum()) == 0 and int(cache["fallbacks"].max()) == 0
         assert c.link.health.failures == 0
