@@ -170,7 +170,7 @@ class ClusterWebSocket(AppHandler, WebSocketMixin, WebSocketHandler, JupyterHand
     def open(self, *args: Any, **kwargs: Any) -> None:
         super().open(*args, **kwargs)  # starts WebSocketMixin's keep-alive pings
         self._rate_key = user_key(self)  # the user does not change during a connection
-        self.mailbox = Mailbox(close=self.close, user=self._rate_key)
+        self.mailbox = Mailbox(close=self.close, user=self._rate_key, writer=self.write_message)
         self._pump = asyncio.get_running_loop().create_task(self._drain(self.mailbox))
         self.app.prometheus.ws_clients.inc()
 
@@ -269,6 +269,9 @@ class ClusterWebSocket(AppHandler, WebSocketMixin, WebSocketHandler, JupyterHand
         try:
             while True:
                 await box.event.wait()
+                if box.busy_since is not None:  # a direct write (Mailbox.flush) is under way: it wakes us after
+                    box.event.clear()
+                    continue
                 for message, fanout in box.take():
                     box.busy_since = time.monotonic()
                     try:
