@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -157,3 +158,22 @@ def test_byte_axes_have_iec_ticks() -> None:
 def test_static_svg_escapes_its_title() -> None:
     spec = charts.ChartSpec("x", "a <b> & c", ("cpu_percent",), "%")
     assert "a &lt;b&gt; &amp; c" in charts.svg([], spec)
+
+
+def test_band_is_pandas_quantiles_per_bin_on_irregular_samples() -> None:
+    """The vectorised band (int64 nanoseconds, one sort) gives exactly pandas' linear quantiles per time bin."""
+    rng = np.random.default_rng(7)
+    snaps = [
+        make_snapshot(
+            f"n{rng.integers(0, 150):03d}", time=T0 + rng.random() * 600, cpu_percent=float(rng.integers(0, 100))
+        )
+        for _ in range(3000)
+    ]
+    data = charts.series(frames.metrics_frame(snaps, ("cpu_percent",)), CPU)
+    lo, mid, hi = charts.quantile_band(data, bin_s=7.5)
+    bins = data["time"].astype("int64") // 7_500_000_000
+    grouped = data["value"].groupby(bins.to_numpy())
+    for mine, expected in ((lo, grouped.quantile(0.1)), (mid, grouped.median()), (hi, grouped.quantile(0.9))):
+        assert mine.to_numpy().tolist() == expected.to_numpy().tolist()
+        assert (mine.index.asi8 == expected.index.to_numpy() * 7_500_000_000).all()
+    assert str(lo.index.tz) == "UTC"
