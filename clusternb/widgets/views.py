@@ -130,11 +130,12 @@ def _table(frame: pd.DataFrame, kind: str, first: tuple[str, str, Callable[[Any]
     head = f'<th style="{_TH}text-align:left">{esc(heading)}</th>' + "".join(
         f'<th style="{_TH}">{esc(h)}</th>' for _, h, _ in columns
     )
-    rows = []
-    for key, row in frame.head(MAX_ROWS).iterrows():
-        cells = [f'<td style="{_TD}{style}">{esc(write(key))}</td>']
-        cells += [_cell(row[column], fmt) for column, _, fmt in columns]
-        rows.append(f'<tr class="clusternb-{kind}">{"".join(cells)}</tr>')
+    shown = frame.head(MAX_ROWS)
+    # Column by column (one list of values each), never row by row: iterrows builds a Series per row, most of
+    # the table's cost at 100 nodes, and the table is drawn on every change.
+    cells = [[f'<td style="{_TD}{style}">{esc(write(key))}</td>' for key in shown.index]]
+    cells += [[_cell(value, fmt) for value in shown[column].tolist()] for column, _, fmt in columns]
+    rows = [f'<tr class="clusternb-{kind}">{"".join(row)}</tr>' for row in zip(*cells, strict=True)]
     more = len(frame) - MAX_ROWS
     cut = f"… {more} more {noun(more, heading)} (see clusternb.{kind}s())"
     tail = f'<div style="color:#616161">{cut}</div>' if more > 0 else ""
