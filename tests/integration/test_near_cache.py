@@ -4,6 +4,7 @@ a Redis that refuses tracking leaves the cache working without it."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from clusternb.cache import Cache, FallbackBackend, MemoryBackend, NearCache, RedisBackend
-from clusternb.cache.codec import Entry, make_entry
+from clusternb.cache.codec import DecodeError, Entry, make_entry
 from clusternb.cache.core import key_prefix
 from tests.redis_server import RedisServer
 
@@ -260,3 +261,35 @@ def test_the_near_cache_keeps_within_its_bytes(
         assert _until(lambda key=key: _value(cache, key) == blob and near.get(key) is not None)
     entries, size = near.usage()
     assert size <= near.max_bytes and 10 <= entries < 60
+
+
+def test_the_asyncio_path_fills_and_drops_near_copies_and_survives_an_error_reply(
+    redis_server: RedisServer, near_cache: tuple[Cache, RedisBackend, NearCache]
+) -> None:
+    cache, redis_backend, near = near_cache
+    key = cache.key_prefix + "workers:async"
+    _kept(cache, redis_backend, near, key + ":warm", 0)  # the tracker is on
+    raw = redis_server.client()
+
+    async def run() -> None:
+        await redis_backend.aset(key, make_entry({"version": 1}, time.time()), TTL)
+        entry = await redis_backend.aget(key)
+        assert entry is not None and entry.value_for_caller() == {"version": 1}
+        assert near.get(key) is entry  # kept by the asyncio read (GET and PTTL in one round trip)
+        raw.set(key, make_entry({"version": 2}, time.time()).to_bytes(), px=60_000)
+        deadline = time.monotonic() + 15
+        while near.get(key) is not None:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        entry = await redis_backend.aget(key)
+        assert entry is not None and entry.value_for_caller() == {"version": 2}
+
+        raw.delete(key + ":list")
+        raw.rpush(key + ":list", b"x")  # another program's key of the wrong type: GET answers an error
+        with pytest.raises(DecodeError):
+            await redis_backend.aget(key + ":list")
+        entry = await redis_backend.aget(key)  # the connection is still in step: the right reply to the right GET
+        assert entry is not None and entry.value_for_caller() == {"version": 2}
+        await redis_backend.aclose()
+
+    asyncio.run(run())
