@@ -56,6 +56,9 @@ METRIC_COLUMNS = columns(schema.METRICS)
 METRIC_FIELDS = schema.METRIC_NAMES
 #: The columns every metrics() frame starts with, before the chosen fields.
 METRIC_HEAD_COLUMNS = columns(schema.METRIC_HEAD)
+#: The columns a rolled-up metrics() frame adds after the chosen fields (their extremes), and its last column.
+METRIC_SPREAD_COLUMNS = columns(schema.METRIC_SPREAD)
+(METRIC_SAMPLES_COLUMN,) = columns((schema.METRIC_SAMPLES,))
 STATUS_COLUMNS = columns(schema.STATUS)
 ALERT_COLUMNS = columns(schema.ALERTS)
 CACHE_COLUMNS = columns(schema.CACHE)

@@ -18,6 +18,7 @@ import pandas as pd
 from clusternb import arguments, frames
 from clusternb.alerting.frame import alerts_frame
 from clusternb.params import check_arguments
+from clusternb.state import rollup
 
 if TYPE_CHECKING:
     from clusternb.alerting.runtime import AlertRuntime
@@ -80,15 +81,35 @@ class QueryBuilders:
         nodes = self._check_nodes(checked["node"])
         # The key holds the arguments as given ("15m" stays "15m"): relative windows share one entry per
         # freshness bucket instead of one per microsecond.
-        key = (_plain(since), _plain(until), nodes, chosen)
+        key: tuple[Any, ...] = (_plain(since), _plain(until), nodes, chosen)
+        resolution = self._resolution(now, start, end, nodes)
+        if resolution != rollup.RAW:  # raw keys stay as they were
+            key += (resolution,)
 
         def compute() -> pd.DataFrame:
             at = time.time()
             lo = arguments.parse_time(since, at, "since")
             hi = None if until is None else arguments.parse_time(until, at, "until")
-            return frames.metrics_frame(self.store.history(lo, hi, nodes), chosen)
+            if resolution == rollup.RAW:
+                frame = frames.metrics_frame(self.store.history(lo, hi, nodes), chosen)
+                frame.attrs["resolution"] = rollup.RAW
+                return frame
+            blocks = self.store.rollups(rollup.TIER_BY_NAME[resolution], lo, hi, nodes)
+            return frames.rollup_frame(blocks, chosen, resolution)
 
         return key, compute
+
+    def _resolution(self, now: float, since: float, until: float | None, nodes: Sequence[str] | None) -> str:
+        """Raw samples while the raw window covers ``since``; beyond it the finest rollup tier that covers it
+        within :data:`~clusternb.state.rollup.MAX_ROWS` rows (:func:`~clusternb.state.rollup.choose`)."""
+        window = self.settings.history_window
+        if since >= now - window:
+            return rollup.RAW
+        count = len(nodes) if nodes is not None else len(self.store.rolled_nodes())
+        try:
+            return rollup.choose(since, until, now, window, count)
+        except ValueError as exc:
+            raise arguments.ArgumentError("since", str(exc)) from None
 
     def _build_alerts(
         self, now: float, active: bool = True, since: Any = None, severity: str | None = None, node: Any = None
@@ -122,6 +143,9 @@ class QueryBuilders:
         wanted = list(node)
         known = {s.node for s in self.store.latest()}
         unknown = [n for n in wanted if n not in known]
+        if unknown:  # a node that left the raw window may still have rollups
+            known.update(self.store.rolled_nodes())
+            unknown = [n for n in wanted if n not in known]
         if unknown:
             shown = sorted(known)[:20]
             more = f" (and {len(known) - 20} more)" if len(known) > 20 else ""

@@ -188,6 +188,18 @@ METRIC_HEAD: Final = (
 METRICS: Final = tuple(f for f in WORKERS if f.metric)
 METRIC_NAMES: Final = tuple(f.name for f in METRICS)
 
+
+def _spread(f: Field, stat: str) -> Field:
+    word = "lowest" if stat == "min" else "highest"
+    return Field(f"{f.name}_{stat}", f.dtype, f.unit, f"{word} {f.name} within the row", f.min, f.max)
+
+
+#: ``metrics()`` beyond the raw window answers with a row per node per minute or per hour (see
+#: :mod:`clusternb.state.rollup`): each chosen field then holds its mean over the row, and these columns follow
+#: the fields: ``<field>_min`` and ``<field>_max`` of each chosen field, then ``samples``.
+METRIC_SPREAD: Final = tuple(_spread(f, stat) for f in METRICS for stat in ("min", "max"))
+METRIC_SAMPLES: Final = Field("samples", "int64", "", "samples folded into the row (rolled-up rows only)", 1)
+
 #: ``cluster_status()``: one row.
 STATUS: Final = (
     Field("as_of", TIME, "", "when the summary was computed (UTC)"),
@@ -293,9 +305,13 @@ QUERIES: Final = {
 }
 
 
+#: Columns a query returns only in some answers (metrics() beyond the raw window), after those of :data:`QUERIES`.
+SOMETIMES: Final = {"metrics": (*METRIC_SPREAD, METRIC_SAMPLES)}
+
+
 def field(query: str, name: str) -> Field:
     """The declaration of column ``name`` of ``query`` (a key of :data:`QUERIES`); KeyError if none."""
-    for f in QUERIES[query]:
+    for f in QUERIES[query] + SOMETIMES.get(query, ()):
         if f.name == name:
             return f
     raise KeyError(f"{query}() has no column {name!r}")

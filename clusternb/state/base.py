@@ -1,4 +1,5 @@
-"""The state store interface every reader depends on: latest snapshot per node, bounded history, a generation.
+"""The state store interface every reader depends on: latest snapshot per node, bounded history, rollups beyond
+it (:mod:`clusternb.state.rollup`), a generation.
 
 The ``generation`` is a counter bumped by every write. The query cache puts it in its keys, so a cached result
 is never older than the newest sample the store holds, while unchanged state is still served from the cache.
@@ -11,6 +12,7 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import NamedTuple
 
 from clusternb.model import NodeSnapshot
+from clusternb.state.rollup import Block, Tier
 
 
 class Liveness(NamedTuple):
@@ -53,6 +55,16 @@ class StateStore(ABC):
     @abstractmethod
     def departed(self) -> Mapping[str, float]:
         """Nodes that left cleanly and have not published since, with the time they left."""
+
+    def rollups(
+        self, tier: Tier, since: float, until: float | None = None, nodes: Collection[str] | None = None
+    ) -> list[Block]:
+        """Rolled-up rows of ``tier`` starting within ``[since, until]``; a store that keeps none has none."""
+        return []
+
+    def rolled_nodes(self) -> list[str]:
+        """Nodes with rollups kept (they may have left the raw window long ago)."""
+        return []
 
     def liveness(self) -> Liveness:
         """Each node's newest sample time and interval plus the departures; stores override it to read less."""

@@ -21,6 +21,7 @@ from clusternb.redisio.errors import Unavailable
 from clusternb.state.base import Liveness, StateStore
 from clusternb.state.memory import MemoryStateStore
 from clusternb.state.redis import RedisStateStore
+from clusternb.state.rollup import Block, Tier
 
 T = TypeVar("T")
 
@@ -63,6 +64,17 @@ class MirroredStore(StateStore):
         return self._read(
             lambda: self.primary.history(since, until, nodes), lambda: self.local.history(since, until, nodes)
         )
+
+    def rollups(
+        self, tier: Tier, since: float, until: float | None = None, nodes: Collection[str] | None = None
+    ) -> list[Block]:
+        return self._read(
+            lambda: self.primary.rollups(tier, since, until, nodes),
+            lambda: self.local.rollups(tier, since, until, nodes),
+        )
+
+    def rolled_nodes(self) -> list[str]:
+        return self._read(self.primary.rolled_nodes, self.local.rolled_nodes)
 
     def departed(self) -> Mapping[str, float]:
         return self._read(self.primary.departed, self.local.departed)

@@ -1,20 +1,26 @@
 """In-process state store for embedded mode: a dict of latest snapshots and one bounded deque per node.
 
 Memory stays flat however long it runs: history is trimmed by time on every write and each deque also has
-a hard ``maxlen``, so a clock jumping backwards cannot make it grow without bound either.
+a hard ``maxlen``, so a clock jumping backwards cannot make it grow without bound either. Rollups are kept as
+the same compact records Redis holds (about 75 KB per node per day of minute rows), each tier trimmed to its
+retention and to a hard count of blocks.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 
 from clusternb.model import NodeSnapshot
+from clusternb.rejects import Rejections
 from clusternb.state.base import StateStore
+from clusternb.state.rolling import Rolling
+from clusternb.state.rollup import Block, Roller, Tier
 
 
-class MemoryStateStore(StateStore):
+class MemoryStateStore(Rolling, StateStore):
     """Thread-safe: the sampler thread writes while kernels, handlers and panels read."""
 
     in_process = True
@@ -27,6 +33,9 @@ class MemoryStateStore(StateStore):
         self._departed: dict[str, float] = {}
         self._generation = 0
         self._lock = threading.Lock()
+        self._rolls: dict[tuple[str, str], dict[float, bytes]] = {}  # (node, tier) -> block start -> record
+        self.rejections = Rejections()
+        self.roller = Roller(self._load_block)
 
     def put(self, snapshot: NodeSnapshot) -> None:
         with self._lock:
@@ -41,6 +50,7 @@ class MemoryStateStore(StateStore):
             while hist and hist[0].time < horizon:
                 hist.popleft()
             self._generation += 1
+        self._roll(snapshot)
 
     def latest(self) -> list[NodeSnapshot]:
         with self._lock:
@@ -58,6 +68,7 @@ class MemoryStateStore(StateStore):
         return out
 
     def leave(self, node: str, when: float) -> None:
+        self._flush_rollups(node)
         with self._lock:
             self._departed[node] = when
             self._generation += 1
@@ -68,6 +79,30 @@ class MemoryStateStore(StateStore):
 
     def generation(self) -> int:
         return self._generation
+
+    def _keep_blocks(self, records: Sequence[tuple[Block, bytes]]) -> None:
+        with self._lock:
+            for block, record in records:
+                tier = block.tier
+                kept = self._rolls.setdefault((block.node, tier.name), {})
+                kept[block.start] = record
+                # As in Redis (PUT_BLOCK): the retention before the newest block or this host's clock, the
+                # earlier; then the oldest past the hard count.
+                cutoff = min(max(kept), time.time()) - tier.retention
+                for start in [s for s in kept if s < cutoff]:
+                    del kept[start]
+                cap = int(tier.retention // tier.block) + 2
+                for start in sorted(kept)[: max(len(kept) - cap, 0)]:
+                    del kept[start]
+
+    def _read_blocks(self, tier: Tier, starts: Sequence[float], nodes: Sequence[str]) -> list[tuple[str, float, bytes]]:
+        with self._lock:
+            found = [(node, self._rolls.get((node, tier.name), {})) for node in nodes]
+            return [(node, start, kept[start]) for node, kept in found for start in starts if start in kept]
+
+    def rolled_nodes(self) -> list[str]:
+        with self._lock:
+            return sorted({node for node, _ in self._rolls})
 
     def sample_count(self) -> int:
         """Samples held across all nodes (for tests and ``cache_status``-style diagnostics)."""

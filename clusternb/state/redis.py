@@ -42,18 +42,21 @@ from clusternb.redisio.scripts import LinkScript
 from clusternb.rejects import Rejections, node_of
 from clusternb.state.base import Liveness, StateStore
 from clusternb.state.bounds import HistoryBounds
+from clusternb.state.redis_rollups import RedisRolling
 from clusternb.state.redis_scripts import LEAVE, LIVENESS, PREFIX, PRUNE_HASH_VALUES, PUT
+from clusternb.state.rollup import Roller
 
 T = TypeVar("T")
 
 
-class RedisStateStore(StateStore):
+class RedisStateStore(RedisRolling, StateStore):
     """The :class:`StateStore` of cluster mode, over ``link`` (or a URL, with its own link). Thread-safe: reads use
     redis-py's pool; puts take turns on one held connection on a standalone server (``redisio/held_script.py``).
 
     ``latest()`` is one HVALS whatever the number of nodes, on a standalone server and on a cluster alike (the
     hash lives on one shard); ``put`` and ``leave`` are one script call each; ``liveness()`` is one script call;
-    ``history`` is one round trip for the node list (when not given) and one pipeline across nodes.
+    ``history`` is one round trip for the node list (when not given) and one pipeline across nodes. Rollups
+    (folded from what ``put`` is given, written when a minute closes): :mod:`clusternb.state.redis_rollups`.
 
     ``bounds``: how much history it keeps (:class:`~clusternb.state.bounds.HistoryBounds`; default: its
     defaults). ``socket_timeout``/``connect_timeout``: those of its own link, when ``link`` is a URL.
@@ -98,6 +101,8 @@ class RedisStateStore(StateStore):
         # The previous latest()'s records and their snapshots (None: rejected), position by position.
         self._decoded: tuple[list[bytes], list[NodeSnapshot | None]] = ([], [])
         self.puts = 0
+        self._rollup_scripts()
+        self.roller = Roller(self._load_block)
 
     @classmethod
     def from_settings(
@@ -139,8 +144,10 @@ class RedisStateStore(StateStore):
             ),
         )
         self.puts += 1
+        self._roll(snapshot)
 
     def leave(self, node: str, when: float) -> None:
+        self._flush_rollups(node)
         self._leave_script((self._k_departed, self._k_gen), (node, repr(float(when)), self._ttl, _gen_seed()))
 
     # -- reads ----------------------------------------------------------------------------------------------
@@ -309,6 +316,7 @@ class RedisStateStore(StateStore):
         }
 
     def close(self) -> None:
+        self._flush_rollups()
         self._put_script.close()
         if self._owns_link:
             self.link.close()

@@ -15,6 +15,15 @@ alert key lives in one slot, so each script and transaction below touches one sh
     P departed        HASH    node -> time it left cleanly (``leave``); the node's next ``put`` deletes it
     P hist:{node}     ZSET    snapshot JSON scored by its sample time: that node's bounded history
     P gen             STRING  the generation counter, INCRed by every put and leave
+    P roll:1m:{node}  HASH    block start (epoch seconds) -> rollup record of that hour's minute rows
+    P roll:1h:{node}  HASH    block start (epoch seconds) -> rollup record of that day's hour rows
+    P rolled          ZSET    node -> start of its newest rollup block (who has rollups; outlives ``seen``)
+
+Rollups (:mod:`clusternb.state.rollup`): a hash per node and tier whose fields are block starts, since a block is
+rewritten whole as its minutes close (HSET replaces it in place; a sorted set would need the old member to
+remove it). ``PUT_BLOCK`` writes one, drops blocks older than the tier's retention (and the oldest past a hard
+count, whatever the clocks did), and sets the key's expiry to the retention, so a node gone for a week loses its
+minutes and one gone for 90 days its hours. The ``rolled`` registry is trimmed the same way.
 
 Why a sorted set per node for history, not a stream: history is queried by *sample* time, which each agent's
 clock sets. Stream IDs must grow monotonically, so they would carry either the server's time (then a range
@@ -125,6 +134,58 @@ for i = 1, #all, 2 do
   if bad[all[i + 1]] then redis.call('HDEL', KEYS[1], all[i]); n = n + 1 end
 end
 return n
+"""
+
+
+# One rollup block. KEYS: the tier's hash of the node, the registry of rolled nodes. ARGV: block start (the
+# field), record, retention in seconds, expiry in seconds, most blocks kept, node, oldest registry time kept,
+# most nodes kept, registry expiry in seconds. A key of another type under our name is deleted first. Fields
+# that are not numbers, older than the retention before the newest block (or before the server's clock, if
+# earlier: a writer whose clock runs a year ahead must not wipe the node's week), or the oldest past the count
+# are deleted (in chunks: unpack has a limit). Returns the number of blocks dropped.
+PUT_BLOCK = """
+local want = {'hash', 'zset'}
+for i = 1, 2 do
+  local t = redis.call('TYPE', KEYS[i])['ok']
+  if t ~= 'none' and t ~= want[i] then redis.call('DEL', KEYS[i]) end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local cap = tonumber(ARGV[5])
+local now = redis.call('TIME')
+local newest = tonumber(ARGV[1])
+local drop, kept, all = {}, {}, redis.call('HKEYS', KEYS[1])
+for _, f in ipairs(all) do
+  local s = tonumber(f)
+  if s == nil then drop[#drop + 1] = f elseif s > newest then newest = s end
+end
+local cutoff = math.min(newest, tonumber(now[1])) - tonumber(ARGV[3])
+for _, f in ipairs(all) do
+  local s = tonumber(f)
+  if s ~= nil then
+    if s < cutoff then drop[#drop + 1] = f else kept[#kept + 1] = {s, f} end
+  end
+end
+if #kept > cap then
+  table.sort(kept, function(a, b) return a[1] < b[1] end)
+  for i = 1, #kept - cap do drop[#drop + 1] = kept[i][2] end
+end
+for i = 1, #drop, 500 do
+  redis.call('HDEL', KEYS[1], unpack(drop, i, math.min(i + 499, #drop)))
+end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[7])
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[8]) + 1))
+redis.call('EXPIRE', KEYS[2], ARGV[9])
+return #drop
+"""
+
+# Delete a rejected field of a hash if it still holds the rejected bytes. KEYS: the hash. ARGV: field, record.
+PRUNE_FIELD = """
+if redis.call('TYPE', KEYS[1])['ok'] == 'hash' and redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
 """
 
 

@@ -1,0 +1,106 @@
+"""The rollup half of a state store: fold what ``put`` receives, keep the blocks, read them back checked.
+
+A store mixes :class:`Rolling` in and implements only the bytes (as aiocache's backends implement only
+``_get``/``_set``): :meth:`Rolling._keep_blocks` (write records), :meth:`Rolling._read_blocks` (read records of
+some block starts), :meth:`Rolling._drop_block` (delete a rejected record if it is still the same bytes) and
+:meth:`Rolling.rolled_nodes`. Folding (:class:`~clusternb.state.rollup.Roller`), encoding and validation
+(:mod:`clusternb.state.rollup_codec`) and the counting of rejected records happen here, once for every store.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Sequence
+
+from clusternb.model import NodeSnapshot, SchemaError
+from clusternb.redisio.errors import RedisFault
+from clusternb.rejects import Rejections
+from clusternb.state import rollup_codec
+from clusternb.state.rollup import Block, Roller, Tier, block_starts
+
+#: What a rejected rollup record is counted as (:class:`~clusternb.rejects.Rejections` kind).
+KIND = "rollup"
+
+
+class Rolling:
+    """Rollups of the metric fields kept beside a store's raw history (see :mod:`clusternb.state.rollup`)."""
+
+    rejections: Rejections
+    #: This store's folding of the samples it is given: ``Roller(self._load_block)``, made by the store.
+    roller: Roller
+    #: Folded blocks a store could not write (Redis unreachable); each heals when its next minute is written.
+    rollup_write_failures = 0
+
+    # -- what a store implements ----------------------------------------------------------------------------
+
+    def _keep_blocks(self, records: Sequence[tuple[Block, bytes]]) -> None:
+        """Store each block's record (replacing the one of the same node, tier and start), trimmed to the tier's
+        retention; may raise :class:`~clusternb.redisio.errors.RedisFault`."""
+        raise NotImplementedError
+
+    def _read_blocks(self, tier: Tier, starts: Sequence[float], nodes: Sequence[str]) -> list[tuple[str, float, bytes]]:
+        """The records held for ``nodes`` at those block starts, as (node, start, record); missing ones left out."""
+        raise NotImplementedError
+
+    def _drop_block(self, node: str, tier: Tier, start: float, record: bytes) -> None:
+        """Delete a rejected record if it still holds those bytes (a good write since then must survive)."""
+
+    def rolled_nodes(self) -> list[str]:
+        """Every node with rollups kept, sorted."""
+        raise NotImplementedError
+
+    # -- the shared part ------------------------------------------------------------------------------------
+
+    def _roll(self, snapshot: NodeSnapshot) -> None:
+        """Fold a sample just stored; write the blocks a closed minute changed."""
+        try:
+            self._write(self.roller.add(snapshot))
+        except RedisFault:  # the block read to continue failed: the next sample of the new minute tries again
+            self.rollup_write_failures += 1
+
+    def _flush_rollups(self, node: str | None = None) -> None:
+        """Write the open minute of ``node`` (None: every node): a node leaving, a store closing."""
+        try:
+            self._write(self.roller.flush(node))
+        except RedisFault:
+            self.rollup_write_failures += 1
+
+    def _write(self, blocks: list[Block]) -> None:
+        if not blocks:
+            return
+        try:
+            self._keep_blocks([(block, rollup_codec.encode(block)) for block in blocks])
+        except RedisFault:  # the roller still holds the blocks: the next minute rewrites them whole
+            self.rollup_write_failures += 1
+
+    def rollups(
+        self, tier: Tier, since: float, until: float | None = None, nodes: Collection[str] | None = None
+    ) -> list[Block]:
+        """Rows of ``tier`` whose start is within ``[since, until]``, of some nodes (default: every rolled node),
+        one block per node and block period, checked (a rejected record is counted, deleted and left out)."""
+        names = sorted(nodes) if nodes is not None else self.rolled_nodes()
+        end = time.time() if until is None else until
+        starts = block_starts(tier, since, end)
+        if not names or not starts:
+            return []
+        out = []
+        for node, start, record in self._read_blocks(tier, starts, names):
+            block = self._checked_block(node, tier, start, record)
+            if block is not None:
+                block = block.between(since, until)
+                if len(block):
+                    out.append(block)
+        return out
+
+    def _checked_block(self, node: str, tier: Tier, start: float, record: bytes) -> Block | None:
+        try:
+            return rollup_codec.decode(record, node, tier, start)
+        except SchemaError as exc:
+            self.rejections.add(KIND, node[:64], str(exc))
+            self._drop_block(node, tier, start, record)
+            return None
+
+    def _load_block(self, node: str, tier: Tier, start: float) -> Block | None:
+        """The block a writer continues: what the store holds (None: nothing, or a record rejected)."""
+        found = self._read_blocks(tier, [start], [node])
+        return self._checked_block(node, tier, start, found[0][2]) if found else None
