@@ -220,9 +220,17 @@ def rollup_frame(blocks: Sequence[rollup.Block], fields: Sequence[str], resoluti
     """metrics() beyond the raw window: one row per node per minute or hour (``resolution``), ``time`` the row's
     start. Each chosen field holds its mean over the row, ``<field>_min``/``<field>_max`` follow the fields, then
     ``samples`` (samples folded into the row). Rows sorted by (time, node); ``attrs["resolution"]`` says which."""
-    times, nodes, counts, values = _stacked(blocks)
-    n = len(times)
-    order = np.lexsort((dtypes.strings(nodes).to_numpy(na_value=""), times)) if n else np.zeros(0, np.intp)
+    blocks = sorted(blocks, key=lambda b: (b.node, b.start))
+    lengths = np.fromiter(map(len, blocks), dtype=np.intp, count=len(blocks))
+    of_block = np.repeat(np.arange(len(blocks)), lengths)  # each row's block: the blocks sorted by node first
+    n = len(of_block)
+    times = np.concatenate([b.start + np.asarray(b.slots, "float64") * b.tier.step for b in blocks] or [np.zeros(0)])
+    nodes = dtypes.strings([b.node for b in blocks]).take(of_block)  # one string per block, not per row
+    counts = np.concatenate([np.asarray(b.counts, "int64") for b in blocks] or [np.zeros(0, "int64")])
+    parts = [np.frombuffer(b.values, "float32" if b.values.typecode == "f" else "float64") for b in blocks]
+    shaped = [p.reshape(rollup.WIDTH, len(b)) for p, b in zip(parts, blocks, strict=True)]
+    values = np.concatenate(shaped, axis=1) if shaped else np.zeros((rollup.WIDTH, 0))
+    order = np.lexsort((of_block, times))
     data: dict[str, Any] = {"time": _to_times(times), "node": nodes, "samples": counts}
     chosen = [c for c in METRIC_COLUMNS if c.name in fields]
     chosen.sort(key=lambda c: fields.index(c.name))
@@ -230,25 +238,12 @@ def rollup_frame(blocks: Sequence[rollup.Block], fields: Sequence[str], resoluti
     for col in chosen:
         at = rollup.FIELDS.index(col.name)
         for name, stat in ((col.name, 1), (f"{col.name}_min", 0), (f"{col.name}_max", 2)):
-            column = values[3 * at + stat]
+            column = values[3 * at + stat].astype("float64")
             data[name] = _ints(column) if col.dtype == "Int64" else column
     head = columns.METRIC_HEAD_COLUMNS
     frame = dtypes.typed(data, (*head, *chosen, *spread, columns.METRIC_SAMPLES_COLUMN), pd.RangeIndex(n), order)
     frame.attrs["resolution"] = resolution
     return frame
-
-
-def _stacked(blocks: Sequence[rollup.Block]) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
-    """The rows of ``blocks`` as arrays: row starts, node of each row, counts, and values (one row per
-    (field, statistic) column of :data:`clusternb.state.rollup.FIELDS`, one column per frame row)."""
-    if not blocks:
-        return np.zeros(0), [], np.zeros(0, "int64"), np.zeros((rollup.WIDTH, 0))
-    times = np.concatenate([b.start + np.asarray(b.slots, "float64") * b.tier.step for b in blocks])
-    nodes = [b.node for b in blocks for _ in range(len(b))]
-    counts = np.concatenate([np.asarray(b.counts, "int64") for b in blocks])
-    parts = [np.frombuffer(b.values, "float32" if b.values.typecode == "f" else "float64") for b in blocks]
-    values = np.concatenate([p.reshape(rollup.WIDTH, len(b)) for p, b in zip(parts, blocks, strict=True)], axis=1)
-    return times, nodes, counts, values.astype("float64", copy=False)
 
 
 def _ints(values: np.ndarray) -> pd.arrays.IntegerArray:

@@ -21,10 +21,11 @@ from __future__ import annotations
 import itertools
 import math
 import struct
+import sys
 import zlib
 from array import array
 from operator import le
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -152,6 +153,16 @@ def _check(slots: list[int], counts: list[int], values: array[float], rows: int,
         raise SchemaError("rollup rows out of order or outside their block")
     if min(counts) < 1 or max(counts) > COUNT_MAX:
         raise SchemaError("rollup row with an impossible sample count")
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        _check_values_numpy(numpy, values, rows)
+    else:
+        _check_values(values, rows)
+
+
+def _check_values(values: array[float], rows: int) -> None:
+    """Each field's min <= mean <= max within its bounds, or all three NaN: in plain Python, where numpy is not
+    loaded (the agent, continuing a block it finds); ~0.3 ms for an hour of minute rows."""
     for f, name in enumerate(FIELDS):
         at = 3 * f * rows
         low, mean, high = (values[at + k * rows : at + (k + 1) * rows] for k in range(3))
@@ -169,5 +180,25 @@ def _check(slots: list[int], counts: list[int], values: array[float], rows: int,
             low, mean, high = (array("f", (col[i] for i in kept)) for col in (low, mean, high))
         elif any(map(math.isnan, low)) or any(map(math.isnan, high)):
             raise SchemaError(f"rollup {name} with some of min/mean/max missing")
-        if not (min(low) >= _LOW[f] and max(high) <= _HIGH[f] and all(map(le, low, mean)) and all(map(le, mean, high))):
+        top = max(high)
+        if not (min(low) >= _LOW[f] and top <= _HIGH[f] and top < math.inf):
             raise SchemaError(f"rollup {name} outside its bounds or min/mean/max out of order")
+        if not (all(map(le, low, mean)) and all(map(le, mean, high))):
+            raise SchemaError(f"rollup {name} outside its bounds or min/mean/max out of order")
+
+
+def _check_values_numpy(np: Any, values: array[float], rows: int) -> None:
+    """The same checks as :func:`_check_values`, vectorised: where numpy is loaded (every reader, since pandas
+    is), ~15x faster, which a day of minute rows of 100 nodes (2,400 records) needs. Tests run both."""
+    v = np.frombuffer(values, np.float32).reshape(len(FIELDS), 3, rows)
+    missing = np.isnan(v)
+    partial = missing.any(axis=1) & ~missing.all(axis=1)
+    if partial.any():
+        raise SchemaError(f"rollup {FIELDS[int(np.argwhere(partial)[0][0])]} with some of min/mean/max missing")
+    low, mean, high = v[:, 0, :], v[:, 1, :], v[:, 2, :]
+    lowest, highest = np.asarray(_LOW)[:, None], np.asarray(_HIGH)[:, None]
+    with np.errstate(invalid="ignore"):
+        bad = (low < lowest) | (high > highest) | np.isinf(high) | (low > mean) | (mean > high)
+    if bad.any():
+        name = FIELDS[int(np.argwhere(bad)[0][0])]
+        raise SchemaError(f"rollup {name} outside its bounds or min/mean/max out of order")

@@ -207,7 +207,17 @@ def _record(block: Block, values: list[float] | None = None, **header: object) -
     return msgspec.msgpack.encode(msgspec.structs.replace(good, **header))
 
 
-def test_hostile_rollup_records_are_skipped_counted_and_pruned(redis_server: RedisServer) -> None:
+@pytest.fixture(params=["numpy", "plain"])
+def checks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Records checked by the vectorised checks (readers) and by the plain-Python ones (the agent, no numpy)."""
+    if request.param == "plain":
+        monkeypatch.setattr(
+            rollup_codec, "_check_values_numpy", lambda np, values, rows: rollup_codec._check_values(values, rows)
+        )
+    return str(request.param)
+
+
+def test_hostile_rollup_records_are_skipped_counted_and_pruned(redis_server: RedisServer, checks: str) -> None:
     store = RedisStateStore(redis_server.url, socket_timeout=5.0)
     samples = [make_snapshot("n", time=T0 + i * 10) for i in range(24 * 360)]  # a day: 24 blocks of minutes
     for snap in samples:
@@ -222,6 +232,9 @@ def test_hostile_rollup_records_are_skipped_counted_and_pruned(redis_server: Red
     assert FIELDS[0] == "cpu_percent"  # its min, mean and max are the first three columns
     absurd = [1e9] * 3 * rows + good.values.tolist()[3 * rows :]
     unordered = [99.0] * rows + good.values.tolist()[rows:]  # min above the mean
+    gpu_mem = 3 * FIELDS.index("gpu_mem_used_bytes") * rows  # a field without an upper bound
+    infinite = good.values.tolist()
+    infinite[gpu_mem : gpu_mem + 3 * rows] = [math.inf] * 3 * rows
     bomb = msgspec.structs.replace(
         msgspec.msgpack.decode(client.hget(key, fields[0]), type=rollup_codec.Header),
         payload=zlib.compress(b"\0" * 50_000_000),
@@ -241,6 +254,7 @@ def test_hostile_rollup_records_are_skipped_counted_and_pruned(redis_server: Red
         fields[8]: msgspec.msgpack.encode(msgspec.structs.replace(bomb, start=float(fields[8]))),
         fields[9]: at(9, fields=12345),
         fields[10]: at(10, tier="1h"),
+        fields[11]: at(11, infinite),
     }
     client.hset(key, mapping=hostile)
     reader = RedisStateStore(redis_server.url, socket_timeout=5.0)
@@ -248,7 +262,7 @@ def test_hostile_rollup_records_are_skipped_counted_and_pruned(redis_server: Red
     assert len(blocks) == 25 - len(hostile)
     assert all(abs(mean - 12.5) < 0.01 for b in blocks for mean in b.column(1))  # only good rows
     counted = {reason for (kind, node, reason) in reader.rejections.counts() if kind == "rollup" and node == "n"}
-    assert len(counted) == 7, counted  # non-records alike, bounds and order alike, misplaced records alike
+    assert len(counted) == 8, counted  # non-records alike, misplaced records alike; bounds name their field
     assert not any(client.hexists(key, field) for field in hostile)  # pruned: still the rejected bytes
     client.delete(store.roll_key(HOUR, "n"))
     client.set(store.roll_key(HOUR, "n"), b"a string where a hash belongs")
@@ -258,7 +272,7 @@ def test_hostile_rollup_records_are_skipped_counted_and_pruned(redis_server: Red
         s.close()
 
 
-def test_decoding_checks_every_row() -> None:
+def test_decoding_checks_every_row(checks: str) -> None:
     start = 3600.0 * 10
     block = Block("n", MINUTE, start, [0, 5], [30, 30], array("d", [1.0] * WIDTH * 2))
     assert len(rollup_codec.decode(rollup_codec.encode(block), "n", MINUTE, start)) == 2
