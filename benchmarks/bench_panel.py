@@ -59,10 +59,10 @@ def main() -> None:
     in_queries = [0.0, 0]
     run = poller_module.Query.run
 
-    def timed_run(self: Any, client: Client, held: Any = None) -> Any:
+    def timed_run(self: Any, client: Client, held: Any = None, holding: bool = False) -> Any:
         start = time.thread_time()
         try:
-            return run(self, client, held)
+            return run(self, client, held, holding)
         finally:
             in_queries[0] += time.thread_time() - start
             in_queries[1] += 1

@@ -159,9 +159,10 @@ class Call:
         """The parameters as keyword arguments and JSON: tuples become lists."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.params}
 
-    def run(self, client: Client, held: QueryResult | None = None) -> QueryResult:
-        """Run the query through the client's cache (``held`` back, uncopied, while it is the cache's entry)."""
-        return client.query(self.name, held=held, **self.params_dict())
+    def run(self, client: Client, held: QueryResult | None = None, holding: bool = False) -> QueryResult:
+        """Run the query through the client's cache (``held`` back, uncopied, while it is the cache's entry;
+        ``holding``: the caller holds results, see :meth:`~clusternb.queries.Client.query`)."""
+        return client.query(self.name, held=held, holding=holding, **self.params_dict())
 
     def peek(self, client: Client) -> QueryResult | None:
         """The current cache entry's hash and time, without building the value (None: not cached)."""

@@ -29,6 +29,7 @@ from clusternb.cache.codec import make_entry
 from clusternb.cache.decorators import argument_digest
 from clusternb.config import ClusterNB, load_config
 from clusternb.frames import SharedState
+from clusternb.held import HeldQueries
 from clusternb.kernel_usage.measure import KernelInfo
 from clusternb.kernel_usage.service import KernelService, board_for
 from clusternb.model import NodeSnapshot
@@ -72,9 +73,11 @@ class QueryResult:
     value: Any
     content_hash: str
     created: float
+    #: For a caller that holds the result (a panel): what it was computed from (:mod:`clusternb.held`).
+    basis: Any = None
 
 
-class Client(QueryBuilders):
+class Client(QueryBuilders, HeldQueries):
     """One connection to cluster state. Thread-safe; cheap to query, so keep one per process."""
 
     def __init__(
@@ -244,18 +247,23 @@ class Client(QueryBuilders):
         assert isinstance(value, pd.DataFrame)
         return value
 
-    def query(self, name: str, held: QueryResult | None = None, **params: Any) -> QueryResult:
+    def query(self, name: str, held: QueryResult | None = None, holding: bool = False, **params: Any) -> QueryResult:
         """Run a query by name (cluster, workers, metrics, alerts) through the cache, with its content hash.
 
         ``held``: a result the caller already holds (a panel's last one). While the cache holds that very
         entry it comes back as it is, uncopied and counted as a hit: the arguments are checked and the key is
-        made once, whatever the answer.
+        made once, whatever the answer. ``holding``: the caller keeps results and passes them back as
+        ``held`` (a panel): a result then comes with what it was computed from, and a held one stands while
+        that is unchanged, or is extended by the new samples (:mod:`clusternb.held`; ages may then lag).
         """
         builder = self._builder(name)
         self._ready()
         now = time.time()
         key_params, compute = builder(self, now, **params)
-        result = self._cached(name, key_params, compute, held)
+        if (holding or held is not None) and self.settings.cache_enabled:
+            result = self._held(name, params, (key_params, compute), held, now)
+        else:
+            result = self._cached(name, key_params, compute, held)
         self._keep_last_view(now)
         return result
 

@@ -196,14 +196,15 @@ class Poller:
     def _query(
         self, key: tuple[int, Query], query: Query, client: Client, report: TickReport
     ) -> QueryResult | Exception:
-        """The query's result; the last one again, uncopied, while the cache holds the very same entry.
+        """The query's result; the last one again, uncopied, while it still says what a recompute would.
 
-        Freshness is the query cache's alone (its keys, :meth:`Client._freshness`): this only spares a copy of
-        a value the panels already hold. The read is counted as the cache hit it is.
+        The poller holds each result and hands it back (``holding``): the client keeps it while the cache holds
+        the very same entry or while nothing it was computed from changed, and extends a held metrics frame by
+        the new samples (:mod:`clusternb.held`). The read is counted as the cache hit it is.
         """
         memo = self._memo.get(key)
         try:
-            result = query.run(client, held=memo)
+            result = query.run(client, held=memo, holding=True)
         except Exception as exc:
             report.queries += 1
             return exc

@@ -66,7 +66,12 @@ def test_unchanged_data_sends_no_message(client: Client) -> None:
         report = poller.tick(force=True)
         assert report.errors == []
         if i % 4 == 3:
-            time.sleep(0.15)  # a new freshness bucket: results are recomputed, with a new as_of ...
+            time.sleep(0.15)  # a new freshness bucket: the held results still stand (nothing they read moved)
+    assert sent() == 0
+    assert all(s.renders == 1 for s in p.sections)  # nothing recomputed, so nothing even re-rendered
+    poller.unregister(p)  # the poller forgets what it held: results come from the cache, with a new as_of ...
+    poller.register(p)
+    assert poller.tick(force=True).errors == []
     assert sent() == 0  # ... and still nothing is sent, because nothing shown changed
     assert any(s.renders > 1 for s in p.sections)  # the header really did re-render and compare
 
