@@ -22,6 +22,7 @@ from clusternb.server import handlers, metrics, pages, websocket
 from clusternb.server.broadcaster import FRESH_EVERY, Broadcaster
 from clusternb.server.metrics import ServerMetrics
 from clusternb.server.pages import Asset
+from clusternb.server.payload import ENCODED_CACHE_MAX_BYTES
 from clusternb.server.ratelimit import TokenBuckets
 from clusternb.server.routes import bind
 from clusternb.server.service import DataService
@@ -64,7 +65,14 @@ class ClusterNBApp(ExtensionApp):
         config=True
     )
     encoded_cache_size = BoundedInt(
-        64, 1, 100_000, help="Encoded (JSON + gzip) results kept, by query and content hash."
+        64, 1, 100_000, help="Encoded (JSON + gzip) results kept: the newest of each query and its parameters."
+    ).tag(config=True)
+    encoded_cache_bytes = BoundedInt(
+        ENCODED_CACHE_MAX_BYTES,
+        0,
+        2**40,
+        help="Bytes of encoded (JSON + gzip) results kept, least recently used out first; a larger body is "
+        "encoded per computation instead of kept.",
     ).tag(config=True)
     watch_kernels = Bool(
         True,
@@ -94,7 +102,9 @@ class ClusterNBApp(ExtensionApp):
         settings = load_config(config=self.serverapp.config if self.serverapp else None)
         store = self.state_store() if self.state_store is not None else None
         self.client = Client(settings, store=store, sample_local=self.sample_host)
-        self.service = DataService(self.client, self.query_threads, self.encoded_cache_size)
+        self.service = DataService(
+            self.client, self.query_threads, self.encoded_cache_size, self.encoded_cache_bytes
+        )
         self.prometheus = ServerMetrics(self.service)
         self.broadcaster = Broadcaster(
             self.service, self.push_interval, self.stall_timeout, on_fanout=self.prometheus.fanout.observe

@@ -10,8 +10,8 @@ Times are ISO-8601 UTC strings, missing values (NaN, <NA>, NaT) are ``null``, ca
 only say how old the data is (``age_s``, ``as_of``, ``data_age_s``), so the WebSocket can push on real change
 only instead of on every clock tick.
 
-Encoding a 1,000-node frame takes milliseconds, so :class:`EncodedCache` keeps the JSON and gzip bytes per
-(query key, content hash): each distinct result is encoded and compressed once, whatever the request rate.
+Encoding a 1,000-node frame takes milliseconds, so :class:`EncodedCache` keeps the JSON and gzip bytes of each
+query key's newest result: each distinct result is encoded and compressed once, whatever the request rate.
 """
 
 from __future__ import annotations
@@ -166,32 +166,67 @@ def accepts_gzip(accept_encoding: str) -> bool:
     return False
 
 
+#: Bytes (JSON plus gzip) of encoded bodies :class:`EncodedCache` keeps by default. A cap on entries alone was
+#: not a cap on memory: the metrics body of a 10-minute chart grows with the cluster and its window (21 nodes
+#: at 1 s: ~1.6 MB JSON, 10,000 nodes at 2 s: hundreds of MB), and in the soak (issue 17 item 6) 64 entries,
+#: mostly outdated versions of that one topic, held 56 MiB after 5 minutes and kept growing.
+ENCODED_CACHE_MAX_BYTES = 64 * 2**20
+
+
 class EncodedCache:
-    """A small thread-safe LRU of (query key, content hash) -> :class:`Encoded`.
+    """A small thread-safe LRU of query key -> :class:`Encoded`, bounded in entries and in bytes.
 
     Query threads fill it and the event loop reads it, hence the lock; entries are immutable once stored.
-    A stored body is given only for the same computation (``created``): one recomputed with the same content
-    is encoded anew, so ``as_of`` always says when the answer was computed, never when the content first was.
+    A stored body is given only for the same content hash and the same computation (``created``): one recomputed
+    with the same content is encoded anew, so ``as_of`` always says when the answer was computed, never when the
+    content first was. So only the newest encoding of a key can ever be asked for again: a new one replaces
+    it, and the cache holds at most one body per key (``size`` keys) and ``max_bytes`` in all (JSON plus gzip,
+    least recently used out first). A body larger than ``max_bytes`` is not kept: it is encoded for each
+    computation's first request (``DataService`` computes each topic once however many ask at a time).
     """
 
-    def __init__(self, size: int = 64) -> None:
+    def __init__(self, size: int = 64, max_bytes: int = ENCODED_CACHE_MAX_BYTES) -> None:
         self.size = size
-        self._entries: OrderedDict[tuple[str, str], Encoded] = OrderedDict()
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, tuple[str, Encoded]] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
         self.encodes = 0
 
     def get(self, key: str, content_hash: str, created: float) -> Encoded | None:
         with self._lock:
-            found = self._entries.get((key, content_hash))
-            if found is None or found.created != created:
+            item = self._entries.get(key)
+            if item is None or item[0] != content_hash or item[1].created != created:
                 return None
-            self._entries.move_to_end((key, content_hash))
-            return found
+            self._entries.move_to_end(key)
+            return item[1]
 
     def put(self, key: str, content_hash: str, encoded: Encoded) -> None:
+        size = _size(encoded)
         with self._lock:
             self.encodes += 1
-            self._entries[(key, content_hash)] = encoded
-            self._entries.move_to_end((key, content_hash))
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+            old = self._entries.pop(key, None)
+            if old is not None:
+                if old[1].created > encoded.created:  # a slower thread's older result: the newer one stays
+                    self._entries[key] = old
+                    return
+                self._bytes -= _size(old[1])
+            if size > self.max_bytes:
+                return
+            self._entries[key] = (content_hash, encoded)
+            self._bytes += size
+            while len(self._entries) > self.size or self._bytes > self.max_bytes:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self._bytes -= _size(dropped)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def bytes(self) -> int:
+        """JSON plus gzip bytes held now."""
+        return self._bytes
+
+
+def _size(encoded: Encoded) -> int:
+    return len(encoded.body) + (len(encoded.gzipped) if encoded.gzipped is not None else 0)

@@ -33,7 +33,7 @@ from clusternb import frames
 from clusternb.arguments import ArgumentError, ArgumentTypeError, shown
 from clusternb.params import Call, Kind, Param, declared
 from clusternb.queries import Client
-from clusternb.server.payload import BodyExtras, Encoded, EncodedCache, encode_frame
+from clusternb.server.payload import ENCODED_CACHE_MAX_BYTES, BodyExtras, Encoded, EncodedCache, encode_frame
 
 #: Topic name -> the ``Client.query`` name behind it (``cache`` reads the cache's own status instead).
 QUERY_OF = {
@@ -172,9 +172,15 @@ _LATEST = frozenset({"workers", "status", "kernels"})
 class DataService:
     """Runs queries and encodes their results in a thread pool; remembers the newest frames for Prometheus."""
 
-    def __init__(self, client: Client, threads: int = 4, encoded_entries: int = 64) -> None:
+    def __init__(
+        self,
+        client: Client,
+        threads: int = 4,
+        encoded_entries: int = 64,
+        encoded_bytes: int = ENCODED_CACHE_MAX_BYTES,
+    ) -> None:
         self.client = client
-        self.encoded = EncodedCache(encoded_entries)
+        self.encoded = EncodedCache(encoded_entries, encoded_bytes)
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="clusternb-query")
         self._latest: dict[str, pd.DataFrame] = {}
         self._lock = threading.Lock()
