@@ -46,6 +46,7 @@ from clusternb.redisio.errors import Unavailable
 from clusternb.redisio.link import LinkOptions, RedisLink
 from clusternb.state.bounds import HistoryBounds
 from clusternb.state.redis import RedisStateStore
+from clusternb.state.rollup import MINUTE
 from clusternb.state.redis_scripts import PREFIX, TAG
 from tests.helpers import make_snapshot, stop_process
 from tests.redis_cluster import LocalRedisCluster
@@ -191,7 +192,7 @@ def test_link_detects_the_cluster(cluster: LocalRedisCluster) -> None:
 
 def test_state_store_on_a_cluster(cluster: LocalRedisCluster, link: RedisLink) -> None:
     store = RedisStateStore(link, HistoryBounds(window=3600, max_samples=100))
-    now = time.time()
+    now = MINUTE.row_start(time.time()) + 30.0  # every sample below in one minute: none is rolled up before leave
     names = [f"node-{i:02d}" for i in range(50)]
     gen0 = store.generation()
     for step in (2, 1, 0):
@@ -219,6 +220,8 @@ def test_state_store_on_a_cluster(cluster: LocalRedisCluster, link: RedisLink) -
     assert store.generation() == gen + 1
     assert store.departed() == {"node-03": now + 0.5}
     assert store.liveness().departed == {"node-03": now + 0.5}
+    assert store.rolled_nodes() == ["node-03"]  # its leave closed its open minute
+    assert [b.counts for b in store.rollups(MINUTE, now - 3600, now + 60)] == [[3]]
     store.put(make_snapshot("node-03", time=now + 1, interval_s=1.0))  # back: the departure is cleared
     assert store.departed() == {}
     assert store.rejections.total == 0
@@ -230,8 +233,12 @@ def test_state_store_on_a_cluster(cluster: LocalRedisCluster, link: RedisLink) -
         if port == owner:
             hist = [k for k in keys if k.startswith(f"{PREFIX}hist:")]
             assert len(hist) == 50
+            # node-03's leave closed its open minute: its rollups and the registry of rolled nodes, here too
+            rolled = [k for k in keys if k.startswith(f"{PREFIX}roll")]
+            assert sorted(rolled) == sorted(PREFIX + k for k in ("roll:1m:node-03", "roll:1h:node-03", "rolled"))
             # latest, seen, intervals, gen (departed emptied, so gone), one history per node
-            assert sorted(set(keys) - set(hist)) == sorted(PREFIX + k for k in ("gen", "intervals", "latest", "seen"))
+            others = set(keys) - set(hist) - set(rolled)
+            assert sorted(others) == sorted(PREFIX + k for k in ("gen", "intervals", "latest", "seen"))
         else:
             assert keys == [], f"state keys on master {port}, not on {owner}: {keys}"
     assert link.health.outages == 0 and link.health.failures == 0
