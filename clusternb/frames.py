@@ -10,14 +10,16 @@ import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import attrgetter, itemgetter
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from clusternb import arguments, columns, dtypes, schema
 from clusternb.model import NodeSnapshot
-from clusternb.state import rollup
+
+if TYPE_CHECKING:  # the state package loads the stores (and redis): frames needs only the block's shape
+    from clusternb.state.rollup import Block
 from clusternb.vocab import _gpu_summary
 
 # Re-exported: frames is where readers of the schemas look for the category orders and the column tables
@@ -216,7 +218,7 @@ _DERIVED = ("mem_used_percent", "swap_used_percent", "disk_used_percent")
 _SPREAD = {c.name: c for c in columns.METRIC_SPREAD_COLUMNS}
 
 
-def rollup_frame(blocks: Sequence[rollup.Block], fields: Sequence[str], resolution: str) -> pd.DataFrame:
+def rollup_frame(blocks: Sequence[Block], fields: Sequence[str], resolution: str) -> pd.DataFrame:
     """metrics() beyond the raw window: one row per node per minute or hour (``resolution``), ``time`` the row's
     start. Each chosen field holds its mean over the row, ``<field>_min``/``<field>_max`` follow the fields, then
     ``samples`` (samples folded into the row). Rows sorted by (time, node); ``attrs["resolution"]`` says which."""
@@ -228,15 +230,16 @@ def rollup_frame(blocks: Sequence[rollup.Block], fields: Sequence[str], resoluti
     nodes = dtypes.strings([b.node for b in blocks]).take(of_block)  # one string per block, not per row
     counts = np.concatenate([np.asarray(b.counts, "int64") for b in blocks] or [np.zeros(0, "int64")])
     parts = [np.frombuffer(b.values, "float32" if b.values.typecode == "f" else "float64") for b in blocks]
-    shaped = [p.reshape(rollup.WIDTH, len(b)) for p, b in zip(parts, blocks, strict=True)]
-    values = np.concatenate(shaped, axis=1) if shaped else np.zeros((rollup.WIDTH, 0))
+    width = 3 * len(METRIC_FIELDS)  # a block's columns: (field, min/mean/max), fields as metrics() lists them
+    shaped = [p.reshape(width, len(b)) for p, b in zip(parts, blocks, strict=True)]
+    values = np.concatenate(shaped, axis=1) if shaped else np.zeros((width, 0))
     order = np.lexsort((of_block, times))
     data: dict[str, Any] = {"time": _to_times(times), "node": nodes, "samples": counts}
     chosen = [c for c in METRIC_COLUMNS if c.name in fields]
     chosen.sort(key=lambda c: fields.index(c.name))
     spread = [_SPREAD[f"{c.name}_{stat}"] for c in chosen for stat in ("min", "max")]
     for col in chosen:
-        at = rollup.FIELDS.index(col.name)
+        at = METRIC_FIELDS.index(col.name)
         for name, stat in ((col.name, 1), (f"{col.name}_min", 0), (f"{col.name}_max", 2)):
             column = values[3 * at + stat].astype("float64")
             data[name] = _ints(column) if col.dtype == "Int64" else column
