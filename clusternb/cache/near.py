@@ -25,6 +25,11 @@ client-side cache has: after a write, another process may answer from its old co
 has crossed the network (measured in ``benchmarks/bench_near_cache.py``), and for at most ``ping_interval``
 plus the socket timeout if a network partition silently swallows the invalidations.
 
+Tracking knows keys, not database numbers: a ``FLUSHDB`` of another database, or a write under the same prefix
+in another database, drops copies here too (a refetch, nothing worse); ``SWAPDB`` sends no invalidation at
+all, so a deployment that swaps databases under running clients must turn the near cache off
+(``near_cache_bytes = 0``).
+
 Where it does not apply: a Redis Cluster (tracking is per shard; every read goes to its shard as before), a
 Redis that refuses ``CLIENT TRACKING`` (before 6.0, some proxies, an ACL without ``client``): the cache
 then works as without it, and :meth:`NearCache.state` says why.
@@ -41,6 +46,7 @@ from collections import OrderedDict
 from typing import Any, Final
 
 import redis
+from redis._parsers import _RESP3Parser
 
 from clusternb.cache.codec import Entry
 from clusternb.redisio.link import RedisLink
@@ -51,6 +57,18 @@ log = logging.getLogger("clusternb.cache")
 PING_INTERVAL: Final = 1.0
 #: Seconds between two attempts to reconnect the tracker (Redis down, or refusing tracking for now).
 RECONNECT_DELAY: Final = 1.0
+#: Seconds the tracker waits for its PING's answer before it stops vouching for every copy (a Redis busy for a
+#: moment answers late, not never; a paused or unreachable one does not answer).
+PING_TIMEOUT: Final = 1.0
+
+
+class _Fill:
+    """A read from Redis under way (identity matters); ``started``: when it began (monotonic)."""
+
+    __slots__ = ("started",)
+
+    def __init__(self, started: float) -> None:
+        self.started = started
 
 
 class NearCache:
@@ -71,8 +89,11 @@ class NearCache:
         self._pending: dict[str, object] = {}  # key -> token of a fill in progress; an invalidation drops it
         self._lock = threading.Lock()
         self._live = False  # tracker connected, tracking on, started empty
-        self._poller: select.poll | None = None  # the tracking socket, polled by readers (see _unread)
+        self._fd: int | None = None  # the tracking socket's descriptor while live, polled by readers (_unread)
+        self._generation = 0  # of tracking connections: a reader's poll object belongs to one of them
+        self._readers = threading.local()  # each reader thread's poll object (one may not be polled by two)
         self._reading = False  # the tracker is reading what arrived (some may still sit in its parser)
+        self._broken = False  # an invalidation could not be applied: the tracker must start again
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._state = "off" if max_bytes <= 0 else "starting"
@@ -85,11 +106,13 @@ class NearCache:
         """The near copy of ``key``, or None (not kept, expired, or the near cache cannot vouch for it now)."""
         if not self._live or not self.link.available:
             return None
+        # Before the lookup, not after: an entry looked up first could be invalidated and the socket emptied
+        # between the lookup and the check, and then be served although its invalidation was already read.
+        if self._reading or self._unread():
+            return None  # an invalidation may be waiting for the tracker thread: ask Redis this once
         item = self._entries.get(key)  # dict reads are atomic under the GIL
         if item is None:
             return None
-        if self._reading or self._unread():
-            return None  # an invalidation may be waiting for the tracker thread: ask Redis this once
         expires, entry = item
         if expires < time.monotonic():
             self._discard(key, item)
@@ -112,14 +135,14 @@ class NearCache:
             self._start()
         if not self._live:
             return None
-        token = object()
+        token = _Fill(time.monotonic())
         with self._lock:
             self._pending[key] = token
         return token
 
     def fill(self, key: str, token: object | None, entry: Entry | None, ttl_ms: Any) -> None:
         """Keep ``entry`` (read with ``token``) for ``ttl_ms`` milliseconds (the key's PTTL), if still true."""
-        if token is None:
+        if not isinstance(token, _Fill):
             return
         with self._lock:
             if self._pending.get(key) is not token:
@@ -130,7 +153,8 @@ class NearCache:
             if entry.size > self.max_bytes // 4:
                 return  # one entry may not push out the rest
             self._remove(key)
-            self._entries[key] = (time.monotonic() + ttl_ms / 1000, entry)
+            # From when the read began: the PTTL was counted down while the reply travelled and decoded.
+            self._entries[key] = (token.started + ttl_ms / 1000, entry)
             self._bytes += entry.size
             while self._bytes > self.max_bytes:
                 _, (_, old) = self._entries.popitem(last=False)
@@ -144,7 +168,9 @@ class NearCache:
                     del self._pending[key]
 
     def drop(self, key: str) -> None:
-        """This process changes ``key``: its near copy goes now (Redis' invalidation follows)."""
+        """This process changes ``key``: its near copy goes, before the write and again after it (a read of
+        another thread that began before the write may have kept the old value meanwhile); Redis'
+        invalidation follows."""
         with self._lock:
             self._pending.pop(key, None)
             self._remove(key)
@@ -202,7 +228,9 @@ class NearCache:
         self._thread.start()
 
     def _track(self) -> None:
-        """The tracker thread: connect, track, listen; on any loss flush, wait, and start again."""
+        """The tracker thread: connect, track, listen; on any loss flush, wait, and start again. Whatever ends a
+        connection (a bug included) first stops the near cache from answering: a dead tracker must never leave
+        copies served with nobody listening for their invalidations."""
         while not self._stop.is_set():
             conn = None
             try:
@@ -214,10 +242,16 @@ class NearCache:
                 return
             except (redis.RedisError, OSError) as exc:
                 self._lost("reconnecting")
-                log.debug("clusternb near cache: tracking connection lost: %s", type(exc).__name__)
+                log.info("clusternb: near cache off until its tracking connection is back (%s)", type(exc).__name__)
+            except Exception:
+                self._lost("reconnecting")
+                log.exception("clusternb: the near cache's tracker failed; it starts again empty")
             finally:
+                if self._live:  # ended by something not caught above (the thread's own end included)
+                    self._lost("reconnecting")
                 if conn is not None:
-                    conn.disconnect()
+                    with contextlib.suppress(Exception):
+                        conn.disconnect()
             self._stop.wait(RECONNECT_DELAY)
         self._lost("closed")
 
@@ -226,62 +260,96 @@ class NearCache:
         pool = redis.ConnectionPool.from_url(
             self.link.url,
             protocol=3,
-            socket_timeout=options.socket_timeout,
+            # redis-py's pure-Python RESP3 parser: it has handled push messages since redis-py 5, where the
+            # hiredis parser of some versions returns them as plain replies; invalidations are little traffic.
+            parser_class=_RESP3Parser,
+            socket_timeout=max(options.socket_timeout, PING_TIMEOUT),
             socket_connect_timeout=options.connect_timeout,
             client_name=f"{options.name}-near-cache",
         )
         conn: Any = pool.make_connection()
-        conn.connect()
-        # redis-py's own client-side cache installs its handler the same way (CacheProxyConnection).
-        conn._parser.set_invalidation_push_handler(self._on_invalidate)
-        conn.send_command("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", self.prefix)
-        reply = conn.read_response()
-        if reply not in (b"OK", "OK"):
-            raise redis.ResponseError(f"unexpected reply to CLIENT TRACKING: {reply!r}")
+        try:
+            conn.connect()
+            # redis-py's own client-side cache installs its handler the same way (CacheProxyConnection).
+            conn._parser.set_invalidation_push_handler(self._on_invalidate)
+            conn.send_command("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", self.prefix)
+            reply = conn.read_response()
+            if reply not in (b"OK", "OK"):
+                raise redis.ResponseError(f"unexpected reply to CLIENT TRACKING: {reply!r}")
+        except BaseException:
+            conn.disconnect()
+            raise
         self.flush()  # invalidations sent while the tracker was away are lost: start empty
+        self._broken = False
         self._live = True
         self._state = "on"
         return conn
 
     def _listen(self, conn: Any) -> None:
-        poller = select.poll()
-        poller.register(conn._sock.fileno(), select.POLLIN | select.POLLPRI)
-        self._poller = poller
+        """Wait on the socket with a poll of its own (a look that takes nothing), and read only with
+        ``_reading`` set: while bytes sit in the socket or in the parser's buffer, readers ask Redis."""
+        poller = select.poll()  # the tracker's own: a poll object must not be polled by two threads at once
+        fd = conn._sock.fileno()
+        poller.register(fd, select.POLLIN | select.POLLPRI)
+        self._generation += 1
+        self._fd = fd
         while not self._stop.is_set():
-            if conn.can_read(timeout=self.ping_interval):
-                self._reading = True
-                try:
-                    conn.read_response(push_request=True)  # an invalidation: the handler ran
-                    while conn.can_read(timeout=0):  # and every other one already here
-                        conn.read_response(push_request=True)
-                finally:
-                    self._reading = False
+            if poller.poll(self.ping_interval * 1000):
+                self._read(conn, lambda: conn.read_response(push_request=True))
             else:  # a second of silence: is Redis still there? (a paused one answers nothing)
-                conn.send_command("PING")
-                conn.read_response()  # invalidations read meanwhile go to the handler
+                self._read(conn, lambda: self._ping(conn, poller))
+            if self._broken:
+                raise ConnectionError("an invalidation could not be applied")
+
+    def _read(self, conn: Any, first: Any) -> None:
+        self._reading = True
+        try:
+            first()
+            while conn.can_read(timeout=0):  # and whatever else already arrived
+                conn.read_response(push_request=True)
+        finally:
+            self._reading = False
+
+    def _ping(self, conn: Any, poller: select.poll) -> None:
+        conn.send_command("PING")
+        if not poller.poll(PING_TIMEOUT * 1000) and not conn.can_read(timeout=0):
+            raise TimeoutError(f"no answer to PING within {PING_TIMEOUT} s")
+        conn.read_response()  # invalidations read meanwhile go to the handler
 
     def _unread(self) -> bool:
         """Whether bytes wait on the tracking socket. A reader asks so as not to serve a copy whose
         invalidation has arrived but not yet been read: the tracker thread may wait for the GIL for a whole
         switch interval (5 ms) behind a busy thread, and a poll costs about a microsecond."""
-        poller = self._poller
-        return poller is None or bool(poller.poll(0))
+        fd, readers = self._fd, self._readers
+        if fd is None:
+            return True
+        if getattr(readers, "generation", None) != self._generation:
+            readers.poller = select.poll()
+            readers.poller.register(fd, select.POLLIN | select.POLLPRI)
+            readers.generation = self._generation
+        return bool(readers.poller.poll(0))
 
     def _on_invalidate(self, message: Any) -> None:
-        keys = message[1] if isinstance(message, list | tuple) and len(message) > 1 else None
-        if keys is None:  # FLUSHDB / FLUSHALL
+        try:
+            keys = message[1] if isinstance(message, list | tuple) and len(message) > 1 else None
+            if keys is None:  # FLUSHDB / FLUSHALL
+                self.flush()
+                return
+            with self._lock:
+                for key in keys:
+                    name = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
+                    self._pending.pop(name, None)
+                    self._remove(name)
+                    self.invalidations += 1
+        except Exception:  # redis-py would log and drop it: an invalidation lost must cost every copy instead
+            self._live = False
+            self._broken = True
             self.flush()
-            return
-        with self._lock:
-            for key in keys:
-                name = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
-                self._pending.pop(name, None)
-                self._remove(name)
-                self.invalidations += 1
+            raise
 
     def _lost(self, state: str) -> None:
         self._live = False
-        self._poller = None
+        self._fd = None  # before the socket closes: its descriptor may be reused by another connection
         self._state = state
         self.flush()
 

@@ -11,8 +11,10 @@ appears in an error or a log line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import redis
@@ -97,14 +99,25 @@ class RedisBackend(Backend):
         return entry
 
     def set(self, key: str, entry: Entry, ttl: float) -> None:
-        if self.near is not None:
-            self.near.drop(key)
-        self.link.call(lambda c: c.set(key, entry.to_bytes(), px=max(int(ttl * 1000), 1)))
+        with self._changing(key):
+            self.link.call(lambda c: c.set(key, entry.to_bytes(), px=max(int(ttl * 1000), 1)))
 
     def delete(self, key: str) -> bool:
-        if self.near is not None:
-            self.near.drop(key)
-        return bool(self.link.call(lambda c: c.delete(key)))
+        with self._changing(key):
+            return bool(self.link.call(lambda c: c.delete(key)))
+
+    @contextlib.contextmanager
+    def _changing(self, key: str) -> Iterator[None]:
+        """This process writes ``key``: no near copy of it before the write, nor kept by a read of another
+        thread that overlapped the write (the copy Redis' invalidation would drop a moment later)."""
+        near = self.near
+        if near is not None:
+            near.drop(key)
+        try:
+            yield
+        finally:
+            if near is not None:
+                near.drop(key)
 
     def clear(self, prefix: str) -> int:
         if self.near is not None:
@@ -122,7 +135,11 @@ class RedisBackend(Backend):
                 deleted += int(client.unlink(*batch))
             return deleted
 
-        return int(self.link.call(run))
+        try:
+            return int(self.link.call(run))
+        finally:
+            if self.near is not None:
+                self.near.flush()  # and after: reads that overlapped the deletes may have kept what went
 
     def usage(self, prefix: str, limit: int = 10_000) -> tuple[int, int]:
         """(entries, bytes) under ``prefix``; scans at most ``limit`` keys so a status call stays cheap."""
@@ -207,10 +224,11 @@ class RedisBackend(Backend):
         return entry
 
     async def aset(self, key: str, entry: Entry, ttl: float) -> None:
-        if self.near is not None:
-            self.near.drop(key)
-        await self._detected()
-        await self.link.acall(lambda: self._aconn().call("SET", key, entry.to_bytes(), "PX", max(int(ttl * 1000), 1)))
+        with self._changing(key):
+            await self._detected()
+            await self.link.acall(
+                lambda: self._aconn().call("SET", key, entry.to_bytes(), "PX", max(int(ttl * 1000), 1))
+            )
 
     async def aclose(self) -> None:
         """Close this event loop's connection (call before the loop ends, e.g. at server shutdown)."""

@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import orjson
+from tornado.websocket import WebSocketClosedError
 
 from clusternb.server.payload import Encoded, iso_time
 from clusternb.server.service import DataService, Topic
@@ -120,15 +121,20 @@ class Mailbox:
         try:
             for message, _ in pending:
                 futures.append(writer(message))
-        except Exception:  # the socket closed: its close handler removes the mailbox
-            self._written(pending, futures)
-            return
-        futures[-1].add_done_callback(lambda _: self._written(pending, futures))
+        except WebSocketClosedError:
+            pass  # the socket is closing: its close handler removes this mailbox
+        except Exception:
+            log.exception("clusternb: a WebSocket write failed")
+        for future in futures[:-1]:
+            future.add_done_callback(_retrieved)
+        if futures:  # writes complete in order: the last one done means all are
+            futures[-1].add_done_callback(lambda future: self._written(pending, future))
+        else:
+            self._written(pending, None)
 
-    def _written(self, pending: list[tuple[bytes, Fanout | None]], futures: list[asyncio.Future[None]]) -> None:
-        for future in futures:  # retrieve their outcome: a closed socket's error is expected, not news
-            if future.done() and not future.cancelled():
-                future.exception()
+    def _written(self, pending: list[tuple[bytes, Fanout | None]], last: asyncio.Future[None] | None) -> None:
+        if last is not None:
+            _retrieved(last)
         self.busy_since = None
         for _, fanout in pending:
             if fanout is not None:
@@ -142,6 +148,12 @@ class Mailbox:
             pending = self.slots.pop(k, None)
             if pending is not None and pending[1] is not None:
                 pending[1].done()
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    """Take a finished write's outcome: a closed socket's error is expected, not worth a "never retrieved" log."""
+    if not future.cancelled():
+        future.exception()
 
 
 def make_message(topic: Topic, encoded: Encoded, initial: bool, published: float) -> bytes:

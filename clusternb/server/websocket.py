@@ -65,7 +65,7 @@ from jupyter_server.base.websocket import WebSocketMixin
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from clusternb.arguments import ArgumentError, ArgumentTypeError
-from clusternb.server.broadcaster import Mailbox
+from clusternb.server.broadcaster import Fanout, Mailbox
 from clusternb.server.payload import Encoded
 from clusternb.server.ratelimit import user_key
 from clusternb.server.routes import AppHandler, Route
@@ -272,16 +272,28 @@ class ClusterWebSocket(AppHandler, WebSocketMixin, WebSocketHandler, JupyterHand
                 if box.busy_since is not None:  # a direct write (Mailbox.flush) is under way: it wakes us after
                     box.event.clear()
                     continue
-                for message, fanout in box.take():
-                    box.busy_since = time.monotonic()
-                    try:
-                        await self.write_message(message)
-                    finally:
-                        if fanout is not None:
-                            fanout.done()
-                    box.busy_since = None
+                await self._write_each(box, box.take())
         except (WebSocketClosedError, asyncio.CancelledError):
             pass
+
+    async def _write_each(self, box: Mailbox, pending: list[tuple[bytes, Fanout | None]]) -> None:
+        """Write ``pending`` in order; each fan-out record is settled when its write ends, and those of writes
+        never made (the socket closed, the task cancelled) when the batch ends, so none is left owed."""
+        left = list(pending)
+        try:
+            while left:
+                message, fanout = left.pop(0)
+                box.busy_since = time.monotonic()
+                try:
+                    await self.write_message(message)
+                finally:
+                    if fanout is not None:
+                        fanout.done()
+        finally:
+            box.busy_since = None
+            for _, fanout in left:
+                if fanout is not None:
+                    fanout.done()
 
     def on_close(self) -> None:
         if self.mailbox is not None:

@@ -293,3 +293,22 @@ def test_the_asyncio_path_fills_and_drops_near_copies_and_survives_an_error_repl
         await redis_backend.aclose()
 
     asyncio.run(run())
+
+
+def test_a_copy_is_not_served_while_its_invalidation_is_being_read(
+    redis_server: RedisServer, near_cache: tuple[Cache, RedisBackend, NearCache]
+) -> None:
+    """The tracker thread may have taken an invalidation off the socket and not applied it yet (it waits for
+    the GIL behind a busy thread). Held here by the near cache's own lock, which applying it needs: the socket
+    is empty, the copy still there, and it must not be served."""
+    cache, redis_backend, near = near_cache
+    key = cache.key_prefix + "workers:held"
+    _kept(cache, redis_backend, near, key, {"version": 1})
+    with near._lock:
+        redis_server.client().set(key, make_entry({"version": 2}, time.time()).to_bytes(), px=60_000)
+        deadline = time.monotonic() + 15
+        while not near._reading:  # the tracker has read the invalidation and waits to apply it
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert near.get(key) is None
+    assert _until(lambda: _value(cache, key) == {"version": 2})

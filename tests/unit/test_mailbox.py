@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from tornado.websocket import WebSocketClosedError
 
 from clusternb.server.broadcaster import Fanout, Mailbox
 
@@ -20,7 +21,7 @@ class Socket:
 
     def write(self, message: bytes) -> asyncio.Future[None]:
         if self.closed:
-            raise ConnectionError("closed")
+            raise WebSocketClosedError()  # what tornado raises at once for a socket that is closing
         self.written.append(message)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.futures.append(future)
