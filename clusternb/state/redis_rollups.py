@@ -55,7 +55,7 @@ class RedisRolling(Rolling):
                     math.ceil(tier.retention + tier.block),
                     int(tier.retention // tier.block) + 2,
                     block.node,
-                    repr(block.start - _LONGEST),
+                    repr(_LONGEST),
                     MAX_ROLLED_NODES,
                     math.ceil(_LONGEST + tier.block),
                 ),

@@ -138,11 +138,12 @@ return n
 
 
 # One rollup block. KEYS: the tier's hash of the node, the registry of rolled nodes. ARGV: block start (the
-# field), record, retention in seconds, expiry in seconds, most blocks kept, node, oldest registry time kept,
-# most nodes kept, registry expiry in seconds. A key of another type under our name is deleted first. Fields
+# field), record, retention in seconds, expiry in seconds, most blocks kept, node, the registry's retention in
+# seconds (the longest tier's), most nodes kept, registry expiry in seconds. A key of another type under our name is deleted first. Fields
 # that are not numbers, older than the retention before the newest block (or before the server's clock, if
 # earlier: a writer whose clock runs a year ahead must not wipe the node's week), or the oldest past the count
-# are deleted (in chunks: unpack has a limit). Returns the number of blocks dropped.
+# are deleted (in chunks: unpack has a limit); the registry is trimmed by the same rule, so one such writer
+# cannot unlist every other node. Returns the number of blocks dropped.
 PUT_BLOCK = """
 local want = {'hash', 'zset'}
 for i = 1, 2 do
@@ -174,7 +175,8 @@ for i = 1, #drop, 500 do
 end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[6])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[7])
+local listed = math.min(tonumber(ARGV[1]), tonumber(now[1])) - tonumber(ARGV[7])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. listed)
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[8]) + 1))
 redis.call('EXPIRE', KEYS[2], ARGV[9])
 return #drop

@@ -306,8 +306,11 @@ def test_rollups_stay_bounded_whatever_the_clocks_do(make_store: StoreFactory) -
     kept = write(*(now - h * 3600 for h in range(10 * 24, -1, -1)))  # ten days of hour blocks
     assert len(kept) == week + 1 and kept[0] == now - MINUTE.retention
     assert write(now - 30 * 86_400) == kept  # a clock far behind: its block is gone at once
+    other = Block("other", MINUTE, now, [0], [1], array("d", [1.0] * WIDTH))
+    store._keep_blocks([(other, rollup_codec.encode(other))])
     ahead = write(*(now + 365 * 86_400 + h * 3600 for h in range(200)))  # a clock a year ahead, for 200 hours
     assert len(ahead) == week + 2  # the hard count holds: the oldest went first
+    assert store.rolled_nodes() == ["n", "other"]  # and that writer did not unlist the other node
     if isinstance(store, RedisStateStore):
         client = store.link.client()
         assert 0 < client.ttl(store.roll_key(MINUTE, "n")) <= MINUTE.retention + MINUTE.block
