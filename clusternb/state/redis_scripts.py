@@ -139,11 +139,11 @@ return n
 
 # One rollup block. KEYS: the tier's hash of the node, the registry of rolled nodes. ARGV: block start (the
 # field), record, retention in seconds, expiry in seconds, most blocks kept, node, the registry's retention in
-# seconds (the longest tier's), most nodes kept, registry expiry in seconds. A key of another type under our name is deleted first. Fields
-# that are not numbers, older than the retention before the newest block (or before the server's clock, if
-# earlier: a writer whose clock runs a year ahead must not wipe the node's week), or the oldest past the count
-# are deleted (in chunks: unpack has a limit); the registry is trimmed by the same rule, so one such writer
-# cannot unlist every other node. Returns the number of blocks dropped.
+# seconds (the longest tier's), most nodes kept, registry expiry in seconds. A key of another type under our
+# name is deleted first. Fields that are not numbers, older than the retention before the newest block (or
+# before the server's clock, if earlier: a writer whose clock runs a year ahead must not wipe the node's week),
+# or the oldest past the count are deleted (in chunks: unpack has a limit); the registry is trimmed by the
+# same rule, so one such writer cannot unlist every other node. Returns the number of blocks dropped.
 PUT_BLOCK = """
 local want = {'hash', 'zset'}
 for i = 1, 2 do
