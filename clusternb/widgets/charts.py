@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import math
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -119,10 +120,31 @@ def _points(frame: pd.DataFrame, spec: ChartSpec) -> _Points:
         raise ValueError(f"chart {spec.key!r}: metrics frame lacks column(s) {missing}")
     parts = [frame[c].to_numpy(dtype="float64", na_value=np.nan) for c in spec.columns]
     values = parts[0] if len(parts) == 1 else np.where(np.isnan(parts).all(axis=0), np.nan, np.nansum(parts, axis=0))
+    ns, codes, names = _rows(frame)
     keep = ~np.isnan(values)
-    ns = _nanoseconds(frame["time"])[keep]
-    codes, names = pd.factorize(frame["node"].to_numpy(dtype=object, na_value="")[keep], sort=True)
-    return _Points(ns, codes.astype(np.intp), [str(n) for n in names], values[keep])
+    if keep.all():
+        return _Points(ns, codes, names, values)
+    codes = codes[keep]
+    present = np.bincount(codes, minlength=len(names)) > 0  # a node without a value gets no line
+    renumber = np.cumsum(present) - 1
+    return _Points(ns[keep], renumber[codes], [n for n, p in zip(names, present, strict=True) if p], values[keep])
+
+
+#: The last frame :func:`_rows` read and what it found: the charts of a panel share one metrics frame, so the
+#: second and third chart of a tick reuse the first one's times and node codes.
+_last_rows: tuple[weakref.ref[pd.DataFrame], tuple[np.ndarray, np.ndarray, list[str]]] | None = None
+
+
+def _rows(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Every row's time (int64 ns) and node code into the sorted node names, read once per frame."""
+    global _last_rows  # noqa: PLW0603 - a one-entry memo; a race only costs a second read
+    last = _last_rows
+    if last is not None and last[0]() is frame:
+        return last[1]
+    codes, names = pd.factorize(frame["node"].array, sort=True)  # Arrow strings hashed in C, no str objects
+    found = (_nanoseconds(frame["time"]), codes.astype(np.intp), [str(n) for n in names])
+    _last_rows = (weakref.ref(frame), found)
+    return found
 
 
 def _nanoseconds(times: pd.Series) -> np.ndarray:
@@ -134,12 +156,9 @@ def _nanoseconds(times: pd.Series) -> np.ndarray:
 def traces(frame: pd.DataFrame, spec: ChartSpec, many: int = MANY_NODES, top_k: int = TOP_K) -> list[dict[str, Any]]:
     """Plotly scatter trace dicts for ``spec`` from a ``metrics()`` frame (see the module docstring)."""
     p = _points(frame, spec)
-    # One stable sort by node keeps each node's rows in time order (the frame's), so a node's line is a slice.
-    order = np.argsort(p.codes, kind="stable")
-    bounds = np.searchsorted(p.codes[order], np.arange(len(p.names) + 1))
 
     def line(code: int, colour: str) -> dict[str, Any]:
-        rows = order[bounds[code] : bounds[code + 1]]
+        rows = np.flatnonzero(p.codes == code)  # in the frame's order: time order
         return _line(p.ns[rows], p.values[rows], p.names[code], colour)
 
     if len(p.names) < many:
@@ -175,18 +194,22 @@ def quantile_band(data: pd.DataFrame, bin_s: float | None = None) -> tuple[pd.Se
 
 
 def _band(p: _Points, bin_s: float | None) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Bin starts (int64 ns) and p10, median, p90 per bin: one lexsort, then each quantile interpolated linearly
-    between the two order statistics around it (pandas' and numpy's default), for every bin at once."""
+    """Bin starts (int64 ns) and p10, median, p90 per bin: each bin's values sorted, then each quantile
+    interpolated linearly between the two order statistics around it (pandas' and numpy's default), for every
+    bin at once."""
     if not len(p.values):
         empty = np.array([], dtype="float64")
         return np.array([], dtype="int64"), (empty, empty, empty)
     step = max(1, round((bin_s if bin_s is not None else _median_spacing(p)) * 1e9))
     bins = np.floor_divide(p.ns, step)
-    starts, group = np.unique(bins, return_inverse=True)
-    group = group.reshape(-1)
-    ordered = p.values[np.lexsort((p.values, group))]
+    if len(bins) > 1 and (np.diff(bins) >= 0).all():  # a metrics frame is sorted by time: no sort to group
+        first_of = np.concatenate(([True], bins[1:] != bins[:-1]))
+        starts, group = bins[first_of], np.cumsum(first_of) - 1
+    else:
+        starts, group = np.unique(bins, return_inverse=True)
+        group = group.reshape(-1)
     counts = np.bincount(group, minlength=len(starts))
-    first = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    ordered, first = _sorted_per_group(p.values, group, counts)
 
     def quantile(q: float) -> np.ndarray:
         at = q * (counts - 1)
@@ -197,6 +220,22 @@ def _band(p: _Points, bin_s: float | None) -> tuple[np.ndarray, tuple[np.ndarray
         return out
 
     return starts * step, (quantile(0.1), quantile(0.5), quantile(0.9))
+
+
+def _sorted_per_group(values: np.ndarray, group: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every group's values in ascending order, flat, and where each group starts. Bins hold about one value
+    per node, so the usual way is a (bins x widest bin) table sorted along its rows, several times faster than
+    one sort of every value by (bin, value); a lopsided binning that would make the table big takes the sort."""
+    first = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    wide = int(counts.max())
+    if len(counts) * wide > 4 * len(values) + 1024:
+        return values[np.lexsort((values, group))], first
+    order = np.argsort(group, kind="stable")
+    table = np.full((len(counts), wide), np.inf)
+    table[group[order], np.arange(len(values)) - first[group[order]]] = values[order]
+    table.sort(axis=1)  # the padding (inf) goes last, after every real value
+    flat_first = np.arange(len(counts)) * wide
+    return table.reshape(-1), flat_first
 
 
 def _median_spacing(p: _Points) -> float:
@@ -321,13 +360,31 @@ def _colour(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
+#: ISO strings of the times charts drew lately: a chart redraws mostly the times it drew on the previous tick,
+#: and a dict lookup is a tenth of formatting one. Cleared when full (a few MB at most).
+_ISO: dict[int, str] = {}
+_ISO_MAX = 65_536
+
+
 def _iso(ns: np.ndarray) -> list[str]:
     """Millisecond ISO strings of UTC nanoseconds: JSON-able, exact enough for a chart, and equal for equal input.
 
     numpy formats in C: ~50x faster than Timestamp.strftime, which matters at 100 nodes x 450 samples.
     """
-    ms = np.asarray(ns, dtype="int64").view("datetime64[ns]").astype("datetime64[ms]")
-    return list(np.char.add(np.datetime_as_string(ms, unit="ms"), "Z").tolist())
+    keys = np.asarray(ns, dtype="int64").tolist()
+    memo = _ISO
+    found = list(map(memo.get, keys))
+    if None not in found:
+        return found  # type: ignore[return-value]  # no None among them
+    missing = [k for k, text in zip(keys, found, strict=True) if text is None]
+    ms = np.array(missing, dtype="int64").view("datetime64[ns]").astype("datetime64[ms]")
+    made: dict[int, str] = dict(
+        zip(missing, np.datetime_as_string(ms, unit="ms", timezone="UTC").tolist(), strict=True)
+    )
+    if len(memo) + len(made) > _ISO_MAX:
+        memo.clear()
+    memo.update(made)
+    return [made[k] if text is None else text for k, text in zip(keys, found, strict=True)]
 
 
 def _values(values: Sequence[float] | np.ndarray | pd.Series) -> list[float | None]:

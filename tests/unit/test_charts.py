@@ -177,3 +177,13 @@ def test_band_is_pandas_quantiles_per_bin_on_irregular_samples() -> None:
         assert mine.to_numpy().tolist() == expected.to_numpy().tolist()
         assert (mine.index.asi8 == expected.index.to_numpy() * 7_500_000_000).all()
     assert str(lo.index.tz) == "UTC"
+
+
+def test_times_are_the_same_strings_whether_remembered_or_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = metrics(120)
+    warm = charts.traces(frame, CPU)
+    charts._ISO.clear()
+    assert charts.traces(frame, CPU) == warm
+    monkeypatch.setattr(charts, "_ISO_MAX", 3)  # a memo that overflows on every call still gives every string
+    assert charts.traces(frame, CPU) == warm
+    assert warm[0]["x"][0] == "2023-11-14T22:13:20.000Z"
