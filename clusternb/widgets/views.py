@@ -122,6 +122,19 @@ def _cell(value: Any, fmt: Callable[[Any], str] | None) -> str:
     return f'<td style="{_TD}color:{STATUS_COLOURS.get(text, "#000")}">● {esc(text)}</td>'
 
 
+#: Table rows written lately, by kind, columns, key and values (see :func:`_table`); cleared when full.
+_ROWS: dict[tuple[Any, ...], str] = {}
+_ROWS_MAX = 4096
+_MISSING = object()
+
+
+def _comparable(value: Any) -> Any:
+    """A value as a memo key: every missing value (NaN, NA, NaT: unequal to themselves, or not comparable) as one."""
+    if value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):  # noqa: PLR0124
+        return _MISSING
+    return value
+
+
 def _table(frame: pd.DataFrame, kind: str, first: tuple[str, str, Callable[[Any], str]], columns: Columns) -> str:
     """A table of one row per frame row (at most :data:`MAX_ROWS`), scrolling inside a fixed height: the index
     as the ``first`` column (heading, cell style, how it is written), then ``columns``. ``kind``: what a row is
@@ -131,11 +144,21 @@ def _table(frame: pd.DataFrame, kind: str, first: tuple[str, str, Callable[[Any]
         f'<th style="{_TH}">{esc(h)}</th>' for _, h, _ in columns
     )
     shown = frame.head(MAX_ROWS)
-    # Column by column (one list of values each), never row by row: iterrows builds a Series per row, most of
-    # the table's cost at 100 nodes, and the table is drawn on every change.
-    cells = [[f'<td style="{_TD}{style}">{esc(write(key))}</td>' for key in shown.index]]
-    cells += [[_cell(value, fmt) for value in shown[column].tolist()] for column, _, fmt in columns]
-    rows = [f'<tr class="clusternb-{kind}">{"".join(row)}</tr>' for row in zip(*cells, strict=True)]
+    # Values column by column (one list each), never row by row: iterrows builds a Series per row. A row is
+    # written once per content: on a change tick one node's row is new, the others are looked up.
+    values = [shown[column].tolist() for column, _, _ in columns]
+    rows = []
+    for key, row in zip(shown.index.tolist(), zip(*values, strict=True), strict=True):
+        memo = (kind, id(columns), key, *map(_comparable, row))
+        html_row = _ROWS.get(memo)
+        if html_row is None:
+            cells = [f'<td style="{_TD}{style}">{esc(write(key))}</td>']
+            cells += [_cell(value, fmt) for value, (_, _, fmt) in zip(row, columns, strict=True)]
+            html_row = f'<tr class="clusternb-{kind}">{"".join(cells)}</tr>'
+            if len(_ROWS) >= _ROWS_MAX:
+                _ROWS.clear()
+            _ROWS[memo] = html_row
+        rows.append(html_row)
     more = len(frame) - MAX_ROWS
     cut = f"… {more} more {noun(more, heading)} (see clusternb.{kind}s())"
     tail = f'<div style="color:#616161">{cut}</div>' if more > 0 else ""

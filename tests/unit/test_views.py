@@ -44,3 +44,20 @@ def test_counts_agree_with_their_noun_in_the_header() -> None:
     many = workers(*(f"n{i:03d}" for i in range(views.MAX_ROWS + 1)))
     assert "… 1 more node (see" in views.workers_html(many)
     assert "<b>201</b> nodes" in views.header_html(frames.status_frame(many, T0 + 1, frames.empty_alerts_frame()), "x")
+
+
+def test_a_table_drawn_again_changes_exactly_the_rows_whose_values_changed() -> None:
+    """Rows are remembered by what they show: a warm table equals a cold one, row for row, missing values too."""
+    before = workers("a", "b", "c", cpu_percent=10.0)
+    changed = workers("a", "b", "c", cpu_percent=10.0)
+    changed.loc["b", "cpu_percent"] = 55.0
+    changed.loc["c", "gpu_util_percent"] = float("nan")
+    changed.loc["c", "mem_used_bytes"] = pd.NA
+    views.workers_html(before)  # warm
+    rows_before = re.findall(r"<tr class=\"clusternb-worker\">.*?</tr>", views.workers_html(before))
+    warm = views.workers_html(changed)
+    views._ROWS.clear()
+    assert views.workers_html(changed) == warm  # cold: the same HTML
+    rows_after = re.findall(r"<tr class=\"clusternb-worker\">.*?</tr>", warm)
+    assert [x == y for x, y in zip(rows_before, rows_after, strict=True)] == [True, False, False]
+    assert "55.0 %" in rows_after[1] and "—" in rows_after[2]
