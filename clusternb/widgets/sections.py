@@ -10,11 +10,12 @@ for HTML widgets, ``batch_update`` for figures.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import ipywidgets
+import numpy as np
+import orjson
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -24,8 +25,10 @@ from clusternb.widgets.poller import Query, Results
 
 
 def digest(view: Any) -> str:
-    """A stable digest of a rendered view (JSON-able)."""
-    return hashlib.blake2b(json.dumps(view, sort_keys=True, default=str).encode(), digest_size=16).hexdigest()
+    """A stable digest of a rendered view (JSON-able). orjson, not json: three charts' traces are thousands of
+    values, and the stdlib encoder made the digest a tenth of a change tick."""
+    data = orjson.dumps(view, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def cache_backend(client: Client) -> str:
@@ -183,11 +186,17 @@ class ChartSection(Section):
             self._traces = [{}] * len(new)  # so the batch below sends nothing more for the traces
         with fig.batch_update():
             for trace, old, fresh in zip(fig.data, self._traces, new, strict=True):
-                changed = {k: v for k, v in fresh.items() if old and old.get(k) != v}
+                changed = {k: _array(v) for k, v in fresh.items() if old and old.get(k) != v}
                 if changed:
                     trace.update(changed)
             fig.update_layout(view["ranges"])
         self._traces = new
+
+
+def _array(value: Any) -> Any:
+    """A data list (``x``, ``y``) as a numpy object array: plotly then takes it whole instead of checking and
+    serialising it value by value (a third of a chart's update), and sends the very same JSON list."""
+    return np.array(value, dtype=object) if isinstance(value, list) else value
 
 
 def _shape(traces: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
