@@ -76,7 +76,8 @@ def inputs(client: Client, name: str) -> tuple[Any, ...]:
     generation = client.store.generation()
     if name == "workers":
         return (generation,)
-    return (generation, alerts, id(client.dask_summary), id(client.probe_results), client.shared_state())
+    # The Dask summary and probe results themselves, not their ids: a freed object's id may come back.
+    return (generation, alerts, client.dask_summary, tuple(client.probe_results), client.shared_state())
 
 
 def next_status_change(liveness: Liveness, thresholds: Callable[[float], tuple[float, float]], after: float) -> float:
