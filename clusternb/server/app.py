@@ -102,9 +102,7 @@ class ClusterNBApp(ExtensionApp):
         settings = load_config(config=self.serverapp.config if self.serverapp else None)
         store = self.state_store() if self.state_store is not None else None
         self.client = Client(settings, store=store, sample_local=self.sample_host)
-        self.service = DataService(
-            self.client, self.query_threads, self.encoded_cache_size, self.encoded_cache_bytes
-        )
+        self.service = DataService(self.client, self.query_threads, self.encoded_cache_size, self.encoded_cache_bytes)
         self.prometheus = ServerMetrics(self.service)
         self.broadcaster = Broadcaster(
             self.service, self.push_interval, self.stall_timeout, on_fanout=self.prometheus.fanout.observe
