@@ -3,9 +3,10 @@
     python benchmarks/bench_history.py [--nodes 100] [--days 7]
 
 1. Bytes per node per day, from Redis's own ``MEMORY USAGE`` of the keys the stores write:
-   - raw samples as stored today (a JSON record per sample in the node's history sorted set), one sample every
-     2 s, from this host's real sampler with its values varied per sample; and, for comparison, the same
-     records as msgpack arrays (what a compact raw encoding would save; not shipped, see the README);
+   - raw samples, one every 2 s, from this host's real sampler with its values varied per sample, for
+     ``--raw-nodes`` nodes: as JSON records (what the previous version stored, in the key it used) and as
+     compact records (what ``put`` stores now: :mod:`clusternb.state.raw_codec`); for comparison, msgpack
+     arrays of the same fields. Beside them, ``history()`` of that hour of every node, in each form;
    - the 1-minute and the 1-hour rollups (``roll:1m:<node>``, ``roll:1h:<node>``) after ``--days`` of them.
 2. ``metrics("7d")`` for ``--nodes`` nodes through a :class:`~clusternb.queries.Client` on that Redis with its
    query cache off (every call computes: the store read, the validation of every record, the frame), median
@@ -25,10 +26,12 @@ import statistics
 import sys
 import time
 from array import array
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 import numpy as np
+import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -38,7 +41,7 @@ from clusternb import frames  # noqa: E402
 from clusternb.config import load_config  # noqa: E402
 from clusternb.queries import Client  # noqa: E402
 from clusternb.sources.local import LocalSampler  # noqa: E402
-from clusternb.state import rollup, rollup_codec  # noqa: E402
+from clusternb.state import raw_codec, rollup, rollup_codec  # noqa: E402
 from clusternb.state.redis import RedisStateStore  # noqa: E402
 from clusternb.state.rollup import FIELDS, HOUR, MINUTE, Block, combine  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
@@ -124,39 +127,63 @@ def _renamed(block: Block, node: str) -> Block:
     return Block(node, block.tier, block.start, block.slots, block.counts, block.values)
 
 
-def raw_bytes_per_sample(server: RedisServer) -> tuple[float, float, int]:
-    """MEMORY USAGE per sample of an hour of raw history at 2 s: as stored (JSON), and as msgpack arrays."""
-    store = RedisStateStore(server.url, socket_timeout=5.0)
+@dataclass
+class RawHistory:
+    """An hour of raw history at 2 s for ``nodes`` nodes in each encoding, and what it costs."""
+
+    json_bytes: float  # MEMORY USAGE per sample, JSON records (the previous version's key)
+    packed_bytes: float  # the same samples as compact records (this version's key)
+    msgpack_bytes: float  # the same samples as msgpack arrays (measured for comparison only)
+    record: int  # one JSON record's length
+    json_read: float  # history() of every node, JSON
+    packed_read: float  # history() of every node, compact
+    rows: int
+
+
+def raw_history(server: RedisServer, nodes: int, runs: int) -> RawHistory:
+    """Fill an hour of samples per node, varied per sample from this host's real one, into the keys a store
+    reads: JSON into the legacy key of nodes ``json-*`` (as the previous version wrote), compact records
+    (:func:`raw_codec.pack`, what ``put`` writes) into the history key of nodes ``packed-*``; then compare
+    ``MEMORY USAGE`` per sample and ``history()`` over the hour."""
+    store = RedisStateStore(server.url, socket_timeout=30.0)
     base = LocalSampler.from_settings(load_config(node_name="raw-bytes")).sample()
     rng = np.random.default_rng(3)
     client = server.client()
     t0 = time.time() - 3600
     packer = msgspec.msgpack.Encoder()
-    compact = "bench:compact"
-    for i in range(1800):
-        snap = msgspec.structs.replace(
-            base,
-            time=t0 + 2 * i,
-            cpu_percent=float(rng.uniform(0, 100)),
-            load_1=float(rng.uniform(0, 8)),
-            mem_used_bytes=int(base.mem_total_bytes * rng.uniform(0.2, 0.6)),
-            net_rx_bps=float(rng.exponential(1e6)),
-            net_tx_bps=float(rng.exponential(1e5)),
-            disk_read_bps=float(rng.exponential(1e5)),
-            disk_write_bps=float(rng.exponential(1e5)),
-        )
-        snap = msgspec.structs.replace(snap, mem_available_bytes=snap.mem_total_bytes - snap.mem_used_bytes)
-        store._put_script(  # the store's own write, without folding rollups: raw bytes only
-            (*store._put_keys, store.hist_key(snap.node), store._k_gen),
-            (snap.node, msgspec.json.encode(snap.to_dict()), repr(snap.time), repr(snap.time - 3600), -20_001, 3600,
-             int(time.time() * 1e6), 3600.0, repr(snap.interval_s), "300.0"),
-        )  # fmt: skip
-        client.zadd(compact, {packer.encode(msgspec.structs.astuple(snap)): snap.time})
-    json_size = client.memory_usage(store.hist_key("raw-bytes"), samples=0) / 1800
-    compact_size = client.memory_usage(compact, samples=0) / 1800
-    record = len(msgspec.json.encode(base.to_dict()))
+    for n in range(nodes):
+        pipe = client.pipeline(transaction=False)
+        for i in range(1800):
+            snap = msgspec.structs.replace(
+                base,
+                node=f"n-{n:03d}",
+                time=t0 + 2 * i,
+                cpu_percent=float(rng.uniform(0, 100)),
+                load_1=float(rng.uniform(0, 8)),
+                mem_used_bytes=int(base.mem_total_bytes * rng.uniform(0.2, 0.6)),
+                net_rx_bps=float(rng.exponential(1e6)),
+                net_tx_bps=float(rng.exponential(1e5)),
+                disk_read_bps=float(rng.exponential(1e5)),
+                disk_write_bps=float(rng.exponential(1e5)),
+            )
+            snap = msgspec.structs.replace(snap, mem_available_bytes=snap.mem_total_bytes - snap.mem_used_bytes)
+            record = orjson.dumps(snap.to_dict())
+            pipe.zadd(store.legacy_hist_key(f"json-{n:03d}"), {record: snap.time})
+            pipe.zadd(store.hist_key(f"packed-{n:03d}"), {raw_codec.pack(record): snap.time})
+            if n == 0:
+                pipe.zadd("bench:msgpack", {packer.encode(msgspec.structs.astuple(snap)): snap.time})
+        pipe.execute()
+    per_sample = {k: client.memory_usage(k, samples=0) / 1800 for k in (
+        store.legacy_hist_key("json-000"), store.hist_key("packed-000"), "bench:msgpack"
+    )}  # fmt: skip
+    json_read, rows = median_time(lambda: store.history(t0 - 1, nodes=[f"json-{n:03d}" for n in range(nodes)]), runs)
+    packed_read, _ = median_time(lambda: store.history(t0 - 1, nodes=[f"packed-{n:03d}" for n in range(nodes)]), runs)
+    size = len(orjson.dumps(base.to_dict()))
     store.close()
-    return json_size, compact_size, record
+    for n in range(nodes):
+        client.delete(store.legacy_hist_key(f"json-{n:03d}"), store.hist_key(f"packed-{n:03d}"))
+    json_b, packed_b, msgpack_b = per_sample.values()
+    return RawHistory(json_b, packed_b, msgpack_b, size, json_read, packed_read, len(rows))  # type: ignore[arg-type]
 
 
 def median_time(fn: object, runs: int) -> tuple[float, object]:
@@ -173,10 +200,11 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=100)
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--raw-nodes", type=int, default=20, help="nodes of raw history for the bytes and the read")
     args = parser.parse_args()
     server = RedisServer().start()
     try:
-        json_size, compact_size, record = raw_bytes_per_sample(server)
+        raw = raw_history(server, args.raw_nodes, max(args.runs // 2, 1))
         per_day = DAY / 2
         store = RedisStateStore(server.url, socket_timeout=30.0)
         now = time.time()
@@ -195,13 +223,15 @@ def main() -> None:
         print()
         print("| tier | per sample / row | per node per day | kept | per node, all kept |")
         print("|---|---:|---:|---|---:|")
-        raw_row = "| raw, JSON (as stored; was the only history) | {:,.0f} B | {:,.0f} KB | {} | {:,.0f} KB |"
-        print(raw_row.format(json_size, json_size * per_day / 1000, "history_window (1 h)", json_size * 1800 / 1000))
-        print(
-            f"| raw, msgpack arrays (measured, not shipped) | {compact_size:,.0f} B | "
-            f"{compact_size * per_day / 1000:,.0f} KB | - | {compact_size * 1800 / 1000:,.0f} KB |"
-        )
-        print(f"| raw kept a week, JSON (the alternative) | | | 7 days | {json_size * per_day * 7 / 1e6:,.0f} MB |")
+        for name, size in (
+            ("raw, JSON (before)", raw.json_bytes),
+            ("raw, compact: JSON deflated with a preset dictionary (after)", raw.packed_bytes),
+            ("raw, msgpack arrays (measured only)", raw.msgpack_bytes),
+        ):
+            kept_hour = f"{size * 1800 / 1000:,.0f} KB"
+            print(f"| {name} | {size:,.0f} B | {size * per_day / 1000:,.0f} KB | history_window (1 h) | {kept_hour} |")
+        a_week = f"{raw.packed_bytes * per_day * 7 / 1e6:,.0f} MB"
+        print(f"| raw kept a week, compact (the alternative) | | | 7 days | {a_week} |")
         for name, size, kept, days in (
             ("1-minute rollups", minute_bytes, "7 days", 7),
             ("1-minute rollups, node with a GPU", minute_gpu, "7 days", 7),
@@ -209,7 +239,14 @@ def main() -> None:
         ):
             rows = 1440 if "minute" in name else 24
             print(f"| {name} | {size / rows:,.0f} B | {size / 1000:,.1f} KB | {kept} | {size * days / 1000:,.0f} KB |")
-        print(f"\n(JSON record of this host: {record} bytes before Redis's own overhead.)\n")
+        print(f"\n(JSON record of this host: {raw.record} bytes before Redis's own overhead.)\n")
+        print(f"### history() of an hour of {args.raw_nodes} nodes ({raw.rows:,} samples; median)")
+        print()
+        print("| records | time |")
+        print("|---|---:|")
+        print(f"| JSON (before) | {fmt_time(raw.json_read)} |")
+        print(f"| compact (after) | {fmt_time(raw.packed_read)} |")
+        print()
 
         settings = load_config(redis_url=server.url, cache_enabled=False, history_window=3600.0)
         reader = Client(settings, sample_local=False)

@@ -40,6 +40,7 @@ from clusternb.redisio.errors import Refused
 from clusternb.redisio.link import LinkOptions, RedisLink
 from clusternb.redisio.scripts import LinkScript
 from clusternb.rejects import Rejections, node_of
+from clusternb.state import raw_codec
 from clusternb.state.base import Liveness, StateStore
 from clusternb.state.bounds import HistoryBounds
 from clusternb.state.redis_rollups import RedisRolling
@@ -116,6 +117,11 @@ class RedisStateStore(RedisRolling, StateStore):
         )
 
     def hist_key(self, node: str) -> str:
+        """Where this version keeps ``node``'s history (compact records)."""
+        return f"{self.prefix}samples:{node}"
+
+    def legacy_hist_key(self, node: str) -> str:
+        """Where clusternb kept it before as JSON: read (until it expires), never written."""
         return f"{self.prefix}hist:{node}"
 
     @property
@@ -128,11 +134,12 @@ class RedisStateStore(RedisRolling, StateStore):
     def put(self, snapshot: NodeSnapshot) -> None:
         """One script, one round trip: latest, registry, departure cleared, history trimmed, pruning, generation."""
         t = snapshot.time
+        record = orjson.dumps(snapshot.to_dict())
         self._put_script(
-            (*self._put_keys, self.hist_key(snapshot.node), self._k_gen),
+            (*self._put_keys, self.hist_key(snapshot.node), self._k_gen, self.legacy_hist_key(snapshot.node)),
             (
                 snapshot.node,
-                orjson.dumps(snapshot.to_dict()),
+                record,
                 repr(t),
                 repr(t - self.window),
                 -(self.max_samples + 1),
@@ -141,6 +148,7 @@ class RedisStateStore(RedisRolling, StateStore):
                 self.window,
                 repr(snapshot.interval_s),
                 repr(self.max_clock_skew),
+                raw_codec.pack(record),
             ),
         )
         self.puts += 1
@@ -211,24 +219,46 @@ class RedisStateStore(RedisRolling, StateStore):
         high = repr(min(float(until), TIME_MAX)) if until is not None else "+inf"
         low = repr(max(float(since), 0.0))
 
+        keys = [key for name in names for key in (self.hist_key(name), self.legacy_hist_key(name))]
+
         def read(client: Any) -> list[Any]:
             pipe = client.pipeline(transaction=False)
-            for name in names:
-                pipe.zrangebyscore(self.hist_key(name), low, high)
+            for key in keys:
+                pipe.zrangebyscore(key, low, high)
             return cast(list[Any], pipe.execute(raise_on_error=False))
 
         replies = self.link.call(read)
         limit = time.time() + self.max_clock_skew
         out: list[NodeSnapshot] = []
-        for name, records in zip(names, replies, strict=True):
+        for i, (key, records) in enumerate(zip(keys, replies, strict=True)):
+            name = names[i // 2]
             if isinstance(records, Exception):  # WRONGTYPE: another program's key under our name
                 self.rejections.add("history", name[:64], f"history key unreadable: {records}")
                 continue
-            snaps = self._decode_all(records, kind="history")
+            if not records:
+                continue
+            jsons = self._unpacked(name, records)
+            decoded = iter(self._decode_all([j for j in jsons if j is not None], kind="history"))
+            snaps = [None if j is None else next(decoded) for j in jsons]
             bad = [r for r, snap in zip(records, snaps, strict=True) if snap is None or snap.time > limit]
             out.extend(snap for snap in snaps if snap is not None and snap.time <= limit)
             if bad:
-                self.link.attempt(functools.partial(_zrem, self.hist_key(name), bad))
+                self.link.attempt(functools.partial(_zrem, key, bad))
+        return out
+
+    def _unpacked(self, name: str, records: list[bytes]) -> list[bytes | None]:
+        """The JSON of each history record (compact or not); None, counted, for one that does not inflate."""
+        try:
+            return list(map(raw_codec.unpack, records))  # every good record: one pass without a Python loop
+        except SchemaError:
+            pass
+        out: list[bytes | None] = []
+        for record in records:
+            try:
+                out.append(raw_codec.unpack(record))
+            except SchemaError as exc:
+                self.rejections.add("history", name[:64], str(exc))
+                out.append(None)
         return out
 
     def departed(self) -> Mapping[str, float]:

@@ -13,7 +13,8 @@ alert key lives in one slot, so each script and transaction below touches one sh
     P seen            ZSET    node -> sample time of its latest snapshot (the registry; drives pruning)
     P intervals       HASH    node -> its sampling interval (with ``seen``: the liveness view, no JSON to decode)
     P departed        HASH    node -> time it left cleanly (``leave``); the node's next ``put`` deletes it
-    P hist:{node}     ZSET    snapshot JSON scored by its sample time: that node's bounded history
+    P samples:{node}  ZSET    compact snapshot records (``raw_codec``) scored by sample time: the node's history
+    P hist:{node}     ZSET    the same as snapshot JSON, as clusternb wrote it before: read, never written
     P gen             STRING  the generation counter, INCRed by every put and leave
     P roll:1m:{node}  HASH    block start (epoch seconds) -> rollup record of that hour's minute rows
     P roll:1h:{node}  HASH    block start (epoch seconds) -> rollup record of that day's hour rows
@@ -31,7 +32,10 @@ query by sample time is wrong by the agent's clock skew) or the sample time (the
 XADD fail). A ZSET indexes exactly by sample time in any order, ``ZRANGEBYSCORE`` answers
 ``since <= time <= until`` inclusively, and the window trim (``ZREMRANGEBYSCORE``) and the hard cap
 (``ZREMRANGEBYRANK``) run in the same script as the write. Memory is no worse: for 610-byte records a ZSET
-took 727 bytes per sample against 775 for a stream (Redis 7.0, ``MEMORY USAGE``); the JSON dominates both.
+took 727 bytes per sample against 775 for a stream (Redis 7.0, ``MEMORY USAGE``); the JSON dominates both,
+which is why history records are now compact (:mod:`clusternb.state.raw_codec`: ~300 bytes a sample). They
+live under a new key, not the old one: a reader of the previous version would reject a compact record and
+delete it, so it must not find one; this version reads both keys until the old ones expire.
 
 A put is one Lua script (``EVALSHA`` on a held connection, see ``held_script.py``; loaded again after a Redis
 restart): it writes the latest record, the registry and the history, trims, sets expiries, prunes and bumps
@@ -61,9 +65,11 @@ from clusternb.model import SCHEMA_VERSION
 TAG = f"{{clusternb:v{SCHEMA_VERSION}}}"
 PREFIX = f"{TAG}:state:"
 
-# One put. KEYS: latest, seen, intervals, departed, hist, gen.
+# One put. KEYS: latest, seen, intervals, departed, history, gen, the history's legacy key (read, never
+# written: only deleted when it holds another type, like the others).
 # ARGV: node, record, sample time, oldest time kept (time - window), last rank dropped by the cap (negative),
-# expiry in seconds, generation seed, window in seconds, the node's interval, the largest clock skew accepted.
+# expiry in seconds, generation seed, window in seconds, the node's interval, the largest clock skew accepted,
+# the record's compact form (for the history).
 # First, a key of the wrong type under our name (or a generation that is not a number) is deleted: it would
 # make every later put fail. Nodes whose last sample is older than the window are pruned, judged by the
 # writer's sample clock and by the server's clock (TIME - window), whichever is earlier; so are nodes whose
@@ -78,6 +84,8 @@ for i = 1, 6 do
 end
 local g = redis.call('GET', KEYS[6])
 if g and not tonumber(g) then redis.call('DEL', KEYS[6]) end
+local legacy = redis.call('TYPE', KEYS[7])['ok']
+if legacy ~= 'none' and legacy ~= 'zset' then redis.call('DEL', KEYS[7]) end
 local node, record, t = ARGV[1], ARGV[2], ARGV[3]
 redis.call('SET', KEYS[6], ARGV[7], 'NX')
 redis.call('HSET', KEYS[1], node, record)
@@ -104,7 +112,7 @@ for i = 1, #left, 2 do
   local when = tonumber(left[i + 1])
   if when == nil or when < cutoff or when > server + tonumber(ARGV[10]) then redis.call('HDEL', KEYS[4], left[i]) end
 end
-redis.call('ZADD', KEYS[5], t, record)
+redis.call('ZADD', KEYS[5], t, ARGV[11])
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[4])
 redis.call('ZREMRANGEBYRANK', KEYS[5], 0, ARGV[5])
 redis.call('EXPIRE', KEYS[5], ARGV[6])

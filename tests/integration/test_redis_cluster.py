@@ -46,8 +46,8 @@ from clusternb.redisio.errors import Unavailable
 from clusternb.redisio.link import LinkOptions, RedisLink
 from clusternb.state.bounds import HistoryBounds
 from clusternb.state.redis import RedisStateStore
-from clusternb.state.rollup import MINUTE
 from clusternb.state.redis_scripts import PREFIX, TAG
+from clusternb.state.rollup import MINUTE
 from tests.helpers import make_snapshot, stop_process
 from tests.redis_cluster import LocalRedisCluster
 from tests.server_process import JupyterServer
@@ -231,7 +231,7 @@ def test_state_store_on_a_cluster(cluster: LocalRedisCluster, link: RedisLink) -
     for port in _masters(cluster):
         keys = _keys_on(port, f"{TAG}*")
         if port == owner:
-            hist = [k for k in keys if k.startswith(f"{PREFIX}hist:")]
+            hist = [k for k in keys if k.startswith(f"{PREFIX}samples:")]
             assert len(hist) == 50
             # node-03's leave closed its open minute: its rollups and the registry of rolled nodes, here too
             rolled = [k for k in keys if k.startswith(f"{PREFIX}roll")]
