@@ -22,7 +22,7 @@ import math
 import operator
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, cast
 
 import orjson
@@ -30,7 +30,6 @@ import orjson
 from clusternb.config import ClusterNB
 from clusternb.model import (
     SCHEMA_VERSION,
-    TIME_MAX,
     NodeSnapshot,
     SchemaError,
     decode_snapshot_json,
@@ -43,6 +42,7 @@ from clusternb.rejects import Rejections, node_of
 from clusternb.state import raw_codec
 from clusternb.state.base import Liveness, StateStore
 from clusternb.state.bounds import HistoryBounds
+from clusternb.state.redis_history import RedisHistory
 from clusternb.state.redis_rollups import RedisRolling
 from clusternb.state.redis_scripts import LEAVE, LIVENESS, PREFIX, PRUNE_HASH_VALUES, PUT
 from clusternb.state.rollup import Roller
@@ -50,13 +50,14 @@ from clusternb.state.rollup import Roller
 T = TypeVar("T")
 
 
-class RedisStateStore(RedisRolling, StateStore):
+class RedisStateStore(RedisHistory, RedisRolling, StateStore):
     """The :class:`StateStore` of cluster mode, over ``link`` (or a URL, with its own link). Thread-safe: reads use
     redis-py's pool; puts take turns on one held connection on a standalone server (``redisio/held_script.py``).
 
     ``latest()`` is one HVALS whatever the number of nodes, on a standalone server and on a cluster alike (the
     hash lives on one shard); ``put`` and ``leave`` are one script call each; ``liveness()`` is one script call;
-    ``history`` is one round trip for the node list (when not given) and one pipeline across nodes. Rollups
+    ``history`` is one round trip for the node list (when not given) and one pipeline across nodes
+    (:mod:`clusternb.state.redis_history`). Rollups
     (folded from what ``put`` is given, written when a minute closes): :mod:`clusternb.state.redis_rollups`.
 
     ``bounds``: how much history it keeps (:class:`~clusternb.state.bounds.HistoryBounds`; default: its
@@ -115,14 +116,6 @@ class RedisStateStore(RedisRolling, StateStore):
             HistoryBounds.from_settings(settings),
             rejections=rejections,
         )
-
-    def hist_key(self, node: str) -> str:
-        """Where this version keeps ``node``'s history (compact records)."""
-        return f"{self.prefix}samples:{node}"
-
-    def legacy_hist_key(self, node: str) -> str:
-        """Where clusternb kept it before as JSON: read (until it expires), never written."""
-        return f"{self.prefix}hist:{node}"
 
     @property
     def skipped(self) -> int:
@@ -205,61 +198,6 @@ class RedisStateStore(RedisRolling, StateStore):
                 bad.append(record)
         self.link.attempt(lambda c: self._prune_script.run_on(c, (self._k_latest,), bad[:500]))
         return [snap for snap in out if snap.time <= limit]
-
-    def history(
-        self, since: float, until: float | None = None, nodes: Collection[str] | None = None
-    ) -> list[NodeSnapshot]:
-        if nodes is None:
-            members: list[bytes] = self._refusable("seen", lambda c: c.zrange(self._k_seen, 0, -1), [])
-            names = [n.decode("utf-8", "replace") for n in members]
-        else:
-            names = list(nodes)
-        if not names:
-            return []
-        high = repr(min(float(until), TIME_MAX)) if until is not None else "+inf"
-        low = repr(max(float(since), 0.0))
-
-        keys = [key for name in names for key in (self.hist_key(name), self.legacy_hist_key(name))]
-
-        def read(client: Any) -> list[Any]:
-            pipe = client.pipeline(transaction=False)
-            for key in keys:
-                pipe.zrangebyscore(key, low, high)
-            return cast(list[Any], pipe.execute(raise_on_error=False))
-
-        replies = self.link.call(read)
-        limit = time.time() + self.max_clock_skew
-        out: list[NodeSnapshot] = []
-        for i, (key, records) in enumerate(zip(keys, replies, strict=True)):
-            name = names[i // 2]
-            if isinstance(records, Exception):  # WRONGTYPE: another program's key under our name
-                self.rejections.add("history", name[:64], f"history key unreadable: {records}")
-                continue
-            if not records:
-                continue
-            jsons = self._unpacked(name, records)
-            decoded = iter(self._decode_all([j for j in jsons if j is not None], kind="history"))
-            snaps = [None if j is None else next(decoded) for j in jsons]
-            bad = [r for r, snap in zip(records, snaps, strict=True) if snap is None or snap.time > limit]
-            out.extend(snap for snap in snaps if snap is not None and snap.time <= limit)
-            if bad:
-                self.link.attempt(functools.partial(_zrem, key, bad))
-        return out
-
-    def _unpacked(self, name: str, records: list[bytes]) -> list[bytes | None]:
-        """The JSON of each history record (compact or not); None, counted, for one that does not inflate."""
-        try:
-            return list(map(raw_codec.unpack, records))  # every good record: one pass without a Python loop
-        except SchemaError:
-            pass
-        out: list[bytes | None] = []
-        for record in records:
-            try:
-                out.append(raw_codec.unpack(record))
-            except SchemaError as exc:
-                self.rejections.add("history", name[:64], str(exc))
-                out.append(None)
-        return out
 
     def departed(self) -> Mapping[str, float]:
         pairs: dict[bytes, bytes] = self._refusable("departed", lambda c: c.hgetall(self._k_departed), {})
@@ -412,10 +350,6 @@ def _reason(record: bytes, exc: SchemaError) -> str:
 
 
 _TIME = operator.attrgetter("time")
-
-
-def _zrem(key: str, members: list[bytes], client: Any) -> Any:
-    return client.zrem(key, *members)
 
 
 def _hdel(key: str, fields: list[bytes], client: Any) -> Any:
