@@ -17,8 +17,9 @@ as JSON under ``benchmarks/results/`` (ignored by git).
 Why 5 minutes is the reference, and ``--history-window``: the server and Redis legitimately hold more while
 their bounded structures fill; after that, nothing may grow with uptime. History is the slowest to fill: it is
 kept for ``history_window`` seconds (default one hour), so with the default every node's history grows in
-Redis for the first hour, by design: ~790 bytes a sample (4.7 MiB for 21 nodes' 5 minutes at 1 s, measured
-here), so ~2.7 MiB per node-hour and ~57 MiB for the 21 nodes' hour; so do the metrics bodies. The soak
+Redis for the first hour, by design: ~290 bytes a sample in the compact raw history (1.75 MiB for 21 nodes'
+5 minutes at 1 s, measured here; ~790 in the JSON history before it), so ~21 MiB for the 21 nodes' hour; so do
+the metrics bodies. The soak
 therefore runs with a 5-minute window by default (``--history-window 300``; ``0`` keeps the product's default),
 so that the 10 % criterion measures what it is meant to: growth with uptime once every bound is reached.
 
