@@ -316,6 +316,7 @@ class Client(QueryBuilders, HeldQueries):
                 self.cache.served(namespace, time.perf_counter_ns() - start)
                 return held
         value, entry = self.cache.get_or_compute(namespace, key, compute)
+        self.cache.supersede(namespace, key.rpartition(":")[0], key)  # the lineage: the key without its freshness
         if entry is None:  # uncacheable (counted as a cache error); still give consumers a hash
             return QueryResult(value, argument_digest((repr(value),), {}), time.time())
         return QueryResult(value, entry.content_hash, entry.created)

@@ -18,6 +18,7 @@ import concurrent.futures
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -37,6 +38,8 @@ UNUSABLE: Any = object()
 #: How long, at most, a process waits for another process's lease before computing the value itself.
 LEASE_SECONDS = 5.0
 _LEASE_POLL = 0.02
+#: Lineages (a query and its arguments) whose newest key a cache remembers, to delete the key it supersedes.
+LINEAGES = 1024
 
 
 def key_prefix(prefix: str = "clusternb") -> str:
@@ -68,6 +71,7 @@ class Cache:
         self._ainflight: dict[tuple[int, str], asyncio.Future[tuple[Entry | None, Any]]] = {}
         self._lock = threading.Lock()
         self._logged: set[str] = set()
+        self._lineages: OrderedDict[str, str] = OrderedDict()  # lineage -> the newest key this process used
 
     # -- keys and TTLs ----------------------------------------------------------------------------------------
 
@@ -213,6 +217,25 @@ class Cache:
         except DecodeError as exc:
             self.count_error(stats, "decode", exc)
             return UNUSABLE
+
+    def supersede(self, namespace: str, lineage: str, key: str) -> None:
+        """``key`` is now the entry of ``lineage`` (a query and its arguments, whose key also carries the state's
+        generation): the key of that lineage this process used before can never be asked for again, so it is
+        deleted now instead of living out its TTL. Without this, every new sample left one dead entry per
+        query in Redis for its whole TTL, and Redis' memory rose and fell with the request rate (the soak of
+        issue 17). Other processes delete what they superseded themselves; a miss on a deleted key only
+        recomputes. At most :data:`LINEAGES` lineages are remembered (least recently used go first)."""
+        with self._lock:
+            previous = self._lineages.pop(lineage, None)
+            self._lineages[lineage] = key
+            while len(self._lineages) > LINEAGES:
+                self._lineages.popitem(last=False)
+        if previous is None or previous == key:
+            return
+        try:
+            self.backend.delete(previous)
+        except Exception as exc:  # Redis down: the entry expires on its own
+            self._error(self.stats_for(namespace), "supersede", exc)
 
     def invalidate(self, namespace: str) -> int:
         """Drop every entry of one namespace (in Redis: for every process). Returns how many were dropped."""

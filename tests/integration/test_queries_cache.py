@@ -100,3 +100,23 @@ def test_queries_answer_while_the_redis_state_is_down(redis_server: RedisServer)
             time.sleep(0.1)
         assert list(c.workers().index) == ["b"]  # Redis again (restarted empty): no restart of the client
         assert not c.store.degraded
+
+
+def test_a_result_superseded_by_a_new_sample_leaves_redis_at_once(redis_server: RedisServer) -> None:
+    """Each new sample gives every query a new key; the one it replaces is deleted, not left for its TTL, so the
+    cache's share of Redis does not grow with the request rate (what the 30-minute soak caught)."""
+    settings = load_config(redis_url=redis_server.url, interval=3600, cache_ttls={"workers": 3600, "metrics": 3600})
+    with Client(settings, sample_local=False) as c:
+        raw = redis_server.client()
+        prefix = c.cache.namespace_prefix("workers")
+        now = time.time()
+        for step in range(5):
+            c.store.put(make_snapshot("a", time=now + step, interval_s=3600, cpu_percent=float(step)))
+            assert c.workers().loc["a", "cpu_percent"] == step
+            c.metrics("1h")
+            c.metrics("10m")  # another lineage of the same namespace: both stay
+        keys = [k for k in raw.scan_iter(match=prefix + "*") if not k.endswith(b":lease")]
+        assert len(keys) == 1, keys
+        metrics = [k for k in raw.scan_iter(match=c.cache.namespace_prefix("metrics") + "*")]
+        assert len([k for k in metrics if not k.endswith(b":lease")]) == 2
+        assert c.cache_status().loc["(all)", "errors"] == 0
