@@ -65,7 +65,9 @@ def clusternb_app_config() -> dict[str, Any]:
 @pytest.fixture
 def jp_server_config(cluster_store: MemoryStateStore, clusternb_app_config: dict[str, Any]) -> Config:
     """The extension enabled, reading ``cluster_store``, no host sampling, nodes never going stale."""
-    app = {"sample_host": False, "state_store": lambda: cluster_store, "push_interval": 0.2}
+    # freeze_gc off: the server runs in the test process, whose garbage must stay collectable (and a full
+    # collection per test would cost the suite); test_server_gc.py turns it on once.
+    app = {"sample_host": False, "state_store": lambda: cluster_store, "push_interval": 0.2, "freeze_gc": False}
     app.update(clusternb_app_config)
     return Config(
         {

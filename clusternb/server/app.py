@@ -9,6 +9,7 @@ thread (when ``sample_host``); requests and pushes only read what it stored.
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
@@ -82,6 +83,12 @@ class ClusterNBApp(ExtensionApp):
     sample_host = Bool(
         True, help="Sample this server's host in-process (set False when agents report every node, or in tests)."
     ).tag(config=True)
+    freeze_gc = Bool(
+        True,
+        help="Move every object that exists once the server has started into the garbage collector's permanent "
+        "generation (gc.freeze()), so full collections stop walking the server's imported modules: with 1,000 "
+        "WebSocket clients they paused the event loop 100-215 ms every few seconds, the tail of every push.",
+    ).tag(config=True)
     state_store = Callable(
         None,
         allow_none=True,
@@ -121,6 +128,9 @@ class ClusterNBApp(ExtensionApp):
         """Every module's route table, each handler handed this app (see :mod:`clusternb.server.routes`)."""
         for module in (handlers, websocket, metrics, pages):
             self.handlers.extend(bind(self, module.default_handlers))
+        if self.freeze_gc:  # the last step of loading: the server's modules and ours are imported by now
+            gc.collect()  # what is garbage now is not frozen with the rest
+            gc.freeze()
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         """Start the broadcaster with the server's loop (it idles until a client subscribes), and the kernel
