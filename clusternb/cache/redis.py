@@ -86,15 +86,9 @@ class RedisBackend(Backend):
 
     def _get_for_near(self, near: NearCache, key: str, token: object) -> Entry | None:
         """GET and PTTL in one round trip; the decoded entry is kept near for the key's remaining TTL."""
-        try:
+        with _filling(near, key, token):
             raw, pttl = self.link.call(lambda c: c.pipeline(transaction=False).get(key).pttl(key).execute())
             entry = None if raw is None else kept_entry_from_bytes(raw)
-        except Refused as exc:
-            near.cancel(key, token)
-            raise DecodeError(f"redis refused the read: {exc.reason}") from None
-        except BaseException:
-            near.cancel(key, token)
-            raise
         near.fill(key, token, entry, pttl)
         return entry
 
@@ -209,17 +203,11 @@ class RedisBackend(Backend):
 
     async def _aget_for_near(self, near: NearCache, key: str, token: object) -> Entry | None:
         """The asyncio twin of :meth:`_get_for_near` (a standalone server: the near cache is off on a cluster)."""
-        try:
+        with _filling(near, key, token):
             conn = self._aconn()
             assert isinstance(conn, _LoopConnection)
             raw, pttl = await self.link.acall(lambda: conn.pipeline(("GET", key), ("PTTL", key)))
             entry = None if raw is None else kept_entry_from_bytes(raw)
-        except Refused as exc:
-            near.cancel(key, token)
-            raise DecodeError(f"redis refused the read: {exc.reason}") from None
-        except BaseException:
-            near.cancel(key, token)
-            raise
         near.fill(key, token, entry, pttl)
         return entry
 
@@ -337,6 +325,20 @@ class _LoopCluster:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+@contextlib.contextmanager
+def _filling(near: NearCache, key: str, token: object) -> Iterator[None]:
+    """A read that may fill the near cache: any failure forgets the fill; a refusal (another program's key of
+    another type) reads as an entry that is not ours."""
+    try:
+        yield
+    except Refused as exc:
+        near.cancel(key, token)
+        raise DecodeError(f"redis refused the read: {exc.reason}") from None
+    except BaseException:
+        near.cancel(key, token)
+        raise
 
 
 def _connected(client: Any) -> None:
