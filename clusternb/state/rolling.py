@@ -9,8 +9,10 @@ some block starts), :meth:`Rolling._drop_block` (delete a rejected record if it 
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
+from typing import TypeVar
 
 from clusternb.model import NodeSnapshot, SchemaError
 from clusternb.redisio.errors import RedisFault
@@ -20,6 +22,8 @@ from clusternb.state.rollup import Block, Roller, Tier, block_starts
 
 #: What a rejected rollup record is counted as (:class:`~clusternb.rejects.Rejections` kind).
 KIND = "rollup"
+log = logging.getLogger(__name__)
+_A = TypeVar("_A")
 
 
 class Rolling:
@@ -52,18 +56,19 @@ class Rolling:
     # -- the shared part ------------------------------------------------------------------------------------
 
     def _roll(self, snapshot: NodeSnapshot) -> None:
-        """Fold a sample just stored; write the blocks a closed minute changed."""
-        try:
-            self._write(self.roller.add(snapshot))
-        except RedisFault:  # the block read to continue failed: the next sample of the new minute tries again
-            self.rollup_write_failures += 1
+        """Fold a sample just stored; write the blocks a closed minute changed. Never raises: a block that could
+        not be loaded or written is counted, and healed by a later minute."""
+        self._write(self._counting(self.roller.add, snapshot))
 
     def _flush_rollups(self, node: str | None = None) -> None:
         """Write the open minute of ``node`` (None: every node): a node leaving, a store closing."""
-        try:
-            self._write(self.roller.flush(node))
-        except RedisFault:
-            self.rollup_write_failures += 1
+        self._write(self._counting(self.roller.flush, node))
+
+    def _counting(self, fold: Callable[[_A], list[Block]], arg: _A) -> list[Block]:
+        before = self.roller.load_failures
+        blocks = fold(arg)
+        self.rollup_write_failures += self.roller.load_failures - before  # loads that failed: Redis unreachable
+        return blocks
 
     def _write(self, blocks: list[Block]) -> None:
         if not blocks:
@@ -72,6 +77,9 @@ class Rolling:
             self._keep_blocks([(block, rollup_codec.encode(block)) for block in blocks])
         except RedisFault:  # the roller still holds the blocks: the next minute rewrites them whole
             self.rollup_write_failures += 1
+        except Exception:  # a block that cannot be encoded (whatever a hostile record led to): never breaks put()
+            self.rollup_write_failures += 1
+            log.debug("rollup blocks not written", exc_info=True)
 
     def rollups(
         self, tier: Tier, since: float, until: float | None = None, nodes: Collection[str] | None = None

@@ -213,6 +213,8 @@ class _Minute:
 
 
 Load = Callable[[str, Tier, float], "Block | None"]
+#: Closed minutes a node keeps while the blocks they go into cannot be loaded (two hours); the oldest go first.
+MAX_PENDING: Final = 120
 
 
 class Roller:
@@ -227,8 +229,12 @@ class Roller:
     def __init__(self, load: Load | None = None) -> None:
         self._load = load or (lambda node, tier, start: None)
         self._open: dict[str, _Minute] = {}
+        # Closed minutes not folded into their blocks yet: a block they go into could not be loaded.
+        self._pending: dict[str, list[_Minute]] = {}
         self._blocks: dict[tuple[str, str], Block] = {}
         self._lock = threading.Lock()
+        #: Minutes whose blocks could not be loaded (each tried again when the node's next minute closes).
+        self.load_failures = 0
 
     def add(self, snap: NodeSnapshot) -> list[Block]:
         minute = MINUTE.row_start(snap.time)
@@ -238,30 +244,63 @@ class Roller:
             changed: list[Block] = []
             if current is None or current.start != minute:
                 if current is not None:
-                    changed = self._close(snap.node, current)
+                    pending = self._pending.setdefault(snap.node, [])
+                    pending.append(current)
+                    del pending[:-MAX_PENDING]  # the oldest go first when loads fail for hours
+                    changed = self._drain(snap.node)
                 current = self._open[snap.node] = _Minute(minute)
-            current.add(values)
+            current.add(values)  # folded even when a block load failed: the sample is never dropped
             return changed
 
     def flush(self, node: str | None = None) -> list[Block]:
-        """Close the open minute of ``node`` (None: of every node) and return the blocks that changed."""
+        """Close the open minute of ``node`` (None: of every node) and return the blocks that changed. Minutes
+        whose blocks cannot be loaded now are dropped (counted in :attr:`load_failures`)."""
         with self._lock:
-            names = list(self._open) if node is None else [node] if node in self._open else []
+            if node is None:
+                names = list(dict.fromkeys([*self._open, *self._pending]))
+            else:
+                names = [node] if node in self._open or node in self._pending else []
             changed: list[Block] = []
             for name in names:
-                changed += self._close(name, self._open.pop(name))
+                minute = self._open.pop(name, None)
+                if minute is not None:
+                    self._pending.setdefault(name, []).append(minute)
+                changed += self._drain(name)
+                self._pending.pop(name, None)
                 self._blocks.pop((name, MINUTE.name), None)
                 self._blocks.pop((name, HOUR.name), None)
             return changed
 
+    def _drain(self, node: str) -> list[Block]:
+        """Fold the node's closed minutes into their blocks, oldest first, until a load fails; the blocks that
+        changed, each once (its newest version)."""
+        pending = self._pending.get(node, [])
+        changed: dict[tuple[str, float], Block] = {}
+        while pending:
+            try:
+                blocks = self._close(node, pending[0])
+            except Exception:  # the store could not be read (Redis down): the minute waits for the next close
+                self.load_failures += 1
+                break
+            del pending[0]
+            for block in blocks:
+                changed[(block.tier.name, block.start)] = block
+        if not pending:
+            self._pending.pop(node, None)
+        return list(changed.values())
+
     def _close(self, node: str, minute: _Minute) -> list[Block]:
+        # Both blocks are loaded before either is changed: a failed load leaves the roller as it was, so the
+        # minute is folded in exactly once when it is tried again.
         block = self._block(node, MINUTE, minute.start)
-        slot = int((minute.start - block.start) // MINUTE.step)
-        block = self._blocks[(node, MINUTE.name)] = block.with_row(slot, minute.count, minute.row(), merge=True)
-        count, hour_row = combine(block.counts, [block.row(i) for i in range(len(block))])
         days = self._block(node, HOUR, block.start)
+        slot = int((minute.start - block.start) // MINUTE.step)
+        block = block.with_row(slot, minute.count, minute.row(), merge=True)
+        count, hour_row = combine(block.counts, [block.row(i) for i in range(len(block))])
         slot = int((block.start - days.start) // HOUR.step)
-        days = self._blocks[(node, HOUR.name)] = days.with_row(slot, count, hour_row, merge=False)
+        days = days.with_row(slot, count, hour_row, merge=False)
+        self._blocks[(node, MINUTE.name)] = block
+        self._blocks[(node, HOUR.name)] = days
         return [block, days]
 
     def _block(self, node: str, tier: Tier, t: float) -> Block:
