@@ -39,8 +39,10 @@ FORMAT: Final = 1
 FIELDS_TAG: Final = zlib.crc32(",".join(FIELDS).encode())
 #: Low float32 mantissa bits dropped (23 - 11 kept + the implicit one: 12 significant bits).
 DROPPED_BITS: Final = 12
-#: Largest sample count of one row that a record may claim (a minute at 1 ms sampling is 60,000).
-COUNT_MAX: Final = 100_000_000
+#: Largest sample count of one row that a record may claim (a minute at 1 ms sampling is 60,000, an hour
+#: 3.6 million). Far below ``2**32 / 60``: an hour row sums 60 minute rows, and must still fit its uint32.
+COUNT_MAX: Final = 10_000_000
+assert COUNT_MAX * 60 < 2**32
 _HALF = 1 << (DROPPED_BITS - 1)
 _MASK = (0xFFFFFFFF << DROPPED_BITS) & 0xFFFFFFFF
 _FLOAT = array("f").itemsize  # 4 on every platform CPython runs on; checked below
@@ -104,7 +106,11 @@ def encode(block: Block) -> bytes:
     """The record of ``block``."""
     raw = rounded(block).tobytes()
     shuffled = b"".join(raw[i::4] for i in range(4))  # the first bytes of every value, then the second...
-    columns = array(_slot_code(block.tier), block.slots).tobytes() + array("I", block.counts).tobytes() + shuffled
+    columns = (
+        array(_slot_code(block.tier), block.slots).tobytes()
+        + array("I", [min(c, COUNT_MAX) for c in block.counts]).tobytes()
+        + shuffled
+    )
     header = Header(FORMAT, FIELDS_TAG, block.tier.name, block.start, len(block), zlib.compress(columns, 6))
     return _ENCODE.encode(header)
 

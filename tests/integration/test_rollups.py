@@ -315,3 +315,22 @@ def test_rollups_stay_bounded_whatever_the_clocks_do(make_store: StoreFactory) -
         client = store.link.client()
         assert 0 < client.ttl(store.roll_key(MINUTE, "n")) <= MINUTE.retention + MINUTE.block
         assert 0 < client.ttl(store.prefix + "rolled") <= HOUR.retention + HOUR.block
+
+
+@pytest.mark.parametrize("count", [rollup_codec.COUNT_MAX, 100_000_000])
+def test_hostile_sample_counts_never_break_the_writer(make_store: StoreFactory, count: int) -> None:
+    """59 minute rows claiming ``count`` samples each: their hour row must still encode (uint32) and decode."""
+    store = make_store()
+    assert isinstance(store, MemoryStateStore | RedisStateStore)
+    start = MINUTE.block_start(T0)
+    rows = 59
+    values = [math.nan] * WIDTH * rows
+    values[: 3 * rows] = [1.0] * rows + [2.0] * rows + [3.0] * rows  # cpu_percent's min, mean, max
+    hostile = Block("n", MINUTE, start, list(range(1, rows + 1)), [count] * rows, array("d", values))
+    store._keep_blocks([(hostile, _record(hostile, values))])  # the counts as written, unclamped
+    store.put(make_snapshot("n", time=start + 1))
+    store.put(make_snapshot("n", time=start + 61))  # closes minute 0 into the block it finds
+    store.leave("n", start + 62)
+    hours = store.rollups(HOUR, start, start + 3600, ["n"])
+    assert len(hours) == 1 and 1 <= hours[0].counts[0] <= rollup_codec.COUNT_MAX
+    assert store.rollup_write_failures == 0
