@@ -12,9 +12,14 @@ rebuilt the whole ten-minute metrics frame. A caller that passes its last result
   (:func:`next_status_change`). Only its ages (``age_s``, ``as_of``, ``data_age_s``) then lag, and a panel
   shows none of them (:mod:`clusternb.widgets.views`).
 - ``metrics`` over the raw window: the held frame plus only the samples newer than the newest it holds of
-  each node (:func:`newer`), less the rows that left the window (:func:`extend`): what a recompute on the
-  same store gives, since a store keeps every sample of the raw window and a node's samples arrive in time
-  order, at the cost of the new samples. Its content hash is derived from the held one and what changed.
+  each node (:func:`newer`), less the rows that left the window (:func:`extend`), at the cost of the new
+  samples. That is what a recompute on the same store gives only while no sample came late (older than the
+  newest of its node the frame holds): the samples found must number the store's writes since the frame's
+  generation, or the frame is recomputed (:meth:`HeldQueries._extended`). Its content hash is derived from
+  the held one and what changed.
+
+A held result is kept or extended only for the very query it answered (its name and parameters), and a
+standing one at most :data:`STAND_INTERVALS` sampling intervals.
 
 Everything else, and a held result without its basis, goes through the cache as before. Pure but for the
 reads of :func:`inputs`, :func:`basis` and :func:`newer` (a generation, the alert records, the liveness view,
@@ -48,21 +53,29 @@ if TYPE_CHECKING:
 STANDING: frozenset[str] = frozenset({"workers", "cluster", "alerts"})
 #: Queries whose status columns follow the clock: a held result of these stands only until a node's next change.
 LIVENESS: frozenset[str] = frozenset({"workers", "cluster"})
+#: A standing result stands at most this many sampling intervals: what it was computed from may change without
+#: a new generation (Redis expiring the records of a quiet cluster), and past a node's last threshold nothing
+#: else would end it.
+STAND_INTERVALS = 20
 
 
 @dataclass(frozen=True, slots=True)
 class Standing:
-    """What a standing result was computed from, and until when no node's status can have changed."""
+    """What a standing result was computed from (``query``: its name and parameters, as its cache key holds
+    them), and until when no node's status can have changed."""
 
+    query: tuple[str, Any]
     inputs: tuple[Any, ...]
     until: float
 
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """What a held metrics frame covers: the store's generation it was read at and each node's newest sample, in
+    """What a held metrics frame covers: its query (name and parameters, as its cache key holds them), the
+    store's generation it holds every sample of (it may hold some later ones) and each node's newest sample, in
     whole microseconds as the frame holds times (:func:`micros`)."""
 
+    query: tuple[str, Any]
     generation: int
     newest: Mapping[str, int]
 
@@ -95,20 +108,20 @@ def next_status_change(liveness: Liveness, thresholds: Callable[[float], tuple[f
     return soonest
 
 
-def stands(held: Standing, now_inputs: tuple[Any, ...], now: float) -> bool:
-    """Whether a held result still says what a recompute now would, ages aside."""
-    return now < held.until and held.inputs == now_inputs
+def stands(held: Standing, query: tuple[str, Any], now_inputs: tuple[Any, ...], now: float) -> bool:
+    """Whether a held result still says what a recompute of ``query`` now would, ages aside."""
+    return now < held.until and held.query == query and held.inputs == now_inputs
 
 
-def window_of(frame: pd.DataFrame, generation: int) -> Window:
+def window_of(query: tuple[str, Any], frame: pd.DataFrame, generation: int) -> Window:
     """The :class:`Window` of a freshly computed metrics frame: its newest sample per node, read from the frame
     itself (a cached frame may be from any moment at that generation)."""
     if frame.empty:
-        return Window(generation, {})
+        return Window(query, generation, {})
     codes, names = pd.factorize(frame["node"].to_numpy(dtype=object))
     newest = np.full(len(names), np.iinfo(np.int64).min)
     np.maximum.at(newest, codes, _micros_of(frame))
-    return Window(generation, dict(zip(map(str, names), newest.tolist(), strict=True)))
+    return Window(query, generation, dict(zip(map(str, names), newest.tolist(), strict=True)))
 
 
 def micros(epoch: float) -> int:
@@ -121,12 +134,16 @@ def _micros_of(frame: pd.DataFrame) -> np.ndarray:
     return np.asarray(pd.DatetimeIndex(frame["time"]).asi8 // 1000)
 
 
-def newer(client: Client, window: Window, nodes: Sequence[str] | None, lo: float) -> list[NodeSnapshot]:
+def newer(client: Client, window: Window, nodes: Sequence[str] | None, lo: float) -> list[NodeSnapshot] | None:
     """The store's samples newer than ``window`` holds (per node), not older than ``lo``: only the nodes whose
-    newest sample moved are read, from the oldest point any of them needs."""
+    newest sample moved are read, from the oldest point any of them needs. None where a node asked for (of a
+    frame of some nodes) last wrote a sample older than the frame's newest of it (a clock stepped back, a
+    backlog flushed): the frame lacks it, and only a recompute has it."""
     held = window.newest
     seen = client.store.liveness().seen
     wanted = seen if nodes is None else {n: seen[n] for n in nodes if n in seen}
+    if nodes is not None and any(micros(last) < held.get(n, _NEVER) for n, (last, _) in wanted.items()):
+        return None
     moved = [n for n, (last, _) in wanted.items() if last >= lo and micros(last) > held.get(n, _NEVER)]
     if not moved:
         return []
@@ -206,40 +223,61 @@ class HeldQueries:
         basis (what it was computed from) attached. ``built``: the query's cache key part and compute."""
         client: Client = self  # type: ignore[assignment]
         key_params, compute = built
+        query = (name, key_params)
         if name in STANDING and (name != "alerts" or params.get("since") is None):
             now_inputs = inputs(client, name)
-            if held is not None and isinstance(held.basis, Standing) and stands(held.basis, now_inputs, now):
+            if held is not None and isinstance(held.basis, Standing) and stands(held.basis, query, now_inputs, now):
                 self.cache.served(name, 0)
                 return held
             liveness = self.store.liveness() if name in LIVENESS else None
             result = self._cached(name, key_params, compute, held)
             if result is held:
                 return result
-            until = math.inf
+            until = result.created + STAND_INTERVALS * self.settings.interval
             if liveness is not None:
-                until = next_status_change(liveness, self.settings.thresholds, result.created)
-            return dataclasses.replace(result, basis=Standing(now_inputs, until))
+                until = min(until, next_status_change(liveness, self.settings.thresholds, result.created))
+            return dataclasses.replace(result, basis=Standing(query, now_inputs, until))
         window = metrics_window(client, params, now) if name == "metrics" else None
         if window is None:
             return self._cached(name, key_params, compute, held)
         generation = self.store.generation()
-        if held is not None and isinstance(held.basis, Window):
-            return self._extended(held, generation, window, params)
+        if held is not None and isinstance(held.basis, Window) and held.basis.query == query:
+            extended = self._extended(held, generation, window, params)
+            if extended is not None:
+                return extended
         result = self._cached(name, key_params, compute, held)
         if result is held:
             return result
-        return dataclasses.replace(result, basis=window_of(result.value, generation))
+        return dataclasses.replace(result, basis=window_of(query, result.value, generation))
 
     def _extended(
         self, held: QueryResult, generation: int, span: tuple[float, Sequence[str] | None], params: Mapping[str, Any]
-    ) -> QueryResult:
+    ) -> QueryResult | None:
         """A held metrics frame plus the samples newer than it holds, less the rows that left the window
-        (``span``: its start and the nodes asked for); counted as the cache hit it stands for."""
+        (``span``: its start and the nodes asked for); counted as the cache hit it stands for. None where only
+        a recompute gives what a recompute gives.
+
+        Every write to the store adds one to its generation and a put stores one sample. So, of a frame of every
+        node, the extension holds every sample of the new generation exactly when the samples found number the
+        generations since the frame's (read after them, so that a put racing the read counts as a miss, never
+        as a find): a sample that came late (older than the newest of its node the frame holds: a backlog, a
+        clock stepped back, two writers of a node), a departure or a sample found twice all break the count,
+        and a recompute follows. A frame of some nodes cannot count the others' puts: it is recomputed where a
+        node asked for last wrote a sample older than the newest of it the frame holds (:func:`newer`)."""
         start = time.perf_counter_ns()
         client: Client = self  # type: ignore[assignment]
         window: Window = held.basis
         lo, nodes = span
-        fresh = newer(client, window, nodes, lo) if generation != window.generation else []
+        fresh: list[NodeSnapshot] | None = []
+        if generation != window.generation:
+            fresh = newer(client, window, nodes, lo)
+            if fresh is not None and nodes is None:
+                generation = self.store.generation()
+                if generation - window.generation != len(fresh):
+                    fresh = None
+            if fresh is None:
+                return None
+        assert fresh is not None
         frame: pd.DataFrame = held.value
         added = frames.metrics_frame(fresh, fields_of(params)) if fresh else frame.iloc[:0]
         out = extend(frame, added, lo)
@@ -247,12 +285,12 @@ class HeldQueries:
         if out is frame:
             if generation == window.generation:
                 return held
-            return dataclasses.replace(held, basis=Window(generation, window.newest))
+            return dataclasses.replace(held, basis=Window(window.query, generation, window.newest))
         newest = dict(window.newest)
         for snap in fresh:
             newest[snap.node] = max(micros(snap.time), newest.get(snap.node, _NEVER))
         first = _micros_of(out.iloc[:1]).tolist()
         content = extended_hash(held.content_hash, generation, first, len(out))
         return dataclasses.replace(
-            held, value=out, content_hash=content, created=time.time(), basis=Window(generation, newest)
+            held, value=out, content_hash=content, created=time.time(), basis=Window(window.query, generation, newest)
         )

@@ -157,3 +157,84 @@ def test_a_held_metrics_frame_of_some_nodes_takes_only_theirs(client: Client) ->
 def test_a_metrics_query_past_the_raw_window_is_not_extended(client: Client) -> None:
     held = hold(client, "metrics", since="15m", until="1m", fields=FIELDS)
     assert held.basis is None  # an end: recomputed through the cache as before
+
+
+def extend_and_compare(client: Client, held: QueryResult, node: object = None) -> QueryResult:
+    after = hold(client, "metrics", held, since="15m", fields=FIELDS, node=node)
+    pd.testing.assert_frame_equal(after.value, full(client, node=node))
+    return after
+
+
+@pytest.mark.parametrize("node", [None, ["n1", "n3"]])
+def test_a_held_metrics_frame_takes_the_samples_that_came_late(client: Client, node: object) -> None:
+    held = hold(client, "metrics", since="15m", fields=FIELDS, node=node)
+    now = time.time()
+    # A backlog flushed: samples of n3 older than the newest of it held.
+    for age in (30.5, 20.5):
+        client.store.put(make_snapshot("n3", time=now - age, cpu_percent=99.0))
+    held = extend_and_compare(client, held, node)
+    # n3's clock steps back a minute: its new samples are all older than the newest of it held ...
+    for step in range(3):
+        client.store.put(make_snapshot("n3", time=now - 60 + step, cpu_percent=50.0 + step))
+        held = extend_and_compare(client, held, node)
+    # ... and n1 writes a late sample, then one on time, between two reads.
+    client.store.put(make_snapshot("n1", time=now - 10.5, cpu_percent=7.0))
+    client.store.put(make_snapshot("n1", time=now + 1, cpu_percent=8.0))
+    held = extend_and_compare(client, held, node)
+
+
+def test_a_held_metrics_frame_of_a_node_with_two_writers_equals_a_recompute(client: Client) -> None:
+    held = hold(client, "metrics", since="15m", fields=FIELDS)
+    now = time.time()
+    for step in range(4):  # two writers of n0, one's clock half a second behind the other's, read in between
+        client.store.put(make_snapshot("n0", time=now + step, cpu_percent=1.0))
+        held = extend_and_compare(client, held)
+        client.store.put(make_snapshot("n0", time=now + step - 0.5, cpu_percent=2.0))
+        held = extend_and_compare(client, held)
+    assert len(held.value) == 80 + 8
+
+
+@pytest.mark.parametrize(
+    ("name", "first", "second"),
+    [
+        ("alerts", {"active": True}, {"active": False}),
+        ("workers", {}, None),
+        ("metrics", {"since": "15m", "fields": ["cpu_percent"]}, {"since": "15m", "fields": ["net_rx_bps"]}),
+        ("metrics", {"since": "1m", "fields": FIELDS}, {"since": "10m", "fields": FIELDS}),
+    ],
+)
+def test_a_held_result_is_never_given_for_another_query(
+    client: Client, name: str, first: dict[str, object], second: dict[str, object] | None
+) -> None:
+    client.store.put(snap := make_snapshot("n0", time=time.time() - 120, disk_used_bytes=99 * 2**30))
+    client.alerting.on_sample(snap)
+    client.store.put(make_snapshot("n0", time=time.time(), disk_used_bytes=1))  # resolved: only active=False shows it
+    client.alerting.on_sample(make_snapshot("n0", time=time.time(), disk_used_bytes=1))
+    other = "cluster" if second is None else name
+    held = hold(client, name, **first)
+    after = hold(client, other, held, **(second or {}))
+    assert after is not held
+    client.cache.invalidate(other)
+    fresh = client.query(other, **(second or {})).value
+    if name == "metrics":
+        pd.testing.assert_frame_equal(after.value, fresh)
+    else:  # ages aside
+        assert list(after.value.columns) == list(fresh.columns) and len(after.value) == len(fresh)
+
+
+def test_a_standing_result_stands_a_bounded_time() -> None:
+    # Past the offline edge no node's status can change, but the records it read may expire in Redis without
+    # a new generation: a recompute must still come.
+    client = make_client(stale_after=0.1, offline_after=0.2)
+    try:
+        client.store.put(make_snapshot("n0", time=time.time() - 1))
+        first = hold(client, "workers")
+        assert list(first.value["status"]) == ["offline"]
+        assert isinstance(first.basis, held_results.Standing)
+        bound = first.created + held_results.STAND_INTERVALS * client.settings.interval
+        assert first.basis.until <= bound
+        while time.time() <= first.basis.until:
+            time.sleep(0.05)
+        assert hold(client, "workers", first) is not first
+    finally:
+        client.close()
