@@ -48,11 +48,14 @@ TIME_MAX: Final = 4_102_444_800.0  # 2100-01-01 UTC; also keeps every time well 
 BYTES_MAX: Final = 2**60  # 1 EiB per node and field: 2**13 such nodes still sum within int64
 RATE_MAX: Final = 1e13  # bytes per second, 80 Tbit/s
 COUNT_MAX: Final = 2**20  # CPUs, threads, cores of a quota
+GPU_BYTES_MAX: Final = 2**50  # 1 PiB on one GPU (the largest hold ~2**37)
+GPUS_MAX: Final = 64  # GPUs of one node: their memory sums to at most 2**56, within BYTES_MAX
 LOAD_MAX: Final = 1e6
 NAME_MAX: Final = 256  # node and host names (an FQDN is at most 253)
 
 Time = Annotated[float, msgspec.Meta(ge=0.0, le=TIME_MAX, description="seconds since the epoch (UTC)")]
 Bytes = Annotated[int, msgspec.Meta(ge=0, le=BYTES_MAX, extra=unit(BYTES))]
+GPUBytes = Annotated[int, msgspec.Meta(ge=0, le=GPU_BYTES_MAX, extra=unit(BYTES))]
 Rate = Annotated[float, msgspec.Meta(ge=0.0, le=RATE_MAX, extra=unit(RATE))]
 Percent = Annotated[float, msgspec.Meta(ge=0.0, le=100.0, extra=unit(PERCENT))]
 Count = Annotated[int, msgspec.Meta(ge=0, le=COUNT_MAX)]
@@ -76,8 +79,8 @@ class GPUStat(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False)
     name: Text
     uuid: Text
     util_percent: Percent | None = None
-    mem_total_bytes: Bytes | None = None
-    mem_used_bytes: Bytes | None = None
+    mem_total_bytes: GPUBytes | None = None
+    mem_used_bytes: GPUBytes | None = None
     temperature_c: Annotated[float, msgspec.Meta(ge=-100.0, le=200.0, extra=unit(CELSIUS))] | None = None
     power_w: Annotated[float, msgspec.Meta(ge=0.0, le=100_000.0, extra=unit(WATTS))] | None = None
 
@@ -149,7 +152,7 @@ class NodeSnapshot(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     # How often this node is sampled; liveness thresholds derive from it.
     interval_s: Annotated[Interval, column("time between this node's samples")] = 2.0
     labels: Labels = {}  # msgspec gives each instance its own empty dict
-    gpus: Annotated[tuple[GPUStat, ...], msgspec.Meta(max_length=64)] = ()
+    gpus: Annotated[tuple[GPUStat, ...], msgspec.Meta(max_length=GPUS_MAX)] = ()
     schema: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:

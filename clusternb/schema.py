@@ -151,6 +151,8 @@ def _category(name: str, order: list[str], description: str, **kw: Any) -> Field
 
 
 _PCT = bounds(Percent)
+#: The memory of every GPU of a node summed: each GPU's bound times the most GPUs a record may list.
+_GPU_MEM = {"min": 0, "max": bounds(GPUStat, "mem_used_bytes")["max"] * length_bounds(NodeSnapshot, "gpus")["max"]}
 
 #: ``workers()``: one row per node, index ``node``. The columns that carry a snapshot field are declared with
 #: the field in the model (:func:`snapshot_columns`); here are those a query computes, each placed after a column.
@@ -172,8 +174,9 @@ WORKERS: Final = _placed(snapshot_columns(), (
     ("gpu_count", Field("gpu_util_percent", "float64", PERCENT, "mean GPU utilisation (NaN: no GPU)",
                         **bounds(GPUStat, "util_percent"), metric=True, prometheus="gpu_util_percent",
                         heading="GPU %", table=frozenset({PANEL}))),
-    ("gpu_util_percent", Field("gpu_mem_used_bytes", "Int64", BYTES, "GPU memory in use, all GPUs", metric=True)),
-    ("gpu_mem_used_bytes", Field("gpu_mem_total_bytes", "Int64", BYTES, "GPU memory, all GPUs")),
+    ("gpu_util_percent", Field("gpu_mem_used_bytes", "Int64", BYTES, "GPU memory in use, all GPUs", **_GPU_MEM,
+                               metric=True)),
+    ("gpu_mem_used_bytes", Field("gpu_mem_total_bytes", "Int64", BYTES, "GPU memory, all GPUs", **_GPU_MEM)),
     ("gpu_mem_total_bytes", Field("gpu_temperature_c", "float64", CELSIUS, "hottest GPU",
                                   **bounds(GPUStat, "temperature_c"), metric=True)),
     ("interval_s", Field("labels", "string", "", "the node's labels as sorted key=value pairs joined by commas")),

@@ -30,7 +30,7 @@ from typing import Any, Final
 import msgspec
 
 from clusternb import schema
-from clusternb.model import TIME_MAX, SchemaError
+from clusternb.model import BYTES_MAX, TIME_MAX, SchemaError
 from clusternb.state.rollup import FIELDS, WIDTH, Block, Tier
 
 #: Bumped when the record layout changes; a record of another format is rejected (and replaced on the next write).
@@ -62,9 +62,16 @@ def _grid(x: float) -> float:
 
 
 _DECLARED = [schema.field("metrics", name) for name in FIELDS]
-# A field declared without a lower bound (the GPU memory sum) is still a count of bytes: never negative.
-_LOW = [(0.0 if f.unit == schema.BYTES else -math.inf) if f.min is None else float(f.min) for f in _DECLARED]
-_HIGH = [math.inf if f.max is None else float(f.max) for f in _DECLARED]
+_WHOLE = [f.unit == schema.BYTES or f.dtype == "Int64" for f in _DECLARED]
+# A field declared without bounds still gets finite ones where it is a whole number (a frame casts it to
+# int64): never negative, never past BYTES_MAX. Every metric field declares both today (tests check).
+_LOW = [
+    (0.0 if whole else -math.inf) if f.min is None else float(f.min) for f, whole in zip(_DECLARED, _WHOLE, strict=True)
+]
+_HIGH = [
+    (float(BYTES_MAX) if whole else math.inf) if f.max is None else float(f.max)
+    for f, whole in zip(_DECLARED, _WHOLE, strict=True)
+]
 _LOW_GRID = [_grid(x) for x in _LOW]
 _HIGH_GRID = [_grid(x) for x in _HIGH]
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clusternb import frames
+from clusternb import frames, schema
 from clusternb.config import load_config
 from clusternb.model import NodeSnapshot
 from clusternb.queries import Client
@@ -232,7 +232,7 @@ def test_hostile_rollup_records_are_skipped_counted_and_pruned(redis_server: Red
     assert FIELDS[0] == "cpu_percent"  # its min, mean and max are the first three columns
     absurd = [1e9] * 3 * rows + good.values.tolist()[3 * rows :]
     unordered = [99.0] * rows + good.values.tolist()[rows:]  # min above the mean
-    gpu_mem = 3 * FIELDS.index("gpu_mem_used_bytes") * rows  # a field without an upper bound
+    gpu_mem = 3 * FIELDS.index("gpu_mem_used_bytes") * rows  # a sum of GPUs: its bound is derived
     infinite = good.values.tolist()
     infinite[gpu_mem : gpu_mem + 3 * rows] = [math.inf] * 3 * rows
     bomb = msgspec.structs.replace(
@@ -334,3 +334,26 @@ def test_hostile_sample_counts_never_break_the_writer(make_store: StoreFactory, 
     hours = store.rollups(HOUR, start, start + 3600, ["n"])
     assert len(hours) == 1 and 1 <= hours[0].counts[0] <= rollup_codec.COUNT_MAX
     assert store.rollup_write_failures == 0
+
+
+def test_every_rolled_field_has_finite_bounds() -> None:
+    for name in FIELDS:
+        f = schema.field("metrics", name)
+        assert f.min is not None and f.max is not None and math.isfinite(f.min) and math.isfinite(f.max), name
+        if f.dtype == "Int64":
+            assert f.max <= 2**63 - 2**40, name  # a float32 at the bound still casts to int64
+
+
+def test_an_absurd_gpu_memory_is_rejected_not_shown(checks: str) -> None:
+    start = 3600.0 * 1000
+    values = [math.nan] * WIDTH
+    values[:3] = [1.0, 2.0, 3.0]  # cpu_percent
+    g = 3 * FIELDS.index("gpu_mem_used_bytes")
+    values[g : g + 3] = [3e38] * 3  # float32 takes it; int64 does not
+    block = Block("n", MINUTE, start, [0], [5], array("d", values))
+    with pytest.raises(ValueError, match="gpu_mem_used_bytes outside its bounds"):
+        rollup_codec.decode(_record(block, values), "n", MINUTE, start)
+    written = rollup_codec.decode(rollup_codec.encode(block), "n", MINUTE, start)  # the writer clips
+    got = frames.rollup_frame([written], ("gpu_mem_used_bytes",), "1m")
+    top = schema.field("metrics", "gpu_mem_used_bytes").max
+    assert 0 <= got["gpu_mem_used_bytes"].iloc[0] <= got["gpu_mem_used_bytes_max"].iloc[0] <= top
