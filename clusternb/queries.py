@@ -13,6 +13,7 @@ input raises at once and is never cached.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -61,6 +62,9 @@ VIEW_REFRESH_S = 10.0
 FIRST_SAMPLE_TIMEOUT = 5.0
 T = TypeVar("T")
 
+#: Each client's serial (:attr:`Client.serial`).
+_SERIALS = itertools.count(1)
+
 
 class NoNodesWarning(UserWarning):
     """``workers()`` is empty because nothing publishes to the configured Redis yet (said once per client)."""
@@ -90,6 +94,9 @@ class Client(QueryBuilders, HeldQueries):
         """Build from settings. ``sample_local``: run the in-process sampler (default: always in embedded
         mode; with ``redis_url`` only when ``publish_host`` is set, so kernels do not all sample one host)."""
         self.settings = settings or load_config()
+        #: A number no other client of this process ever has: a key for what is held per client, where an id()
+        #: of a freed client may come back as a new one's.
+        self.serial = next(_SERIALS)
         s = self.settings
         local_store = MemoryStateStore(window=s.history_window, max_samples=s.history_max_samples)
         alert_store = None

@@ -81,6 +81,8 @@ class TickReport:
 class _Entry:
     sub: Subscriber
     due: float = 0.0
+    #: The memo keys its last tick wanted: the poller keeps only results some registered subscriber wants.
+    keys: frozenset[tuple[int, Query]] = frozenset()
 
 
 class Poller:
@@ -96,7 +98,8 @@ class Poller:
         self._wake = threading.Event()
         self._stop: threading.Event | None = None
         self._thread: threading.Thread | None = None
-        self._memo: dict[tuple[int, Query], QueryResult] = {}  # each query's last result, per client
+        # Each query's last result, per client (its serial: a freed client's id may come back for a new one).
+        self._memo: dict[tuple[int, Query], QueryResult] = {}
         self.reused = 0  # results handed out again uncopied, the cache holding the same entry (see _query)
 
     # -- subscribers --------------------------------------------------------------------------------------
@@ -179,13 +182,14 @@ class Poller:
                 continue
             wanted.append((sub, client, queries))
             for query in queries:
-                key = (id(client), query)
+                key = (client.serial, query)
                 if key not in results:
                     results[key] = self._query(key, query, client, report)
+        self._forget(wanted)
         for sub, maybe_client, queries in wanted:
             if maybe_client is None:
                 continue
-            mine = {q: results[(id(maybe_client), q)] for q in queries}
+            mine = {q: results[(maybe_client.serial, q)] for q in queries}
             try:
                 # Run in the context of the cell that created the panel: its parent header goes on the messages.
                 report.updated += sub.context.run(sub.apply, mine)
@@ -214,6 +218,20 @@ class Poller:
             report.queries += 1
             self._memo[key] = result
         return result
+
+    def _forget(self, wanted: list[tuple[Subscriber, Client | None, set[Query]]]) -> None:
+        """Note what each served subscriber wants now, and drop the held results none registered wants (a closed
+        panel's, a query a panel no longer asks, a client no panel uses)."""
+        with self._lock:
+            for sub, client, queries in wanted:
+                entry = self._entries.get(id(sub))
+                if entry is not None and entry.sub is sub:
+                    entry.keys = frozenset() if client is None else frozenset((client.serial, q) for q in queries)
+            keep = {key for entry in self._entries.values() for key in entry.keys}
+            # A subscriber served but not registered (a first paint) keeps its results until its next tick.
+            keep.update((c.serial, q) for _, c, queries in wanted if c is not None for q in queries)
+            for key in [key for key in self._memo if key not in keep]:
+                del self._memo[key]
 
     @staticmethod
     def _deliver_error(sub: Subscriber, exc: Exception, report: TickReport) -> None:

@@ -244,3 +244,21 @@ def test_metrics_result_is_reused_while_the_store_is_unchanged(client: Client) -
     assert client.cache_status().loc["metrics", "hits"] == hits + 1
     client.store.put(make_snapshot("n1", time=time.time()))
     assert poller.tick(force=True).queries == 1
+
+
+def test_the_poller_holds_results_per_client_and_only_those_a_panel_wants(client: Client) -> None:
+    poller = Poller(autostart=False)
+    other = Client(load_config(interval=0.1), store=MemoryStateStore(), sample_local=False)
+    try:
+        assert other.serial != client.serial  # unlike an id(), never reused by a later client
+        mine = panels.Panel(panels.status_sections(), client=client, poller=poller)
+        theirs = panels.Panel(panels.status_sections(), client=other, poller=poller)
+        poller.tick(force=True)
+        held = {serial for serial, _ in poller._memo}
+        assert held == {client.serial, other.serial}
+        theirs.close()  # the other client's results are no longer wanted: dropped at the next tick
+        poller.tick(force=True)
+        assert {serial for serial, _ in poller._memo} == {client.serial}
+        assert not mine.closed
+    finally:
+        other.close()
