@@ -37,7 +37,11 @@ ZDICT_1: Final = (
     b'"power_w":250.0}],"schema":1}'
 )
 #: Most bytes a record may inflate to (a snapshot with 64 labels and 64 GPUs is ~40 KB).
-MAX_RECORD: Final = 256 * 1024
+MAX_RECORD: Final = 64 * 1024
+#: Inflated bytes a reader allows per sample kept (``max_samples`` of them) when it reads one key: a node with
+#: 8 GPUs and a dozen labels writes ~3 KB. A key past ``max_samples * RECORD_BUDGET`` (a hostile writer's
+#: records, each a few hundred bytes that inflate ~200x) is read newest first up to it, and the rest dropped.
+RECORD_BUDGET: Final = 4 * 1024
 
 
 def pack(record: bytes) -> bytes:

@@ -29,6 +29,7 @@ class RedisHistory:
     prefix: str
     link: RedisLink
     max_clock_skew: float
+    max_samples: int
     rejections: Rejections
     _k_seen: str
 
@@ -87,18 +88,23 @@ class RedisHistory:
         return out
 
     def _unpacked(self, name: str, records: list[bytes]) -> list[bytes | None]:
-        """The JSON of each history record (compact or not); None, counted, for one that does not inflate."""
-        try:
-            return list(map(raw_codec.unpack, records))  # every good record: one pass without a Python loop
-        except SchemaError:
-            pass
-        out: list[bytes | None] = []
-        for record in records:
+        """The JSON of each history record (compact or not), newest first up to ``max_samples *
+        RECORD_BUDGET`` inflated bytes; None, counted (and so pruned), for one that does not inflate and for
+        every record older than the one that crossed the budget."""
+        out: list[bytes | None] = [None] * len(records)
+        budget, total, unpack = self.max_samples * raw_codec.RECORD_BUDGET, 0, raw_codec.unpack
+        for i in range(len(records) - 1, -1, -1):  # oldest first as read: the newest are kept
             try:
-                out.append(raw_codec.unpack(record))
+                record = unpack(records[i])
             except SchemaError as exc:
                 self.rejections.add("history", name[:64], str(exc))
-                out.append(None)
+                continue
+            total += len(record)
+            if total > budget:
+                for _ in range(i + 1):
+                    self.rejections.add("history", name[:64], f"history past {budget:,} bytes in one read")
+                break
+            out[i] = record
         return out
 
 

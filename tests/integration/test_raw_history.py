@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from clusternb.state import raw_codec
+from clusternb.state.bounds import HistoryBounds
 from clusternb.state.redis import RedisStateStore
 from tests.helpers import make_gpu, make_snapshot
 from tests.redis_server import RedisServer
@@ -75,3 +76,32 @@ def test_hostile_compact_records_are_skipped_counted_and_pruned(
     assert any("cpu_percent" in r for r in reasons) and "not a snapshot" in reasons
     assert store.rejections.total == len(hostile)
     assert raw.zcard(store.hist_key("n")) == 1  # pruned: only the good sample is left
+
+
+def test_a_key_past_its_read_budget_is_read_newest_first_and_its_excess_pruned(redis_server: RedisServer) -> None:
+    """Every record valid, but their inflated bytes beyond ``max_samples * RECORD_BUDGET``: the newest are read,
+    the older ones counted and pruned, so a hostile key cannot make a reader hold gigabytes."""
+    small = RedisStateStore(redis_server.url, HistoryBounds(window=1e9, max_samples=10), socket_timeout=5.0)
+    long = "x" * 200
+    gpus = tuple(make_gpu(i, name=long, uuid=f"{long}-{i}") for i in range(64))
+    large = [make_snapshot("n", time=50.0 + i, gpus=gpus) for i in range(5)]
+    assert all(raw_codec.RECORD_BUDGET * 10 // 2 < len(orjson.dumps(s.to_dict())) < raw_codec.MAX_RECORD for s in large)
+    for i in range(10):
+        small.put(make_snapshot("n", time=100.0 + i))
+    raw = redis_server.client()  # after the puts: the writer trims its key to max_samples
+    raw.zadd(small.hist_key("n"), {raw_codec.pack(orjson.dumps(s.to_dict())): s.time for s in large})
+    assert [s.time for s in small.history(0, nodes=["n"])] == [100.0 + i for i in range(10)]
+    assert small.rejections.total == len(large)
+    assert raw.zcard(small.hist_key("n")) == 10
+    small.close()
+
+
+def test_a_record_inflating_past_64_kib_is_rejected(store: RedisStateStore, redis_server: RedisServer) -> None:
+    store.put(make_snapshot("n", time=100.0))
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, raw_codec.ZDICT_1)
+    big = raw_codec.PACKED + deflate.compress(b" " * 100_000) + deflate.flush()
+    assert len(big) < 300
+    redis_server.client().zadd(store.hist_key("n"), {big: 99.0})
+    assert [s.time for s in store.history(0, nodes=["n"])] == [100.0]
+    reasons = {reason for kind, _, reason in store.rejections.counts() if kind == "history"}
+    assert reasons == {"compact record is truncated, too large or followed by garbage"}
