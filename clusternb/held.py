@@ -15,7 +15,8 @@ rebuilt the whole ten-minute metrics frame. A caller that passes its last result
   each node (:func:`newer`), less the rows that left the window (:func:`extend`), at the cost of the new
   samples. That is what a recompute on the same store gives only while no sample came late (older than the
   newest of its node the frame holds): the samples found must number the store's writes since the frame's
-  generation, or the frame is recomputed (:meth:`HeldQueries._extended`). Its content hash is derived from
+  generation, or the frame is recomputed (:meth:`HeldQueries._extended`); a frame of some nodes (which cannot
+  count the others' writes) is recomputed whenever the generation moved. Its content hash is derived from
   the held one and what changed.
 
 A held result is kept or extended only for the very query it answered (its name and parameters), and a
@@ -134,16 +135,12 @@ def _micros_of(frame: pd.DataFrame) -> np.ndarray:
     return np.asarray(pd.DatetimeIndex(frame["time"]).asi8 // 1000)
 
 
-def newer(client: Client, window: Window, nodes: Sequence[str] | None, lo: float) -> list[NodeSnapshot] | None:
+def newer(client: Client, window: Window, nodes: Sequence[str] | None, lo: float) -> list[NodeSnapshot]:
     """The store's samples newer than ``window`` holds (per node), not older than ``lo``: only the nodes whose
-    newest sample moved are read, from the oldest point any of them needs. None where a node asked for (of a
-    frame of some nodes) last wrote a sample older than the frame's newest of it (a clock stepped back, a
-    backlog flushed): the frame lacks it, and only a recompute has it."""
+    newest sample moved are read, from the oldest point any of them needs."""
     held = window.newest
     seen = client.store.liveness().seen
     wanted = seen if nodes is None else {n: seen[n] for n in nodes if n in seen}
-    if nodes is not None and any(micros(last) < held.get(n, _NEVER) for n, (last, _) in wanted.items()):
-        return None
     moved = [n for n, (last, _) in wanted.items() if last >= lo and micros(last) > held.get(n, _NEVER)]
     if not moved:
         return []
@@ -262,22 +259,20 @@ class HeldQueries:
         generations since the frame's (read after them, so that a put racing the read counts as a miss, never
         as a find): a sample that came late (older than the newest of its node the frame holds: a backlog, a
         clock stepped back, two writers of a node), a departure or a sample found twice all break the count,
-        and a recompute follows. A frame of some nodes cannot count the others' puts: it is recomputed where a
-        node asked for last wrote a sample older than the newest of it the frame holds (:func:`newer`)."""
+        and a recompute follows. A frame of some nodes cannot count the others' puts: it is recomputed whenever
+        the generation moved (a panel asks for every node)."""
         start = time.perf_counter_ns()
         client: Client = self  # type: ignore[assignment]
         window: Window = held.basis
         lo, nodes = span
-        fresh: list[NodeSnapshot] | None = []
+        fresh: list[NodeSnapshot] = []
         if generation != window.generation:
-            fresh = newer(client, window, nodes, lo)
-            if fresh is not None and nodes is None:
-                generation = self.store.generation()
-                if generation - window.generation != len(fresh):
-                    fresh = None
-            if fresh is None:
+            if nodes is not None:
                 return None
-        assert fresh is not None
+            fresh = newer(client, window, nodes, lo)
+            generation = self.store.generation()
+            if generation - window.generation != len(fresh):
+                return None
         frame: pd.DataFrame = held.value
         added = frames.metrics_frame(fresh, fields_of(params)) if fresh else frame.iloc[:0]
         out = extend(frame, added, lo)

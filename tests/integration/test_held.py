@@ -147,8 +147,10 @@ def test_a_held_metrics_frame_loses_the_rows_that_left_its_window() -> None:
 
 def test_a_held_metrics_frame_of_some_nodes_takes_only_theirs(client: Client) -> None:
     held = hold(client, "metrics", since="15m", fields=FIELDS, node=["n1", "n2"])
+    assert hold(client, "metrics", held, since="15m", fields=FIELDS, node=["n1", "n2"]) is held
     client.store.put(make_snapshot("n0", time=time.time()))
-    assert hold(client, "metrics", held, since="15m", fields=FIELDS, node=["n1", "n2"]).value is held.value
+    after = hold(client, "metrics", held, since="15m", fields=FIELDS, node=["n1", "n2"])
+    pd.testing.assert_frame_equal(after.value, held.value)
     client.store.put(make_snapshot("n2", time=time.time()))
     after = hold(client, "metrics", held, since="15m", fields=FIELDS, node=["n1", "n2"])
     pd.testing.assert_frame_equal(after.value, full(client, node=["n1", "n2"]))
@@ -169,6 +171,10 @@ def extend_and_compare(client: Client, held: QueryResult, node: object = None) -
 def test_a_held_metrics_frame_takes_the_samples_that_came_late(client: Client, node: object) -> None:
     held = hold(client, "metrics", since="15m", fields=FIELDS, node=node)
     now = time.time()
+    # n1 writes a late sample, then one on time, between two reads.
+    client.store.put(make_snapshot("n1", time=now - 10.5, cpu_percent=7.0))
+    client.store.put(make_snapshot("n1", time=now + 1, cpu_percent=8.0))
+    held = extend_and_compare(client, held, node)
     # A backlog flushed: samples of n3 older than the newest of it held.
     for age in (30.5, 20.5):
         client.store.put(make_snapshot("n3", time=now - age, cpu_percent=99.0))
@@ -177,9 +183,9 @@ def test_a_held_metrics_frame_takes_the_samples_that_came_late(client: Client, n
     for step in range(3):
         client.store.put(make_snapshot("n3", time=now - 60 + step, cpu_percent=50.0 + step))
         held = extend_and_compare(client, held, node)
-    # ... and n1 writes a late sample, then one on time, between two reads.
-    client.store.put(make_snapshot("n1", time=now - 10.5, cpu_percent=7.0))
-    client.store.put(make_snapshot("n1", time=now + 1, cpu_percent=8.0))
+    # ... and n1 again, once more between two reads.
+    client.store.put(make_snapshot("n1", time=now - 9.5, cpu_percent=7.0))
+    client.store.put(make_snapshot("n1", time=now + 2, cpu_percent=8.0))
     held = extend_and_compare(client, held, node)
 
 
