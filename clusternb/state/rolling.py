@@ -18,6 +18,7 @@ from clusternb.model import NodeSnapshot, SchemaError
 from clusternb.redisio.errors import RedisFault
 from clusternb.rejects import Rejections
 from clusternb.state import rollup_codec
+from clusternb.state.bounds import HistoryBounds
 from clusternb.state.rollup import Block, Roller, Tier, block_starts
 
 #: What a rejected rollup record is counted as (:class:`~clusternb.rejects.Rejections` kind).
@@ -34,6 +35,8 @@ class Rolling:
     roller: Roller
     #: Folded blocks a store could not write (Redis unreachable); each heals when its next minute is written.
     rollup_write_failures = 0
+    #: How far ahead of this host's clock a row may start (a store with settings sets its own).
+    max_clock_skew: float = HistoryBounds().max_clock_skew
 
     # -- what a store implements ----------------------------------------------------------------------------
 
@@ -87,7 +90,10 @@ class Rolling:
         """Rows of ``tier`` whose start is within ``[since, until]``, of some nodes (default: every rolled node),
         one block per node and block period, checked (a rejected record is counted, deleted and left out)."""
         names = sorted(nodes) if nodes is not None else self.rolled_nodes()
-        end = time.time() if until is None else until
+        # Blocks are counted back from the end (within the retention): an ``until`` far in the future would
+        # count them back from there and find none. No row starts later than now plus the clock skew allowed.
+        now = time.time()
+        end = now if until is None else min(until, now + self.max_clock_skew)
         starts = block_starts(tier, since, end)
         if not names or not starts:
             return []

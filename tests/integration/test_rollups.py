@@ -357,3 +357,17 @@ def test_an_absurd_gpu_memory_is_rejected_not_shown(checks: str) -> None:
     got = frames.rollup_frame([written], ("gpu_mem_used_bytes",), "1m")
     top = schema.field("metrics", "gpu_mem_used_bytes").max
     assert 0 <= got["gpu_mem_used_bytes"].iloc[0] <= got["gpu_mem_used_bytes_max"].iloc[0] <= top
+
+
+def test_an_until_in_the_future_still_returns_the_rows(make_store: StoreFactory) -> None:
+    store = make_store()
+    assert isinstance(store, MemoryStateStore | RedisStateStore)
+    now = time.time()
+    hour = MINUTE.block_start(now - 3 * 86_400)  # one block of minutes, one of hours
+    for i in range(5):
+        store.put(make_snapshot("a", time=hour + 60 * i))
+    store.leave("a", now)
+    since = now - 4 * 86_400
+    assert len(store.rollups(MINUTE, since)) == 1
+    assert len(store.rollups(MINUTE, since, now + 30 * 86_400)) == 1
+    assert len(store.rollups(HOUR, since, now + 365 * 86_400)) == 1
