@@ -57,8 +57,13 @@ def _value(cache: Cache, key: str) -> object:
 
 
 def _kept(cache: Cache, redis_backend: RedisBackend, near: NearCache, key: str, value: object) -> None:
-    """Write ``value`` under ``key`` and read it until this process holds a near copy of it."""
+    """Write ``value`` under ``key`` and read it until this process holds a near copy of it. The write's own
+    invalidation is awaited first when the tracker is on: arriving late (a loaded machine), it would drop the
+    copy under the test's feet."""
+    seen = near.invalidations
     redis_backend.set(key, make_entry(value, time.time()), TTL)
+    if near.state == "on":
+        assert _until(lambda: near.invalidations > seen)
     assert _until(lambda: _value(cache, key) == value and near.get(key) is not None)
 
 
@@ -151,7 +156,9 @@ def test_a_read_overtaken_by_a_change_is_not_kept(
     key = cache.key_prefix + "workers:race"
     _kept(cache, redis_backend, near, key + ":warm", 0)  # the tracker is on
     old = make_entry({"version": 1}, time.time())
+    seen = near.invalidations
     redis_backend.set(key, old, TTL)
+    assert _until(lambda: near.invalidations > seen)  # this write's own invalidation is behind us
     token = near.begin(key)  # a read of version 1 begins ...
     seen = near.invalidations
     redis_server.client().set(key, make_entry({"version": 2}, time.time()).to_bytes(), px=60_000)
@@ -272,12 +279,16 @@ def test_the_asyncio_path_fills_and_drops_near_copies_and_survives_an_error_repl
     raw = redis_server.client()
 
     async def run() -> None:
+        seen = near.invalidations
         await redis_backend.aset(key, make_entry({"version": 1}, time.time()), TTL)
+        deadline = time.monotonic() + 15
+        while near.invalidations == seen:  # the write's own invalidation, before the read it would overtake
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
         entry = await redis_backend.aget(key)
         assert entry is not None and entry.value_for_caller() == {"version": 1}
         assert near.get(key) is entry  # kept by the asyncio read (GET and PTTL in one round trip)
         raw.set(key, make_entry({"version": 2}, time.time()).to_bytes(), px=60_000)
-        deadline = time.monotonic() + 15
         while near.get(key) is not None:
             assert time.monotonic() < deadline
             await asyncio.sleep(0.02)
