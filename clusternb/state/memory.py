@@ -87,9 +87,11 @@ class MemoryStateStore(Rolling, StateStore):
                 kept = self._rolls.setdefault((block.node, tier.name), {})
                 kept[block.start] = record
                 # As in Redis (PUT_BLOCK): the retention before the newest block or this host's clock, the
-                # earlier; then the oldest past the hard count.
-                cutoff = min(max(kept), time.time()) - tier.retention
-                for start in [s for s in kept if s < cutoff]:
+                # earlier, and blocks later than the clock plus the skew; then the oldest past the hard count.
+                now = time.time()
+                late = now + self.max_clock_skew
+                cutoff = min(max((s for s in kept if s <= late), default=now), now) - tier.retention
+                for start in [s for s in kept if s < cutoff or s > late]:
                     del kept[start]
                 cap = int(tier.retention // tier.block) + 2
                 for start in sorted(kept)[: max(len(kept) - cap, 0)]:

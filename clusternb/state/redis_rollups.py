@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -58,6 +59,7 @@ class RedisRolling(Rolling):
                     repr(_LONGEST),
                     MAX_ROLLED_NODES,
                     math.ceil(_LONGEST + tier.block),
+                    repr(self.max_clock_skew),
                 ),
             )
 
@@ -84,11 +86,18 @@ class RedisRolling(Rolling):
 
     def rolled_nodes(self) -> list[str]:
         try:
-            members = self.link.call(lambda c: c.zrange(self._k_rolled, 0, -1))
+            members = self.link.call(self._read_rolled)
         except Refused as exc:
             self.rejections.add(KIND, "(key)", f"key unreadable: {exc.reason}")
             return []
         return sorted(m.decode("utf-8", "replace") for m in members)
+
+    def _read_rolled(self, client: Any) -> Any:
+        """The registry's nodes, newest first, at most :data:`MAX_ROLLED_NODES`, none later than this host's
+        clock plus the skew: what a stray or hostile registry holds beyond that is never read (the writers'
+        script trims the old end)."""
+        high = repr(time.time() + self.max_clock_skew)
+        return client.zrevrangebyscore(self._k_rolled, high, "-inf", start=0, num=MAX_ROLLED_NODES)
 
 
 def _field(start: float) -> str:

@@ -147,11 +147,13 @@ return n
 
 # One rollup block. KEYS: the tier's hash of the node, the registry of rolled nodes. ARGV: block start (the
 # field), record, retention in seconds, expiry in seconds, most blocks kept, node, the registry's retention in
-# seconds (the longest tier's), most nodes kept, registry expiry in seconds. A key of another type under our
-# name is deleted first. Fields that are not numbers, older than the retention before the newest block (or
-# before the server's clock, if earlier: a writer whose clock runs a year ahead must not wipe the node's week),
-# or the oldest past the count are deleted (in chunks: unpack has a limit); the registry is trimmed by the
-# same rule, so one such writer cannot unlist every other node. Returns the number of blocks dropped.
+# seconds (the longest tier's), most nodes kept, registry expiry in seconds, the largest clock skew accepted.
+# A key of another type under our name is deleted first. Fields that are not numbers, later than the server's
+# clock plus the skew (a writer whose clock runs a year ahead: no reader asks for them, and they would hold
+# the hard count), older than the retention before the newest other block (or before the server's clock, if
+# earlier: that writer must not wipe the node's week either), or the oldest past the count are deleted (in
+# chunks: unpack has a limit); the registry is trimmed by the same rule, so one such writer cannot unlist
+# every other node, and lists no node for a block it dropped. Returns the number of blocks dropped.
 PUT_BLOCK = """
 local want = {'hash', 'zset'}
 for i = 1, 2 do
@@ -161,17 +163,18 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local cap = tonumber(ARGV[5])
 local now = redis.call('TIME')
-local newest = tonumber(ARGV[1])
+local late = tonumber(now[1]) + tonumber(ARGV[10])
+local newest = -math.huge
 local drop, kept, all = {}, {}, redis.call('HKEYS', KEYS[1])
 for _, f in ipairs(all) do
   local s = tonumber(f)
-  if s == nil then drop[#drop + 1] = f elseif s > newest then newest = s end
+  if s == nil then drop[#drop + 1] = f elseif s > newest and s <= late then newest = s end
 end
 local cutoff = math.min(newest, tonumber(now[1])) - tonumber(ARGV[3])
 for _, f in ipairs(all) do
   local s = tonumber(f)
   if s ~= nil then
-    if s < cutoff then drop[#drop + 1] = f else kept[#kept + 1] = {s, f} end
+    if s < cutoff or s > late then drop[#drop + 1] = f else kept[#kept + 1] = {s, f} end
   end
 end
 if #kept > cap then
@@ -182,7 +185,7 @@ for i = 1, #drop, 500 do
   redis.call('HDEL', KEYS[1], unpack(drop, i, math.min(i + 499, #drop)))
 end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('ZADD', KEYS[2], ARGV[1], ARGV[6])
+if tonumber(ARGV[1]) <= late then redis.call('ZADD', KEYS[2], ARGV[1], ARGV[6]) end
 local listed = math.min(tonumber(ARGV[1]), tonumber(now[1])) - tonumber(ARGV[7])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. listed)
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[8]) + 1))
