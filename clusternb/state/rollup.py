@@ -215,6 +215,9 @@ class _Minute:
 Load = Callable[[str, Tier, float], "Block | None"]
 #: Closed minutes a node keeps while the blocks they go into cannot be loaded (two hours); the oldest go first.
 MAX_PENDING: Final = 120
+#: A node whose open minute is this much older than the newest minute any node opened is flushed and forgotten
+#: (a Dask worker gone, renamed or replaced): the roller's state stays the size of the nodes sampling now.
+IDLE: Final = 300.0
 
 
 class Roller:
@@ -233,6 +236,7 @@ class Roller:
         self._pending: dict[str, list[_Minute]] = {}
         self._blocks: dict[tuple[str, str], Block] = {}
         self._lock = threading.Lock()
+        self._swept = -math.inf  # the minute of the last sweep for idle nodes
         #: Minutes whose blocks could not be loaded (each tried again when the node's next minute closes).
         self.load_failures = 0
 
@@ -249,6 +253,10 @@ class Roller:
                     del pending[:-MAX_PENDING]  # the oldest go first when loads fail for hours
                     changed = self._drain(snap.node)
                 current = self._open[snap.node] = _Minute(minute)
+                if minute > self._swept:  # at most once a minute: every idle node's open minute closed, forgotten
+                    self._swept = minute
+                    for name in [n for n, m in self._open.items() if m.start < minute - IDLE]:
+                        changed = changed + self._forget(name)
             current.add(values)  # folded even when a block load failed: the sample is never dropped
             return changed
 
@@ -262,14 +270,19 @@ class Roller:
                 names = [node] if node in self._open or node in self._pending else []
             changed: list[Block] = []
             for name in names:
-                minute = self._open.pop(name, None)
-                if minute is not None:
-                    self._pending.setdefault(name, []).append(minute)
-                changed += self._drain(name)
-                self._pending.pop(name, None)
-                self._blocks.pop((name, MINUTE.name), None)
-                self._blocks.pop((name, HOUR.name), None)
+                changed += self._forget(name)
             return changed
+
+    def _forget(self, name: str) -> list[Block]:
+        """Close the node's open minute, fold what can be, and drop everything the roller holds of it."""
+        minute = self._open.pop(name, None)
+        if minute is not None:
+            self._pending.setdefault(name, []).append(minute)
+        changed = self._drain(name)
+        self._pending.pop(name, None)
+        self._blocks.pop((name, MINUTE.name), None)
+        self._blocks.pop((name, HOUR.name), None)
+        return changed
 
     def _drain(self, node: str) -> list[Block]:
         """Fold the node's closed minutes into their blocks, oldest first, until a load fails; the blocks that
