@@ -17,7 +17,7 @@ from clusternb.model import NodeSnapshot
 from clusternb.rejects import Rejections
 from clusternb.state.base import StateStore
 from clusternb.state.rolling import Rolling
-from clusternb.state.rollup import Block, Roller, Tier
+from clusternb.state.rollup import TIER_BY_NAME, Block, Roller, Tier
 
 
 class MemoryStateStore(Rolling, StateStore):
@@ -34,6 +34,8 @@ class MemoryStateStore(Rolling, StateStore):
         self._generation = 0
         self._lock = threading.Lock()
         self._rolls: dict[tuple[str, str], dict[float, bytes]] = {}  # (node, tier) -> block start -> record
+        self._rolled_at: dict[tuple[str, str], float] = {}  # (node, tier) -> when this host last wrote it
+        self._rolls_swept = 0.0
         self.rejections = Rejections()
         self.roller = Roller(self._load_block)
 
@@ -81,14 +83,15 @@ class MemoryStateStore(Rolling, StateStore):
         return self._generation
 
     def _keep_blocks(self, records: Sequence[tuple[Block, bytes]]) -> None:
+        now = time.time()
         with self._lock:
             for block, record in records:
                 tier = block.tier
                 kept = self._rolls.setdefault((block.node, tier.name), {})
                 kept[block.start] = record
+                self._rolled_at[(block.node, tier.name)] = now
                 # As in Redis (PUT_BLOCK): the retention before the newest block or this host's clock, the
                 # earlier, and blocks later than the clock plus the skew; then the oldest past the hard count.
-                now = time.time()
                 late = now + self.max_clock_skew
                 cutoff = min(max((s for s in kept if s <= late), default=now), now) - tier.retention
                 for start in [s for s in kept if s < cutoff or s > late]:
@@ -96,6 +99,21 @@ class MemoryStateStore(Rolling, StateStore):
                 cap = int(tier.retention // tier.block) + 2
                 for start in sorted(kept)[: max(len(kept) - cap, 0)]:
                     del kept[start]
+                if not kept:
+                    del self._rolls[(block.node, tier.name)]
+        if now >= self._rolls_swept + 60.0:
+            self._sweep_rolls(now)
+
+    def _sweep_rolls(self, now: float) -> None:
+        """Forget the rollups of nodes not written for longer than their tier's retention and a block, as
+        Redis expires their keys: churning workers do not grow the store for ever."""
+        with self._lock:
+            self._rolls_swept = now
+            for key, at in list(self._rolled_at.items()):
+                tier = TIER_BY_NAME[key[1]]
+                if at < now - tier.retention - tier.block:
+                    del self._rolled_at[key]
+                    self._rolls.pop(key, None)
 
     def _read_blocks(self, tier: Tier, starts: Sequence[float], nodes: Sequence[str]) -> list[tuple[str, float, bytes]]:
         with self._lock:

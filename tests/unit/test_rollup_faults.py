@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+from clusternb.state.memory import MemoryStateStore
 from clusternb.state.rollup import HOUR, MINUTE, Block, Roller, Tier
 from tests.helpers import make_snapshot
 
@@ -54,3 +57,19 @@ def test_nodes_that_stop_sampling_are_flushed_and_forgotten() -> None:
     assert {node for node, _ in roller._blocks} <= set(roller._open)
     worker = [b for b in held.blocks.values() if b.node == "worker-0" and b.tier is MINUTE]
     assert worker and worker[0].counts == [1]  # its minute was written when it was forgotten
+
+
+def test_the_memory_store_forgets_rollups_no_one_wrote_for_their_retention() -> None:
+    store = MemoryStateStore()
+    now = time.time()
+    for i in range(3):
+        store.put(make_snapshot(f"worker-{i}", time=now - 120))
+        store.put(make_snapshot(f"worker-{i}", time=now - 30))  # closes a minute: its blocks are written
+    store.put(make_snapshot("w-ahead", time=now + 365 * 86_400))
+    store.leave("w-ahead", now)  # a block a year ahead: dropped at once, and the node not listed for it
+    assert store.rolled_nodes() == ["worker-0", "worker-1", "worker-2"]
+    store._sweep_rolls(now + MINUTE.retention + 2 * MINUTE.block)  # a week later: the minutes expire
+    assert store.rollups(MINUTE, 0, nodes=["worker-0"]) == []
+    assert store.rolled_nodes() == ["worker-0", "worker-1", "worker-2"]  # the hours stay for 90 days
+    store._sweep_rolls(now + HOUR.retention + 2 * HOUR.block)
+    assert store.rolled_nodes() == []
