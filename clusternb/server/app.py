@@ -19,7 +19,7 @@ from traitlets import Bool, Callable
 from clusternb.config import Bounded, BoundedInt, load_config
 from clusternb.kernel_usage.directory import DirectoryWatch, read_directory
 from clusternb.queries import Client
-from clusternb.server import handlers, metrics, pages, websocket
+from clusternb.server import handlers, memtrim, metrics, pages, websocket
 from clusternb.server.broadcaster import FRESH_EVERY, Broadcaster
 from clusternb.server.metrics import ServerMetrics
 from clusternb.server.pages import Asset
@@ -83,6 +83,14 @@ class ClusterNBApp(ExtensionApp):
     sample_host = Bool(
         True, help="Sample this server's host in-process (set False when agents report every node, or in tests)."
     ).tag(config=True)
+    trim_memory_every = Bounded(
+        60.0,
+        0.0,
+        86_400.0,
+        help="Seconds between two returns of the heap's free pages to the operating system (glibc malloc_trim; "
+        "0: never). Without it the server's RSS swung about 10 % with the request mix while the memory in use "
+        "stayed flat.",
+    ).tag(config=True)
     freeze_gc = Bool(
         True,
         help="Move every object that exists once the server has started into the garbage collector's permanent "
@@ -103,6 +111,7 @@ class ClusterNBApp(ExtensionApp):
     buckets: TokenBuckets
     assets: dict[str, Asset]
     _directory_timer: PeriodicCallback | None = None
+    _trim_timer: PeriodicCallback | None = None
 
     def initialize_settings(self) -> None:
         """Build the single client and the serving machinery; nothing here samples or queries."""
@@ -136,6 +145,14 @@ class ClusterNBApp(ExtensionApp):
         """Start the broadcaster with the server's loop (it idles until a client subscribes), and the kernel
         directory that the sampler measures (read on this loop, where the kernel managers live)."""
         self.broadcaster.start()
+        trim = memtrim.trimmer() if self.trim_memory_every > 0 else None
+        if trim is not None:
+
+            def trim_heap() -> None:
+                trim()
+
+            self._trim_timer = PeriodicCallback(trim_heap, self.trim_memory_every * 1000.0)
+            self._trim_timer.start()
         if self.watch_kernels:
             sessions = getattr(serverapp, "session_manager", None)
             directory = DirectoryWatch(lambda: read_directory(serverapp.kernel_manager, sessions))
@@ -148,8 +165,9 @@ class ClusterNBApp(ExtensionApp):
 
     async def stop_extension(self) -> None:
         """Stop pushing, close sockets, stop the sampler and the query threads."""
-        if self._directory_timer is not None:
-            self._directory_timer.stop()
+        for timer in (self._directory_timer, self._trim_timer):
+            if timer is not None:
+                timer.stop()
         await self.broadcaster.stop()
         self.service.close()
         self.client.close()
