@@ -61,6 +61,7 @@ from tornado.websocket import websocket_connect  # noqa: E402
 
 from tests.helpers import free_port, stop_process  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
+from tests.server_process import wait_until_serving  # noqa: E402
 
 AGENTS = 20
 CLIENTS = 30
@@ -193,22 +194,8 @@ class Server:
             cmd.append("--allow-root")
         env = {**env, "JUPYTER_RUNTIME_DIR": str(self.tmp / "runtime")}
         self.proc = subprocess.Popen(cmd, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, env=env)
-        import urllib.request
-
-        deadline = time.monotonic() + 60
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"jupyter server exited: {self.log.read_text()[-3000:]}")
-            try:
-                request = urllib.request.Request(self.url("api/status"), headers=self.headers())
-                with urllib.request.urlopen(request, timeout=2) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("jupyter server did not answer within 60 s")
-            time.sleep(0.2)
+        wait_until_serving(self.proc, self.url("api/status"), self.headers(), self.log)
+        return self
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"token {self.token}"}

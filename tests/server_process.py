@@ -27,6 +27,27 @@ from tests.helpers import free_port, make_snapshot, stop_process
 REPO = Path(__file__).resolve().parents[1]
 
 
+def wait_until_serving(
+    proc: subprocess.Popen[bytes], status_url: str, headers: dict[str, str], log: Path, seconds: float = 60.0
+) -> None:
+    """Return once the server at ``status_url`` answers 200; raise (with its log's tail) if it exits or stays
+    silent for ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"jupyter server exited: {log.read_text()[-3000:]}")
+        try:
+            request = urllib.request.Request(status_url, headers=headers)
+            with urllib.request.urlopen(request, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"jupyter server did not answer within {seconds:.0f} s")
+        time.sleep(0.2)
+
+
 def synthetic_store(nodes: int = 12, history_s: float = 0.0, step_s: float = 10.0, change_every: float = 0.0) -> Any:
     """A MemoryStateStore with ``nodes`` nodes (optionally with history), changing node 0 periodically."""
     store = MemoryStateStore(window=max(3600.0, history_s + 60), max_samples=20_000)
@@ -102,23 +123,12 @@ class JupyterServer:
         self.proc = subprocess.Popen(
             cmd, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
-        deadline = time.monotonic() + 60
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"jupyter server exited: {self.log.read_text()[-3000:]}")
-            try:
-                request = urllib.request.Request(
-                    self.url("api/status"), headers={"Authorization": f"token {self.token}"}
-                )
-                with urllib.request.urlopen(request, timeout=2) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                self.__exit__(None, None, None)
-                raise RuntimeError("jupyter server did not answer within 60 s")
-            time.sleep(0.2)
+        try:
+            wait_until_serving(self.proc, self.url("api/status"), {"Authorization": f"token {self.token}"}, self.log)
+        except RuntimeError:
+            self.__exit__(None, None, None)
+            raise
+        return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if self.proc is not None:
