@@ -224,7 +224,12 @@ class Cache:
         deleted now instead of living out its TTL. Without this, every new sample left one dead entry per
         query in Redis for its whole TTL, and Redis' memory rose and fell with the request rate (the soak of
         issue 17). Other processes delete what they superseded themselves; a miss on a deleted key only
-        recomputes. At most :data:`LINEAGES` lineages are remembered (least recently used go first)."""
+        recomputes. At most :data:`LINEAGES` lineages are remembered (least recently used go first).
+
+        Called on every cached call of a lineage, hits included: when the key is the one remembered (all calls
+        but the first after a change) it costs one dict read, without the lock."""
+        if self._lineages.get(lineage) == key:  # dict reads are atomic under the GIL
+            return
         with self._lock:
             previous = self._lineages.pop(lineage, None)
             self._lineages[lineage] = key

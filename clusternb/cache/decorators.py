@@ -80,7 +80,8 @@ def cached(
 
     ``cache``: a :class:`Cache` or a callable returning one (default: clusternb's default client's cache).
     ``token``: a callable whose value joins the key, so a new token means a new entry; clusternb's queries
-    pass the state store's generation so a cached result is never older than the newest sample.
+    pass the state store's generation so a cached result is never older than the newest sample. The entry of
+    the previous token is deleted when the token changes (:meth:`Cache.supersede`): nothing can ask for it again.
     ``share``: hand every hit the cache's own value instead of a copy of it. By default each caller gets a value
     it may mutate (nested lists and dicts, frame columns) without changing what the next caller gets: a JSON
     value is copied level by level as the caller reaches it (see :mod:`clusternb.cache.lazycopy`), a pandas
@@ -148,7 +149,11 @@ def _resolver(namespace: str, name: str, get_cache: CacheProvider, token: Callab
             key = _memo_key(prefix, args, tuple(kwargs.items()) if kwargs else ())
         except TypeError:  # unhashable arguments (lists, dicts): no memo, same digest
             key = prefix + argument_digest(args, kwargs)
-        return c, bound[1], key if token is None else f"{key}:{token()}"
+        if token is None:
+            return c, bound[1], key
+        tokened = f"{key}:{token()}"
+        c.supersede(namespace, key, tokened)  # a new token: the entry of the old one can never be asked for again
+        return c, bound[1], tokened
 
     return resolve
 

@@ -363,3 +363,23 @@ def test_a_failed_clear_is_counted_in_the_totals_not_as_a_namespace_named_all(re
     assert list(df.index).count("(all)") == 1
     assert df.loc["(all)", "hits"] == 1 and df.loc["(all)", "errors"] >= 1
     cache.close()
+
+
+def test_a_new_token_deletes_the_entry_of_the_old_one(redis_server: RedisServer) -> None:
+    """What the queries' lineages do (test_queries_cache), the decorator's token does too: an entry no call
+    can reach again leaves Redis at once instead of living out its TTL."""
+    cache = Cache(FallbackBackend(RedisBackend(redis_server.url), MemoryBackend()), default_ttl=3600)
+    generation = [0]
+
+    @cached("tokened", cache=cache, token=lambda: generation[0])
+    def square(x: int) -> int:
+        return x * x
+
+    raw = redis_server.client()
+    prefix = cache.namespace_prefix("tokened")
+    for g in range(4):
+        generation[0] = g
+        assert square(3) == 9 and square(4) == 16
+    keys = [k for k in raw.scan_iter(match=prefix + "*") if not k.endswith(b":lease")]
+    assert len(keys) == 2 and all(k.endswith(b":3") for k in keys), keys  # one per argument, of the last token
+    cache.close()
